@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs voxbox and everything it needs on a fresh Debian/Ubuntu machine.
+#   scripts/install.sh          system packages + voxbox (with the Ray extra)
+#   scripts/install.sh --test   the same, plus what the test suite needs
+# torch is installed first with an exact pin so pip takes the CPU wheel instead of a
+# multi-GB CUDA build; on a GPU machine install the torch build you want first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+APT_PKGS="libsndfile1 ffmpeg sox espeak-ng"
+if [ "${1:-}" = "--test" ]; then APT_PKGS="$APT_PKGS chromium"; fi
+if command -v apt-get >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
+fi
+python3 -m pip install -q --upgrade pip
+python3 -m pip install -q "torch==2.13.0"
+if [ "${1:-}" = "--test" ]; then
+  python3 -m pip install -q -e ".[test,ray,bench]"
+else
+  python3 -m pip install -q ".[ray]"
+fi

@@ -1,0 +1,1 @@
+"""spark_tokenize: a from-scratch BiCodec (Spark-TTS audio tokenizer) and Spark-TTS inference."""

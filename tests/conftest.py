@@ -1,0 +1,35 @@
+"""Shared test set-up.
+
+Real data lives in ../shared beside the checkout (read-only in CI); tests never write
+there and never copy it into the repo. Temporary files go to pytest's tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VOXBOX_SHARED", REPO.parent / "shared")).resolve()
+
+# Keep torch from oversubscribing the 2-core CI box, and keep every library offline.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NLTK_DATA", "/nonexistent")  # prove nothing needs NLTK downloads
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.exists():
+        pytest.fail(f"shared data not found at {SHARED} (set VOXBOX_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_bicodec(shared) -> Path:
+    return shared / "fixtures" / "bicodec-tiny"

@@ -1,0 +1,7 @@
+"""CLI commands: build (see voxbox.cli for conventions)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""CLI commands: corpora (see voxbox.cli for conventions)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""CLI commands: publish (see voxbox.cli for conventions)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
