@@ -32,7 +32,7 @@ app = typer.Typer(
 
 # One module per command group; each defines register(app). Order = order in --help.
 COMMAND_MODULES = (
-    "corpora", "data", "annotate", "tokenize", "build", "synth", "publish",
+    "corpora", "annotate", "tokenize", "build", "synth", "publish",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}

@@ -1,7 +1,0 @@
-"""CLI commands: data (see voxbox.cli for conventions)."""
-
-import typer
-
-
-def register(app: typer.Typer) -> None:
-    pass
