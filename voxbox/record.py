@@ -281,9 +281,10 @@ class ManifestWriter:
         if self.format == "jsonl":
             self._fh = open(self.tmp, "w", encoding="utf-8")
         elif self.format == "jsonl.gz":
-            # mtime=0 keeps the gzip bytes deterministic.
+            # mtime=0 and no file name in the header keep the gzip bytes deterministic.
             raw = open(self.tmp, "wb")
-            self._fh = io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="wb", mtime=0), encoding="utf-8")
+            gz = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)
+            self._fh = io.TextIOWrapper(gz, encoding="utf-8")
             self._raw = raw
         else:
             import pyarrow.parquet as pq
