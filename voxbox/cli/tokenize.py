@@ -1,7 +1,63 @@
-"""CLI commands: tokenize (see voxbox.cli for conventions)."""
+"""CLI commands: tokenize, detokenize (see voxbox.cli for conventions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
+def tokenize(
+    manifest: Path = typer.Argument(..., help="Input manifest (.jsonl, .jsonl.gz or .parquet), "
+                                              "e.g. from `voxbox prepare` or `voxbox annotate`."),
+    model_dir: Path = typer.Option(..., "--model-dir", "-m",
+                                   help="Spark-TTS model folder (config.yaml, BiCodec/, "
+                                        "wav2vec2-large-xlsr-53/), e.g. from `voxbox fetch-model`."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Output manifest (.jsonl, .jsonl.gz or .parquet) with global_tokens and "
+                                  "semantic_tokens filled; rejected records go to OUT's .rejects.jsonl."),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu or cuda (cuda:N)."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1,
+                                   help="Clips per padded batch. Tokens do not depend on it."),
+    dtype: str = typer.Option("float32", "--dtype",
+                              help="float32 (exact, default) or bfloat16 (CUDA only, faster, tokens may "
+                                   "differ slightly). float16 is refused: it breaks the model."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Tokenize only the first N records."),
+) -> None:
+    """Add BiCodec tokens (32 global + 50 semantic per second) to every record, exactly as the
+    official Spark-TTS tokenizer computes them. Interrupted runs resume where they stopped when
+    rerun with the same arguments (progress is kept in OUT.tokenize-progress.jsonl)."""
+    from ..tokenize_stage import tokenize_manifest
+
+    s = tokenize_manifest(manifest, out, model_dir, device=device, batch_size=batch_size, dtype=dtype,
+                          limit=limit)
+    resumed = f" (resumed after {s['resumed_from']})" if s["resumed_from"] else ""
+    typer.echo(f"tokenized {s['records']} records{resumed} -> {out}; {s['audio_seconds']:.1f} audio-s "
+               f"in {s['wall_seconds']:.1f} s = {s['audio_seconds_per_second']:.2f} audio-s/s; "
+               f"{s['reject_summary']}")
+
+
+def detokenize(
+    source: Path = typer.Argument(..., help="A token file (JSON with global_tokens and semantic_tokens) "
+                                            "or, with --index, a tokenized manifest."),
+    model_dir: Path = typer.Option(..., "--model-dir", "-m", help="Spark-TTS model folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Waveform to write (16 kHz; .wav is 16-bit PCM)."),
+    index: Optional[str] = typer.Option(None, "--index", "-i",
+                                        help="Record to decode when SOURCE is a manifest: its index field "
+                                             "or its 0-based position."),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu or cuda."),
+) -> None:
+    """Decode BiCodec tokens back to a 16 kHz waveform (to listen to what the tokens keep)."""
+    from ..tokenize_stage import detokenize_to_wav
+
+    if index is None:
+        r = detokenize_to_wav(out, model_dir, token_file=source, device=device)
+    else:
+        r = detokenize_to_wav(out, model_dir, manifest=source, index=index, device=device)
+    typer.echo(f"wrote {r['path']} ({r['seconds']} s) from {r['name']}")
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("tokenize")(tokenize)
+    app.command("detokenize")(detokenize)

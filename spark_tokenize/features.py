@@ -1,0 +1,186 @@
+"""wav2vec2 semantic features for BiCodec: (h11 + h14 + h16) / 3 of wav2vec2-large-xlsr-53.
+
+The reference runs the whole 24-layer model with ``output_hidden_states`` and mixes
+three hidden states. With the pre-LN ("stable layer norm") encoder, hidden state k
+(k >= 1) is the raw output of transformer layer k and only the output of the very last
+layer gets the final LayerNorm. So the layers after 16 cannot change the tokens: we
+build the encoder with 16 layers, never apply its final LayerNorm, and walk the layers
+ourselves to collect the raw block outputs (a third less compute).
+
+Batching: the reference feeds one clip at a time, unpadded, without an attention mask.
+A padded batch reproduces that exactly because
+- the conv feature encoder is "layer"-normed (LayerNorm per frame, no GroupNorm over
+  time) and unpadded ("valid" convolutions): a frame within a clip's own frame count
+  depends only on that clip's samples;
+- utterance normalisation (zero mean, unit variance) is per clip, over its own samples;
+- padded frames are zeroed before the positional convolution, which is exactly the zero
+  padding that convolution applies at the end of an unpadded clip;
+- the attention gets an additive mask so real frames never attend to padded ones (the
+  masked weights are exactly 0 after softmax).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import TokenizerError
+
+#: Hidden states mixed into the semantic feature (0 = input of the first layer).
+MIX_LAYERS: Tuple[int, int, int] = (11, 14, 16)
+
+# Pre-training heads of Wav2Vec2ForPreTraining that the bare model does not have.
+_PRETRAINING_HEADS = ("quantizer.", "project_q.", "project_hid.")
+_LEGACY_POS_CONV = {
+    "encoder.pos_conv_embed.conv.weight_g": "encoder.pos_conv_embed.conv.parametrizations.weight.original0",
+    "encoder.pos_conv_embed.conv.weight_v": "encoder.pos_conv_embed.conv.parametrizations.weight.original1",
+}
+
+
+def _read_wav2vec2_state(folder: Path) -> Dict[str, torch.Tensor]:
+    """Read model.safetensors or pytorch_model.bin; bare-model key names."""
+    st, binf = folder / "model.safetensors", folder / "pytorch_model.bin"
+    try:
+        if st.is_file():
+            from safetensors.torch import load_file
+            raw = load_file(str(st))
+        elif binf.is_file():
+            raw = torch.load(str(binf), map_location="cpu", weights_only=True)
+        else:
+            raise TokenizerError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
+    except TokenizerError:
+        raise
+    except Exception as e:
+        raise TokenizerError(f"cannot read the wav2vec2 weights in {folder}: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    prefixed = any(k.startswith("wav2vec2.") for k in raw)
+    state = {}
+    for k, v in raw.items():
+        if prefixed:
+            if not k.startswith("wav2vec2."):
+                if k.startswith(_PRETRAINING_HEADS):
+                    continue
+                raise TokenizerError(f"{folder}: unexpected key '{k}' in a wav2vec2 checkpoint")
+            k = k[len("wav2vec2."):]
+        state[_LEGACY_POS_CONV.get(k, k)] = v
+    return state
+
+
+class Wav2Vec2Features(nn.Module):
+    def __init__(self, model: nn.Module, do_normalize: bool = True, mix_layers=MIX_LAYERS):
+        super().__init__()
+        self.model = model
+        self.do_normalize = do_normalize
+        self.mix_layers = tuple(mix_layers)
+        cfg = model.config
+        self._convs = list(zip(cfg.conv_kernel, cfg.conv_stride))
+        self.min_samples = self.receptive_field()
+
+    # -- loading ----------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, folder: Path, mix_layers=MIX_LAYERS) -> "Wav2Vec2Features":
+        from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+        folder = Path(folder)
+        cfg_path = folder / "config.json"
+        if not cfg_path.is_file():
+            raise TokenizerError(f"missing wav2vec2 config: {cfg_path}")
+        try:
+            config = Wav2Vec2Config.from_json_file(str(cfg_path))
+        except Exception as e:
+            raise TokenizerError(f"cannot parse {cfg_path}: {str(e).splitlines()[0]}") from None
+        need = max(mix_layers)
+        if getattr(config, "model_type", None) != "wav2vec2":
+            raise TokenizerError(f"{cfg_path}: model_type is {config.model_type!r}, expected 'wav2vec2'")
+        if not config.do_stable_layer_norm or config.feat_extract_norm != "layer":
+            raise TokenizerError(
+                f"{cfg_path}: expected a pre-LN wav2vec2 with a layer-normed feature encoder "
+                f"(do_stable_layer_norm true, feat_extract_norm 'layer') like wav2vec2-large-xlsr-53")
+        if config.num_hidden_layers < need:
+            raise TokenizerError(f"{cfg_path}: {config.num_hidden_layers} transformer layers, "
+                                 f"the BiCodec feature mix needs {need}")
+        if getattr(config, "adapter_attn_dim", None) is not None or getattr(config, "add_adapter", False):
+            raise TokenizerError(f"{cfg_path}: wav2vec2 adapters are not supported")
+        n_layers = config.num_hidden_layers
+        config.num_hidden_layers = need  # layers after the last mixed one cannot affect the tokens
+
+        prep = {}
+        prep_path = folder / "preprocessor_config.json"
+        if prep_path.is_file():
+            prep = json.loads(prep_path.read_text())
+        if int(prep.get("sampling_rate", 16000)) != 16000:
+            raise TokenizerError(f"{prep_path}: sampling_rate must be 16000")
+
+        state = _read_wav2vec2_state(folder)
+        state = {k: v for k, v in state.items()
+                 if not (k.startswith("encoder.layers.") and int(k.split(".")[2]) >= need)}
+        with torch.device("meta"):
+            model = Wav2Vec2Model(config)
+        expected = model.state_dict()
+        from .bicodec.checkpoint import check_state_dict
+        # masked_spec_embed is only used for SpecAugment in training.
+        check_state_dict(expected, state, f"{folder} (wav2vec2, {n_layers} layers)",
+                         allowed_missing=("masked_spec_embed",))
+        if "masked_spec_embed" in expected and "masked_spec_embed" not in state:
+            state["masked_spec_embed"] = torch.zeros(expected["masked_spec_embed"].shape)
+        model.load_state_dict(state, strict=True, assign=True)
+        conv = model.encoder.pos_conv_embed.conv
+        if hasattr(conv, "parametrizations"):
+            # Fold the positional-conv weight norm once instead of on every forward.
+            torch.nn.utils.parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
+        model.eval()
+        return cls(model, do_normalize=bool(prep.get("do_normalize", True)), mix_layers=mix_layers)
+
+    # -- geometry ---------------------------------------------------------------------
+    def receptive_field(self) -> int:
+        """Samples needed for one output frame (400 for wav2vec2)."""
+        n = 1
+        for k, s in reversed(self._convs):
+            n = (n - 1) * s + k
+        return n
+
+    def num_frames(self, n_samples: int) -> int:
+        for k, s in self._convs:
+            n_samples = (n_samples - k) // s + 1
+            if n_samples <= 0:
+                return 0
+        return n_samples
+
+    # -- compute ----------------------------------------------------------------------
+    def normalize(self, wav: np.ndarray) -> np.ndarray:
+        """The wav2vec2 preprocessor: float32, then per-utterance zero mean / unit variance."""
+        x = np.asarray(wav, dtype=np.float32)
+        if self.do_normalize:
+            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        return x
+
+    def forward(self, input_values: torch.Tensor,
+                frame_lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, N) normalised samples (zero-padded) -> mixed features (B, T, hidden).
+
+        ``frame_lengths`` (B,) gives each clip's own frame count when the batch is padded.
+        """
+        m = self.model
+        x = m.feature_extractor(input_values).transpose(1, 2)
+        hidden = m.feature_projection(x)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        b, t, _ = hidden.shape
+        attn_mask = None
+        if frame_lengths is not None and bool((frame_lengths < t).any()):
+            valid = torch.arange(t, device=hidden.device)[None, :] < frame_lengths.to(hidden.device)[:, None]
+            hidden = hidden * valid.unsqueeze(-1).to(hidden.dtype)
+            attn_mask = torch.zeros(b, 1, 1, t, dtype=hidden.dtype, device=hidden.device)
+            attn_mask.masked_fill_(~valid[:, None, None, :], torch.finfo(hidden.dtype).min)
+        hidden = hidden + m.encoder.pos_conv_embed(hidden)
+        states = {0: hidden}
+        for i, layer in enumerate(m.encoder.layers, start=1):
+            hidden = layer(hidden, attention_mask=attn_mask)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            states[i] = hidden
+        a, bb, c = (states[i] for i in self.mix_layers)
+        return (a + bb + c) / 3

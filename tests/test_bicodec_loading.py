@@ -1,0 +1,129 @@
+"""Loading a model folder: both wav2vec2 layouts, and clear errors for broken folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from spark_tokenize import BiCodecTokenizer, TokenizerError
+from spark_tokenize.bicodec import OFFICIAL_BICODEC_CONFIG
+
+torch.set_num_threads(1)
+
+
+def _model_dir(tmp_path, tiny, skip=()):
+    """A model folder in tmp_path whose files link to the fixture's (nothing copied)."""
+    root = tmp_path / "model"
+    for rel in ("config.yaml", "BiCodec/config.yaml", "BiCodec/model.safetensors",
+                "wav2vec2-large-xlsr-53/config.json", "wav2vec2-large-xlsr-53/preprocessor_config.json",
+                "wav2vec2-large-xlsr-53/model.safetensors"):
+        if rel in skip:
+            continue
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(tiny / rel, root / rel)
+    return root
+
+
+def _expected(tiny, case):
+    d = tiny / "cases" / case
+    g = np.asarray(json.loads((d / "global_tokens.json").read_text())["tokens"]).reshape(-1)
+    s = np.asarray(json.loads((d / "semantic_tokens.json").read_text())["tokens"]).reshape(-1)
+    return g, s
+
+
+def test_real_wav2vec2_layout_pretraining_bin(tmp_path, tiny_bicodec):
+    """The published folder ships Wav2Vec2ForPreTraining weights in pytorch_model.bin, with a
+    `wav2vec2.` prefix, legacy weight_g/weight_v names and the pre-training heads."""
+    from safetensors.torch import load_file
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("wav2vec2-large-xlsr-53/model.safetensors",))
+    w2v = tiny_bicodec / "wav2vec2-large-xlsr-53"
+    config = Wav2Vec2Config.from_json_file(str(w2v / "config.json"))
+    pre = Wav2Vec2ForPreTraining(config)
+    pre.wav2vec2.load_state_dict(load_file(str(w2v / "model.safetensors")))
+    state = {}
+    for k, v in pre.state_dict().items():
+        k = k.replace("pos_conv_embed.conv.parametrizations.weight.original0", "pos_conv_embed.conv.weight_g")
+        k = k.replace("pos_conv_embed.conv.parametrizations.weight.original1", "pos_conv_embed.conv.weight_v")
+        state[k] = v
+    assert any(k.startswith("project_q.") for k in state)
+    assert "wav2vec2.encoder.pos_conv_embed.conv.weight_g" in state
+    torch.save(state, root / "wav2vec2-large-xlsr-53" / "pytorch_model.bin")
+
+    tok = BiCodecTokenizer(root)
+    g, s = tok.tokenize(tiny_bicodec / "cases" / "B" / "B_cmu_arctic_16k_2p8s.wav")
+    eg, es = _expected(tiny_bicodec, "B")
+    np.testing.assert_array_equal(g.numpy().reshape(-1), eg)
+    assert int((s.numpy().reshape(-1) != es).sum()) <= 1  # frame 41 is a listed near-tie
+
+
+def test_missing_folder_and_files(tmp_path, tiny_bicodec):
+    with pytest.raises(TokenizerError, match="model folder not found"):
+        BiCodecTokenizer(tmp_path / "nope")
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("BiCodec/model.safetensors",))
+    with pytest.raises(TokenizerError, match=r"lacks BiCodec/model.safetensors"):
+        BiCodecTokenizer(root)
+
+
+def test_missing_wav2vec2_weights(tmp_path, tiny_bicodec):
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("wav2vec2-large-xlsr-53/model.safetensors",))
+    with pytest.raises(TokenizerError, match="pytorch_model.bin"):
+        BiCodecTokenizer(root)
+
+
+def test_wrong_architecture_names_first_offending_key(tmp_path, tiny_bicodec):
+    """The full-size config with the tiny weights: the first key differs in shape."""
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("BiCodec/config.yaml",))
+    (root / "BiCodec" / "config.yaml").write_text(yaml.safe_dump({"audio_tokenizer": OFFICIAL_BICODEC_CONFIG}))
+    with pytest.raises(TokenizerError, match=r"'encoder\.encoder\.embed\.weight' has shape \(32, 64, 7\)"):
+        BiCodecTokenizer(root)
+
+
+def test_missing_and_unexpected_keys(tmp_path, tiny_bicodec):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(tiny_bicodec / "BiCodec" / "model.safetensors"))
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("BiCodec/model.safetensors",))
+    dropped = dict(state)
+    del dropped["quantizer.codebook.weight"]
+    save_file(dropped, str(root / "BiCodec" / "model.safetensors"))
+    with pytest.raises(TokenizerError, match=r"missing key 'quantizer\.codebook\.weight'"):
+        BiCodecTokenizer(root)
+    extra = dict(state)
+    extra["mel_transformer.spectrogram.window"] = torch.hann_window(640)
+    save_file(extra, str(root / "BiCodec" / "model.safetensors"))
+    with pytest.raises(TokenizerError, match=r"unexpected key 'mel_transformer\.spectrogram\.window'"):
+        BiCodecTokenizer(root)
+
+
+def test_wav2vec2_too_shallow_is_refused(tmp_path, tiny_bicodec):
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("wav2vec2-large-xlsr-53/config.json",))
+    cfg = json.loads((tiny_bicodec / "wav2vec2-large-xlsr-53" / "config.json").read_text())
+    cfg["num_hidden_layers"] = 12
+    (root / "wav2vec2-large-xlsr-53" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(TokenizerError, match="needs 16"):
+        BiCodecTokenizer(root)
+
+
+def test_corrupt_weights_file(tmp_path, tiny_bicodec):
+    root = _model_dir(tmp_path, tiny_bicodec, skip=("BiCodec/model.safetensors",))
+    (root / "BiCodec" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(TokenizerError, match="cannot read"):
+        BiCodecTokenizer(root)
+
+
+def test_dtype_and_device_choices(tiny_bicodec):
+    with pytest.raises(TokenizerError, match="float16 is known to break"):
+        BiCodecTokenizer(tiny_bicodec, dtype="float16")
+    with pytest.raises(TokenizerError, match="only supported on CUDA"):
+        BiCodecTokenizer(tiny_bicodec, dtype="bfloat16")
+    if not torch.cuda.is_available():
+        with pytest.raises(TokenizerError, match="CUDA is not available"):
+            BiCodecTokenizer(tiny_bicodec, device="cuda")

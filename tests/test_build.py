@@ -1,0 +1,210 @@
+"""voxbox build: pipelines, stages, rejects, refusal of changed inputs, CLI, bad output."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+
+import pytest
+import yaml
+
+from voxbox.build import build, load_pipeline, manifest_source
+from voxbox.cli import main
+from voxbox.dataset import open_dataset
+from voxbox.errors import VoxboxError
+from voxbox.record import Rejection, read_manifest
+
+from voxbox_build_fixtures import (make_corpus, shard_bytes, subprocess_env, voxbox_cmd,
+                                   write_corpus_manifest, write_pipeline)
+
+
+@pytest.fixture()
+def manifest(tmp_path):
+    return write_corpus_manifest(tmp_path, n=10, bad=True, reject_every=4)
+
+
+def test_default_pipeline_and_overrides(tmp_path):
+    pipe = load_pipeline()
+    assert [s["stage"] for s in pipe.stages] == ["annotate", "tokenize"]
+    assert [s["stage"] for s in pipe.active_stages()] == ["annotate"]
+    assert pipe.skipped() == [("tokenize", "no model_dir given")]
+    assert pipe.formats == ("webdataset", "parquet") and pipe.audio_format == "flac" and pipe.shard_mb == 500
+    model = tmp_path / "model"
+    model.mkdir()
+    pipe2 = load_pipeline(model_dir=model, device="cuda", shard_mb=10, formats=["parquet"], name="x")
+    tok = pipe2.active_stages()[1]
+    assert tok["params"] == {"model_dir": str(model.resolve()), "device": "cuda"}
+    assert (pipe2.formats, pipe2.shard_mb, pipe2.name) == (("parquet",), 10.0, "x")
+    assert pipe2.fingerprint() != pipe.fingerprint()
+    # The resolved YAML reloads to the same pipeline.
+    f = tmp_path / "resolved.yaml"
+    f.write_text(pipe2.to_yaml())
+    assert load_pipeline(f).identity() == pipe2.identity()
+    assert load_pipeline(stages=[]).active_stages() == []
+    with pytest.raises(VoxboxError, match="not in pipeline"):
+        load_pipeline(stages=["nope"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [{params: {}}]\n")
+    with pytest.raises(VoxboxError, match="needs a 'stage' name"):
+        load_pipeline(bad)
+    with pytest.raises(VoxboxError, match="pipeline file not found"):
+        load_pipeline(tmp_path / "missing.yaml")
+
+
+def test_build_runs_stages_and_collects_rejects(manifest, tmp_path):
+    pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml"))
+    out = tmp_path / "out"
+    index = build(manifest_source(manifest), out, pipe)
+    ds = open_dataset(out)
+    recs = list(ds.records())
+    n_manifest = sum(1 for _ in read_manifest(manifest))
+    rejects = list(ds.rejects())
+    reasons = sorted((r.stage, r.reason) for r in rejects)
+    # 3 texts ask the tiny stage to reject (i = 1, 5, 9); the broken file fails in the
+    # stage (unexpected error) since the tiny stage reads the audio.
+    assert reasons == [("tiny", "tiny_reject")] * 3 + [("tiny", "unexpected_error")]
+    assert len(recs) + len(rejects) == n_manifest
+    assert not {r.index for r in recs} & {r.index for r in rejects}
+    assert all(r.loudness is not None and len(r.global_tokens) == 32 for r in recs)
+    assert index["rejects"]["by_reason"] == {"tiny: tiny_reject": 3, "tiny: unexpected_error": 1}
+    assert index["summary"]["pitch_level"]
+    assert ds.pipeline["stages"][0]["stage"] == "voxbox_build_fixtures:TinyStage"
+    prov = ds.provenance
+    assert prov["versions"]["voxbox"] and "pyarrow" in prov["versions"]
+    assert not (out / ".work").exists()
+    assert index["fingerprint"]["input"] and index["fingerprint"]["pipeline"] == pipe.fingerprint()
+
+
+def test_prepare_rejects_and_duplicates_are_kept(tmp_path):
+    recs = make_corpus(tmp_path / "c", n=4)
+    source = [recs[0], recs[1], recs[1], Rejection("prepare", "x.wav", "missing_transcript"), recs[2]]
+    pipe = load_pipeline(stages=[], shard_records=2)
+    index = build(source, tmp_path / "out", pipe)
+    assert index["totals"]["records"] == 3
+    assert index["rejects"]["by_reason"] == {"prepare: duplicate_index": 1, "prepare: missing_transcript": 1}
+
+
+def test_rebuild_same_bytes_and_more_workers_same_bytes(manifest, tmp_path):
+    pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml"))
+    build(manifest_source(manifest), tmp_path / "a", pipe, workers=1)
+    build(manifest_source(manifest), tmp_path / "b", pipe, workers=2)
+    a, b = shard_bytes(tmp_path / "a"), shard_bytes(tmp_path / "b")
+    assert len(a) > 4 and a == b
+    # Rerunning on a finished folder skips every shard and changes nothing.
+    logs = []
+    build(manifest_source(manifest), tmp_path / "a", pipe, log=logs.append)
+    assert shard_bytes(tmp_path / "a") == a
+    assert any("already finished and verified" in m for m in logs)
+
+
+def test_changed_pipeline_or_input_refused_unless_force(manifest, tmp_path):
+    out = tmp_path / "out"
+    p1 = load_pipeline(write_pipeline(tmp_path / "p.yaml"))
+    build(manifest_source(manifest), out, p1)
+    p2 = load_pipeline(write_pipeline(tmp_path / "p2.yaml", audio_format="original"))
+    with pytest.raises(VoxboxError, match="different pipeline.*--force"):
+        build(manifest_source(manifest), out, p2)
+    recs = list(read_manifest(manifest))
+    with pytest.raises(VoxboxError, match="different input"):
+        build(recs[:-1], out, p1)
+    build(manifest_source(manifest), out, p2, force=True)
+    ds = open_dataset(out)
+    assert ds.audio_format == "original"
+    assert all(ext == "wav" or ext == "flac" for _, _, ext in ds.samples())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(VoxboxError, match="not a voxbox build"):
+        build(manifest_source(manifest), other, p1)
+
+
+def test_stage_batch_failure_is_retried_per_record(tmp_path):
+    recs = make_corpus(tmp_path / "c", n=6)
+    recs[2] = recs[2].replace(text="BOOM here")
+    pipe_file = write_pipeline(tmp_path / "p.yaml",
+                               stages=[{"stage": "voxbox_build_fixtures:TinyBatchStage", "params": {}}])
+    index = build(recs, tmp_path / "out", load_pipeline(pipe_file))
+    assert index["totals"]["records"] == 5
+    rej = list(open_dataset(tmp_path / "out").rejects())
+    assert [(r.stage, r.reason, r.index) for r in rej] == [("tinybatch", "unexpected_error", recs[2].index)]
+    assert "boom" in rej[0].detail
+
+
+def test_cli_build_and_validate(manifest, tmp_path):
+    out = tmp_path / "out"
+    pfile = write_pipeline(tmp_path / "p.yaml")
+    assert main(["build", "--manifest", str(manifest), "--out", str(out), "--pipeline", str(pfile),
+                 "--workers", "1", "--name", "cli", "--format", "webdataset"]) == 0
+    ds = open_dataset(out)
+    assert ds.name == "cli" and ds.formats == ["webdataset"]
+    assert yaml.safe_load((out / "pipeline.yaml").read_text())["name"] == "cli"
+    assert main(["validate", str(out)]) == 0
+    # Exactly one source.
+    assert main(["build", "--out", str(out)]) == 1
+
+
+def test_cli_tokenize_skipped_message_and_unknown_stage(manifest, tmp_path, capsys):
+    pfile = tmp_path / "p.yaml"
+    pfile.write_text(yaml.safe_dump({"name": "s", "stages": [
+        {"stage": "tokenize", "requires": "model_dir", "params": {"model_dir": None}}]}))
+    assert main(["build", "--manifest", str(manifest), "--out", str(tmp_path / "o"), "--pipeline", str(pfile),
+                 "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "stage tokenize skipped: no model_dir given" in err
+    pfile.write_text(yaml.safe_dump({"name": "s", "stages": [{"stage": "no_such_stage"}]}))
+    assert main(["build", "--manifest", str(manifest), "--out", str(tmp_path / "o2"), "--pipeline", str(pfile)]) == 1
+    assert "unknown stage 'no_such_stage'" in capsys.readouterr().err
+
+
+def test_cli_build_from_libritts_recipe(shared, tmp_path):
+    root = shared / "data" / "real-speech" / "libritts-mini"
+    out = tmp_path / "out"
+    assert main(["build", "--corpus", "libritts", "--root", str(root), "--out", str(out), "--stages", "",
+                 "--workers", "1", "--name", "libritts"]) == 0
+    ds = open_dataset(out)
+    recs = list(ds.records())
+    assert len(recs) == 6 and all(r.corpus == "libritts" and r.text for r in recs)
+    assert {r.gender for r in recs} == {"female", "male"}
+
+
+def test_unwritable_output_is_a_clear_error(manifest, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(VoxboxError, match="file/out"):
+        build(manifest_source(manifest), blocker / "out", load_pipeline(stages=[]))
+
+
+def _limit_file_size(limit):
+    # Writes past `limit` bytes fail with EFBIG instead of killing the process (SIGXFSZ
+    # ignored): the same code path as a full disk.
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_disk_full_stops_cleanly_and_resumes(tmp_path):
+    manifest = write_corpus_manifest(tmp_path, n=16)
+    pfile = write_pipeline(tmp_path / "p.yaml", shard_mb=1.0, shard_records=3)
+    args = ["build", "--manifest", str(manifest), "--pipeline", str(pfile), "--workers", "1"]
+    ref = tmp_path / "ref"
+    assert subprocess.run(voxbox_cmd(*args, "--out", str(ref)), env=subprocess_env()).returncode == 0
+    sizes = [max(f["bytes"] for f in s["files"].values()) for s in json.loads((ref / "index.json").read_text())["shards"]]
+    limit = sizes[0] + 1  # the first shard fits, a larger later one does not
+    assert max(sizes[1:]) > limit
+    out = tmp_path / "out"
+    r = subprocess.run(voxbox_cmd(*args, "--out", str(out)), env=subprocess_env(),
+                       preexec_fn=_limit_file_size(limit), capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert "error:" in r.stderr and "rerun to resume" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    journal = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()]
+    finished = [e for e in journal if e["kind"] == "shard"]
+    assert finished, "some shards fit under the limit"
+    for e in finished:  # finished shards are intact
+        for f in e["files"].values():
+            assert (out / f["path"]).read_bytes() == (ref / f["path"]).read_bytes()
+    assert subprocess.run(voxbox_cmd(*args, "--out", str(out)), env=subprocess_env()).returncode == 0
+    assert not list(out.rglob("*.partial"))
+    assert shard_bytes(out) == shard_bytes(ref)

@@ -1,0 +1,281 @@
+"""`voxbox publish` against a local Hub-compatible server (tests/hub_server.py).
+
+The server speaks the same HTTP API as the Hub for what huggingface_hub (with
+HF_HUB_DISABLE_XET=1) and datasets use, so these tests exercise the real client code
+paths: preupload, LFS batch + basic transfer, NDJSON commits, tree listing, resolve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hub_server import DEFAULT_TOKEN, HubServer
+
+from voxbox.errors import VoxboxError
+from voxbox.record import Rejection, Utterance, make_index
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_built_dataset(out_dir: Path, *, n: int = 12, shard_records: int = 3, seed: int = 0,
+                       text_suffix: str = "") -> Path:
+    """A small built folder with varied, fully annotated records over two corpora."""
+    from voxbox.shards import write_dataset
+
+    rng = np.random.default_rng(seed)
+    src = out_dir.parent / (out_dir.name + "-src")
+    src.mkdir(parents=True, exist_ok=True)
+    levels = ("very_low", "low", "moderate", "high", "very_high")
+    recs = []
+    for i in range(n):
+        zh = i % 3 == 2
+        corpus = "aishell3" if zh else "vctk"
+        dur = 0.4 + 0.1 * (i % 5)
+        sr = 16000
+        name = f"{corpus}_{i:03d}.wav"
+        t = np.arange(int(dur * sr)) / sr
+        wav = 0.3 * np.sin(2 * np.pi * (110 + 15 * i) * t) + 0.01 * rng.standard_normal(len(t))
+        sf.write(src / name, wav.astype(np.float32), sr, subtype="PCM_16")
+        female = i % 2 == 1
+        pitch = (200.0 + 8 * i) if female else (100.0 + 6 * i)
+        recs.append(Utterance(
+            index=make_index(corpus, name), split="test" if i == 0 else "train", language="zh" if zh else "en",
+            age="Youth-Adult", gender="female" if female else "male", emotion="UNKNOWN", pitch=pitch,
+            pitch_std=0.15, speed=1.5 + 0.6 * i, duration=round(dur, 2), speech_duration=round(dur * 0.9, 3),
+            syllable_num=4 + i, text=("你好世界" if zh else f"hello world number {i}") + text_suffix,
+            syllables="x", wav_path=f"{corpus}/{name}", corpus=corpus, speaker=f"spk{i % 4}", source_path=name,
+            corpus_root=str(src), sample_rate=sr, num_samples=len(t), channels=1,
+            license="Apache-2.0" if zh else "CC BY 4.0",
+            gender_source="predicted" if zh else "native", gender_model="builtin" if zh else None,
+            gender_confidence=(0.55 + 0.03 * i) if zh else None,
+            pitch_level=levels[i % 5], speed_level=levels[(i * 2) % 5], pitch_std_level="moderate",
+            global_tokens=[int(x) for x in rng.integers(0, 4096, 32)],
+            semantic_tokens=[int(x) for x in rng.integers(0, 8192, int(round(dur * 50)))],
+        ))
+    rejects = [Rejection("annotate", "bad1.wav", "too_short", "vctk_bad1"),
+               Rejection("annotate", "bad2.wav", "too_short", "vctk_bad2"),
+               Rejection("prepare", "bad3.wav", "unreadable_audio", "vctk_bad3")]
+    write_dataset(recs, out_dir, name="tiny", shard_records=shard_records, rejects=rejects)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return make_built_dataset(tmp_path_factory.mktemp("pub") / "built")
+
+
+@pytest.fixture
+def hub():
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """conftest makes every library offline; publishing tests talk to 127.0.0.1 only."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+def local_upload_set(folder: Path) -> dict:
+    idx = json.loads((folder / "index.json").read_text())
+    files = {f["path"]: (folder / f["path"]).read_bytes() for s in idx["shards"] for f in s["files"].values()}
+    for name in ("index.json", "provenance.json", "rejects.jsonl"):
+        files[name] = (folder / name).read_bytes()
+    return files
+
+
+def cli_env(hub: HubServer, tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HF_DATASETS_OFFLINE")}
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"),
+               VOXBOX_PROGRESS="0", PYTHONPATH=str(REPO_ROOT))
+    env.update(extra)
+    return env
+
+
+def run_cli(args, env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voxbox", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+# ------------------------------------------------------------------------------------
+
+
+def test_publish_creates_repo_and_uploads_everything(built, hub, online):
+    from voxbox.publish import publish
+
+    res = publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    repo = hub.state.repos[("dataset", "alice/tiny")]
+    assert repo.private is False
+    remote = hub.repo_files("dataset", "alice/tiny")
+    local = local_upload_set(built)
+    for path, data in local.items():
+        assert remote[path] == data, path
+    assert set(remote) == set(local) | {"README.md", ".gitattributes"}
+    assert sorted(res.uploaded) == sorted(set(local) | {"README.md"})
+    # Shards are LFS objects (checked by sha256), metadata regular files.
+    shard_paths = [p for p in local if p.startswith(("parquet/", "webdataset/"))]
+    lfs_oids = {oid for _repo, oid in hub.state.lfs_uploads}
+    assert lfs_oids == {hashlib.sha256(local[p]).hexdigest() for p in shard_paths}
+    # The card is committed last, with the index, so it never points at missing shards.
+    assert set(hub.state.commits[-1][1]) >= {"README.md", "index.json"}
+    assert all(p.startswith(("parquet/", "webdataset/")) for _r, paths in hub.state.commits[:-1] for p in paths)
+    assert "up to date" not in res.summary()
+
+
+def test_republish_unchanged_uploads_nothing(built, hub, online):
+    from voxbox.publish import publish
+
+    publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    commits, puts, seen = len(hub.state.commits), len(hub.state.lfs_uploads), len(hub.state.requests)
+    res = publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    assert res.uploaded == [] and res.deleted == [] and res.commits == 0
+    assert len(hub.state.commits) == commits and len(hub.state.lfs_uploads) == puts
+    writes = [r for r in hub.state.requests[seen:] if r[0] in ("POST", "PUT") and "/whoami" not in r[1]
+              and "/repos/create" not in r[1]]
+    assert writes == []
+    assert "up to date" in res.summary()
+
+
+def test_interrupted_upload_resumes_with_only_missing_files(built, hub, online):
+    from voxbox.publish import publish
+
+    hub.state.fail_commits_after = 2  # two shard batches land, the third dies
+    with pytest.raises(VoxboxError) as err:
+        publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, batch_files=3, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "rerun" in msg and "500" in msg
+    first = hub.repo_files("dataset", "alice/tiny")
+    committed = {p for _r, paths in hub.state.commits for p in paths}
+    assert len(committed) == 6 and committed <= set(first)
+    assert "README.md" not in first and "index.json" not in first
+    puts_before = {oid for _r, oid in hub.state.lfs_uploads}
+
+    hub.state.fail_commits_after = None
+    n_commits = len(hub.state.commits)
+    res = publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, batch_files=3, progress=False)
+    local = local_upload_set(built)
+    again = {p for _r, paths in hub.state.commits[n_commits:] for p in paths}
+    assert not (again & committed), "files committed before the interruption were uploaded again"
+    assert again == (set(local) | {"README.md"}) - committed
+    assert set(res.unchanged) == committed
+    # Objects sent before the failed commit are not sent a second time either.
+    puts_after = [oid for _r, oid in hub.state.lfs_uploads][len(puts_before):]
+    assert not set(puts_after) & puts_before
+    remote = hub.repo_files("dataset", "alice/tiny")
+    assert all(remote[p] == d for p, d in local.items())
+
+
+def test_changed_folder_replaces_stale_shards(built, hub, online, tmp_path):
+    from voxbox.publish import publish
+
+    publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    other = make_built_dataset(tmp_path / "built2", n=7, shard_records=4, seed=1, text_suffix=" again")
+    res = publish(other, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    remote = hub.repo_files("dataset", "alice/tiny")
+    local = local_upload_set(other)
+    shards = lambda paths: {p for p in paths if p.startswith(("parquet/", "webdataset/"))}  # noqa: E731
+    assert shards(remote) == shards(local)
+    assert res.deleted and set(res.deleted) == shards(local_upload_set(built)) - shards(local)
+    assert all(remote[p] == d for p, d in local.items())
+    assert "rejects.jsonl" in res.unchanged  # same rejects in both builds
+
+
+def test_private_repo_and_branch(built, hub, online):
+    from huggingface_hub import HfApi
+
+    from voxbox.publish import publish
+
+    res = publish(built, "voxorg/tiny", private=True, revision="v1", token=DEFAULT_TOKEN, endpoint=hub.url,
+                  progress=False)
+    assert res.revision == "v1"
+    repo = hub.state.repos[("dataset", "voxorg/tiny")]
+    assert repo.private is True
+    assert set(hub.repo_files("dataset", "voxorg/tiny", "main")) == {".gitattributes"}
+    assert "README.md" in hub.repo_files("dataset", "voxorg/tiny", "v1")
+    anonymous = HfApi(endpoint=hub.url, token=False)
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.dataset_info("voxorg/tiny")
+
+
+def test_errors_are_one_line_and_name_the_problem(built, hub, online):
+    from voxbox.publish import publish
+
+    cases = [
+        (dict(token="hf_not_a_valid_token_at_all", endpoint=hub.url), "authentication failed"),
+        (dict(token=None, endpoint=hub.url), "no Hugging Face token"),
+        (dict(token=DEFAULT_TOKEN, endpoint="http://127.0.0.1:9"), "cannot reach the Hub at http://127.0.0.1:9"),
+    ]
+    for kwargs, expected in cases:
+        with pytest.raises(VoxboxError) as err:
+            publish(built, "alice/tiny", progress=False, **kwargs)
+        assert expected in str(err.value) and "\n" not in str(err.value)
+        assert "hf_not_a_valid_token_at_all" not in str(err.value)
+    with pytest.raises(VoxboxError, match="no write access"):
+        publish(built, "bob/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    with pytest.raises(VoxboxError, match="OWNER/NAME"):
+        publish(built, "just-a-name", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    assert ("dataset", "alice/tiny") not in hub.state.repos
+
+
+def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built, hub, tmp_path):
+    env = cli_env(hub, tmp_path, HF_HUB_VERBOSITY="debug")
+    r = run_cli(["publish", str(built), "--repo-id", "alice/tiny", "--token", DEFAULT_TOKEN], env)
+    assert r.returncode == 0, r.stderr
+    assert "published to" in r.stdout
+    assert DEFAULT_TOKEN not in r.stdout + r.stderr
+
+    # Token from HF_TOKEN, wrong: one clear line, no token, exit 1.
+    bad = "hf_wrongTokenValue42"
+    r = run_cli(["publish", str(built), "--repo-id", "alice/tiny"], cli_env(hub, tmp_path, HF_TOKEN=bad))
+    assert r.returncode == 1
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("error: authentication failed")
+    assert bad not in r.stdout + r.stderr
+
+    r = run_cli(["publish", str(built), "--repo-id", "alice/tiny", "--token", DEFAULT_TOKEN],
+                cli_env(hub, tmp_path, HF_ENDPOINT="http://127.0.0.1:9"))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "cannot reach the Hub" in r.stderr
+    assert DEFAULT_TOKEN not in r.stdout + r.stderr
+
+    # `datasets` reads the published Parquet back through the same server (default config).
+    code = (
+        "import json, datasets\n"
+        "d = datasets.load_dataset('alice/tiny', split='train')\n"
+        "a = d.cast_column('audio', datasets.Audio(decode=False))[0]['audio']\n"
+        "from voxbox.dataset import hf_webdataset_features\n"
+        "w = datasets.load_dataset('webdataset', data_files='hf://datasets/alice/tiny/webdataset/*.tar',"
+        " split='train', features=hf_webdataset_features(decode_audio=False))\n"
+        "print(json.dumps({'n': len(d), 'cols': d.column_names, 'index': list(d['index']),"
+        " 'g': list(d['global_tokens'][0]), 'speed': list(d['speed']), 'audio': a['bytes'].hex(),"
+        " 'wds': [j['index'] for j in w['json']]}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=cli_env(hub, tmp_path), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    from voxbox.dataset import open_dataset
+
+    recs = list(open_dataset(built).records())
+    assert got["n"] == len(recs) == 12
+    assert got["index"] == [x.index for x in recs] == got["wds"]
+    assert got["g"] == recs[0].global_tokens and got["speed"] == [x.speed for x in recs]
+    assert {"audio", "text", "semantic_tokens", "pitch_level"} <= set(got["cols"])
+    wav, sr = sf.read(io.BytesIO(bytes.fromhex(got["audio"])))
+    assert sr == 16000 and len(wav) == recs[0].num_samples

@@ -1,0 +1,271 @@
+"""`voxbox report`: statistics, and the HTML rendered in a real headless Chromium.
+
+The browser is driven over the DevTools protocol through ``--remote-debugging-pipe``
+(messages are NUL-separated JSON on file descriptors 3 and 4), so the test needs no
+websocket library and no free TCP port. Chromium comes from Debian's ``chromium``
+package (scripts/install.sh --test installs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_publish import make_built_dataset
+
+from voxbox.dataset import open_dataset
+from voxbox.report import collect_stats, hz_to_mel, level_boundaries, write_report
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                  "--mute-audio", "--disable-extensions", "--window-size=1280,1600"]
+
+
+def chromium_binary() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("chromium not found: apt-get install -y chromium (scripts/install.sh --test does it)")
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over --remote-debugging-pipe."""
+
+    def __init__(self, user_data_dir: Path):
+        user_data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = user_data_dir.parent / (user_data_dir.name + ".log")
+        cmd_r, self._cmd_w = os.pipe()
+        self._evt_r, evt_w = os.pipe()
+
+        def child_fds():  # runs in the child before exec: the protocol wants fds 3 (in) and 4 (out)
+            # Copy first: a pipe end may itself be fd 3 or 4, and dup2 onto itself would
+            # leave it close-on-exec.
+            a, b = os.dup(cmd_r), os.dup(evt_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe",
+             "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self._log, "wb"),
+            preexec_fn=child_fds, close_fds=False)
+        os.close(cmd_r)
+        os.close(evt_w)
+        self._next = 0
+        self._inbox: "queue.Queue[dict]" = queue.Queue()
+        self.events: list = []
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self) -> None:
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(self._evt_r, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            while b"\0" in buf:
+                raw, buf = buf.split(b"\0", 1)
+                self._inbox.put(json.loads(raw))
+        self._inbox.put({"closed": True})
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None,
+             deadline_s: float = 60.0) -> dict:
+        self._next += 1
+        msg = {"id": self._next, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        try:
+            os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        except BrokenPipeError:
+            raise AssertionError(f"chromium exited before {method}: {self._log_tail()}") from None
+        end = time.monotonic() + deadline_s
+        while True:
+            item = self._get(end, method)
+            if item.get("id") == self._next:
+                if "error" in item:
+                    raise AssertionError(f"{method}: {item['error']}")
+                return item.get("result", {})
+            self.events.append(item)
+
+    def wait_event(self, name: str, session: str, deadline_s: float = 60.0) -> dict:
+        for e in self.events:
+            if e.get("method") == name and e.get("sessionId") == session:
+                return e
+        end = time.monotonic() + deadline_s
+        while True:
+            item = self._get(end, name)
+            self.events.append(item)
+            if item.get("method") == name and item.get("sessionId") == session:
+                return item
+
+    def _get(self, end: float, what: str) -> dict:
+        try:
+            item = self._inbox.get(timeout=max(end - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"chromium did not answer {what}") from None
+        if item.get("closed"):
+            raise AssertionError(f"chromium exited while waiting for {what}: {self._log_tail()}")
+        return item
+
+    def _log_tail(self) -> str:
+        self.proc.poll()
+        try:
+            return self._log.read_text(errors="replace")[-1500:]
+        except OSError:
+            return "(no log)"
+
+    def close(self) -> None:
+        try:
+            os.write(self._cmd_w, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
+            self.proc.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            os.close(self._cmd_w)
+
+
+def render_in_chromium(html_path: Path, tmp_path: Path) -> dict:
+    """Open the page, wait for load, decode every image; return images, problems, screenshot."""
+    dt = DevTools(tmp_path / "chromium-profile")
+    try:
+        target = dt.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = dt.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            dt.send(f"{domain}.enable", session=session)
+        dt.send("Page.navigate", {"url": html_path.resolve().as_uri()}, session=session)
+        dt.wait_event("Page.loadEventFired", session)
+        check = dt.send("Runtime.evaluate", {
+            "expression": (
+                "Promise.all(Array.from(document.images).map(i => i.decode().then("
+                "() => ({alt: i.alt, ok: i.complete, w: i.naturalWidth, h: i.naturalHeight}),"
+                " e => ({alt: i.alt, ok: false, error: String(e)}))))"),
+            "awaitPromise": True, "returnByValue": True,
+        }, session=session)
+        images = check["result"]["value"]
+        shot = dt.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
+        text = dt.send("Runtime.evaluate", {"expression": "document.body.innerText", "returnByValue": True},
+                       session=session)["result"]["value"]
+        problems = []
+        for e in dt.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Runtime.exceptionThrown":
+                problems.append(("exception", p.get("exceptionDetails", {}).get("text")))
+            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+                problems.append(("console", [a.get("value") for a in p.get("args", [])]))
+            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
+                problems.append(("log", p["entry"].get("text")))
+        return {"images": images, "problems": problems, "screenshot": base64.b64decode(shot["data"]), "text": text}
+    finally:
+        dt.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return make_built_dataset(tmp_path_factory.mktemp("report") / "built", n=15)
+
+
+def test_stats_are_right(built):
+    ds = open_dataset(built)
+    recs = list(ds.records())
+    st = collect_stats(ds, progress=False)
+    assert st.records == len(recs) == 15
+    assert st.seconds == pytest.approx(sum(r.duration for r in recs))
+    assert dict(st.by["gender"]) == {g: sum(r.gender == g for r in recs) for g in ("female", "male")}
+    assert sum(st.level_grid.values()) == len(recs)
+    assert st.level_grid[("low", "moderate")] == sum(r.pitch_level == "low" and r.speed_level == "moderate"
+                                                     for r in recs)
+    # Pitch histograms are per gender, in Mel; the bin of each record holds it.
+    for g in ("female", "male"):
+        mine = [r for r in recs if r.gender == g]
+        h = st.pitch_hist[g]
+        assert h.total == len(mine)
+        for r in mine:
+            assert h.counts[int(hz_to_mel(r.pitch) // h.width)] >= 1
+    assert st.speed_hist["zh"].total == sum(r.language == "zh" for r in recs)
+    assert dict(st.rejects) == {"annotate: too_short": 2, "prepare: unreadable_audio": 1}
+    assert st.tokenized == 15 and st.global_len == {32: 15}
+    # The oddities name the slowest and fastest records.
+    odd = st.oddities()
+    slowest = min(recs, key=lambda r: r.speed)
+    fastest = max(recs, key=lambda r: r.speed)
+    assert [o.index for o in odd if o.kind == "slowest"][0] == slowest.index
+    assert [o.index for o in odd if o.kind == "fastest"][0] == fastest.index
+    assert len([o for o in odd if o.kind == "slowest"]) == 5
+    assert any(o.kind == "unsure_gender" for o in odd)
+
+
+def test_boundaries_are_ordered_and_cover_both_groups():
+    b = level_boundaries()
+    for kind, groups in (("pitch", ("male", "female")), ("speed", ("zh", "en"))):
+        for g in groups:
+            assert len(b[kind][g]) == 4 and list(b[kind][g]) == sorted(b[kind][g])
+    # VoxBox's worked example (spec voxbox.md 3.6): 180.626 Hz female is 'moderate'.
+    b1, b2, b3, b4 = b["pitch"]["female"]
+    assert b2 <= hz_to_mel(180.626) <= b3
+
+
+def test_report_renders_in_chromium(built, tmp_path):
+    from voxbox.cli import main
+
+    out = tmp_path / "r" / "report.html"
+    assert main(["report", str(built), "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    # Self-contained: every image is inline, nothing is fetched.
+    srcs = re.findall(r'<img[^>]+src="([^"]+)"', page)
+    assert len(srcs) == 7 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
+
+    res = render_in_chromium(out, tmp_path)
+    assert len(res["images"]) == 7
+    for img in res["images"]:
+        assert img["ok"] and img["w"] > 100 and img["h"] > 100, img
+    assert res["problems"] == []
+    # The screenshot decodes and is not blank.
+    import matplotlib.image as mpimg
+
+    shot = mpimg.imread(io.BytesIO(res["screenshot"]), format="png")
+    assert shot.shape[0] > 1000 and shot.shape[1] >= 1000
+    assert float(np.std(shot[..., :3])) > 0.05
+    text = res["text"]
+    for heading in ("Pitch by gender", "Speed by language", "Duration", "Hours", "Pitch level x speed level",
+                    "BiCodec tokens", "Rejects by reason", "Records worth listening to"):
+        assert heading in text
+    slowest = min(open_dataset(built).records(), key=lambda r: r.speed)
+    assert slowest.index in text
+
+
+def test_empty_dataset_still_renders(tmp_path):
+    from voxbox.record import Rejection
+    from voxbox.shards import write_dataset
+
+    write_dataset([], tmp_path / "empty", name="empty", rejects=[Rejection("prepare", "a.wav", "unreadable_audio")])
+    out = write_report(tmp_path / "empty", tmp_path / "empty.html", progress=False)
+    res = render_in_chromium(out, tmp_path)
+    assert len(res["images"]) == 7 and all(i["ok"] and i["w"] > 0 for i in res["images"])
+    assert res["problems"] == []
+    assert "prepare: unreadable_audio" not in res["text"]  # shown in the plot, not as text
+    assert "No records." in res["text"]
+
+
+def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
+    from voxbox.cli import main
+
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "x.html")]) == 1
+    assert not (tmp_path / "x.html").exists()

@@ -1,0 +1,120 @@
+"""voxbox validate: a clean build passes; each kind of damage is named."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import tarfile
+
+import pytest
+
+from voxbox.cli import main
+from voxbox.record import Utterance
+from voxbox.shards import write_dataset
+from voxbox.validate import expected_semantic_tokens, validate
+
+from voxbox_build_fixtures import expected_semantic, make_corpus
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("val")
+    recs = make_corpus(tmp / "corpus", n=8)
+    recs = [r.replace(global_tokens=[(7 * k) % 4096 for k in range(32)],
+                      semantic_tokens=[k % 8192 for k in range(expected_semantic(r.num_samples, r.sample_rate))])
+            for r in recs]
+    out = tmp / "good"
+    write_dataset(recs, out, name="v", shard_records=3)
+    return tmp, recs, out
+
+
+def _copy(good, tmp_path):
+    dst = tmp_path / "ds"
+    shutil.copytree(good, dst)
+    return dst
+
+
+def test_clean_build_passes(good, capsys):
+    _, recs, out = good
+    report = validate(out)
+    assert report.ok, report.problems
+    assert report.records == len(recs) and report.shards == 3 and report.files == 6
+    assert abs(report.audio_seconds - sum(r.num_samples / r.sample_rate for r in recs)) < 1e-6
+    assert main(["validate", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("ok: 8 records")
+
+
+def test_semantic_token_count_formula():
+    assert expected_semantic_tokens(16000, 16000) == 49  # 1 s -> 49 frames (BiCodec)
+    assert expected_semantic_tokens(48000, 24000) == 99
+
+
+def test_bad_tokens_durations_and_dupes_are_named(good, tmp_path):
+    _, recs, _ = good
+    r0, r1, r2, r3 = recs[:4]
+    bad = [
+        r0.replace(global_tokens=[1] * 31),                                        # 31 global tokens
+        r1.replace(semantic_tokens=[9000] + r1.semantic_tokens[1:]),               # out of range
+        r2.replace(semantic_tokens=r2.semantic_tokens[:5]),                        # far too few for the audio
+        r3.replace(num_samples=r3.num_samples + 100, duration=r3.duration + 1.0),  # lies about its length
+    ]
+    out = tmp_path / "bad"
+    write_dataset(bad, out, name="b")
+    report = validate(out)
+    text = "\n".join(report.problems)
+    assert f"{r0.index}: 31 global tokens" in text
+    assert f"{r1.index}: semantic token 9000 out of range" in text
+    assert f"{r2.index}: 5 semantic tokens" in text
+    assert f"{r3.index}: audio is {r3.num_samples} samples" in text and "record duration" in text
+    assert len(report.problems) == 10  # 5 per format
+
+
+def test_corruption_and_missing_files(good, tmp_path, capsys):
+    _, recs, src = good
+    out = _copy(src, tmp_path)
+    index = json.loads((out / "index.json").read_text())
+    tar = out / index["shards"][0]["files"]["webdataset"]["path"]
+    data = bytearray(tar.read_bytes())
+    data[700:760] = b"\x00" * 60  # inside the first FLAC payload
+    tar.write_bytes(bytes(data))
+    (out / index["shards"][1]["files"]["parquet"]["path"]).unlink()
+    assert main(["validate", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert cap.err.startswith("error: ") and "problem(s)" in cap.err
+    lines = cap.out.splitlines()
+    assert "webdataset/v-000000.tar: sha256 does not match the index" in lines
+    assert any("v-000000.tar: synth_" in l and "audio does not decode" in l for l in lines)
+    assert any("v-000001.parquet: missing" in l for l in lines)
+
+
+def test_duplicate_keys_and_count_mismatch(good, tmp_path):
+    _, recs, src = good
+    out = _copy(src, tmp_path)
+    index = json.loads((out / "index.json").read_text())
+    tar_path = out / index["shards"][2]["files"]["webdataset"]["path"]
+    with tarfile.open(tar_path) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
+    # Append a copy of the shard's first sample: a duplicate key.
+    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as t:
+        for m, d in members + members[:2]:
+            t.addfile(m, io.BytesIO(d))
+    report = validate(out, check_audio=False)
+    text = "\n".join(report.problems)
+    assert "duplicate key" in text
+    assert re.search(r"v-000002\.tar: \d+ bytes, index says \d+", text)
+    assert "records, index says" in text
+    assert Utterance  # noqa: B018
+
+
+def test_rejects_count_must_match(good, tmp_path):
+    _, _, src = good
+    out = _copy(src, tmp_path)
+    (out / "rejects.jsonl").write_text(json.dumps({"stage": "x", "path": "p", "reason": "r"}) + "\n")
+    report = validate(out, check_audio=False)
+    assert report.problems == ["rejects.jsonl: 1 rejections, index says 0"]
+
+
+def test_not_a_dataset(tmp_path):
+    assert main(["validate", str(tmp_path)]) == 1

@@ -1,0 +1,86 @@
+"""Loudness and clipping, the quality fields users filter on (not in VoxBox).
+
+``loudness`` is the ITU-R BS.1770-4 integrated loudness in LUFS (K-weighted,
+400 ms gated blocks; :func:`integrated_lufs`) of the trimmed speech after the VoxBox
+volume normalisation, i.e. of exactly the signal the other annotations and the
+BiCodec tokenizer see, which is the signal Spark-TTS's loudness tokens
+(``loudness_value`` = int(dB + 30)) describe. A standard measure, so users can
+compare it with other tools; gating keeps pauses inside the clip from diluting it.
+
+Measured on the shared data it averages -21.8 LUFS on the M3ED sample (sd 1.4) and
+-22.8 on English read speech (plain RMS dBFS agrees within 0.1 dB on average).
+VoxBox's own loudness table (mean -18.1 dB, spec 3.6) was made by a method nobody
+published, so its loudness boundaries are not applied by default.
+
+``clipping_ratio`` (:func:`voxbox.audio.clipping_ratio`) is measured on the source
+samples, before resampling and normalisation hide it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FLOOR_DB = -100.0
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level in dBFS; -100 for an all-zero or empty signal."""
+    if x.shape[0] == 0:
+        return FLOOR_DB
+    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+    if rms <= 0:
+        return FLOOR_DB
+    return max(20.0 * math.log10(rms), FLOOR_DB)
+
+
+def _biquad_shelf(sr: int, gain_db: float, q: float, fc: float):
+    a = 10 ** (gain_db / 40.0)
+    w0 = 2 * math.pi * fc / sr
+    alpha = math.sin(w0) / (2 * q)
+    cos = math.cos(w0)
+    sq = 2 * math.sqrt(a) * alpha
+    b = [a * ((a + 1) + (a - 1) * cos + sq), -2 * a * ((a - 1) + (a + 1) * cos),
+         a * ((a + 1) + (a - 1) * cos - sq)]
+    den = [(a + 1) - (a - 1) * cos + sq, 2 * ((a - 1) - (a + 1) * cos), (a + 1) - (a - 1) * cos - sq]
+    return np.array(b) / den[0], np.array(den) / den[0]
+
+
+def _biquad_highpass(sr: int, q: float, fc: float):
+    w0 = 2 * math.pi * fc / sr
+    alpha = math.sin(w0) / (2 * q)
+    cos = math.cos(w0)
+    b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
+    den = [1 + alpha, -2 * cos, 1 - alpha]
+    return np.array(b) / den[0], np.array(den) / den[0]
+
+
+def integrated_lufs(x: np.ndarray, sr: int) -> float:
+    """ITU-R BS.1770-4 integrated loudness (K-weighting, 400 ms blocks with 75%
+    overlap, -70 LUFS absolute and -10 LU relative gates), mono."""
+    from scipy.signal import lfilter
+
+    if x.shape[0] == 0:
+        return FLOOR_DB
+    b, a = _biquad_shelf(sr, 3.999843853973347, 0.7071752369554196, 1681.974450955533)
+    y = lfilter(b, a, x)
+    b, a = _biquad_highpass(sr, 0.5003270373238773, 38.13547087602444)
+    y = lfilter(b, a, y)
+    block = int(round(0.4 * sr))
+    hop = block // 4
+    if y.shape[0] <= block:
+        z = np.array([np.mean(y * y)])
+    else:
+        c = np.concatenate(([0.0], np.cumsum(y * y)))
+        starts = np.arange(0, y.shape[0] - block + 1, hop)
+        z = (c[starts + block] - c[starts]) / block
+    with np.errstate(divide="ignore"):
+        lk = -0.691 + 10 * np.log10(z)
+    z = z[lk > -70.0]
+    if z.size == 0:
+        return FLOOR_DB
+    rel = -0.691 + 10 * math.log10(float(np.mean(z))) - 10.0
+    with np.errstate(divide="ignore"):
+        z = z[-0.691 + 10 * np.log10(z) > rel]
+    return max(-0.691 + 10 * math.log10(float(np.mean(z))), FLOOR_DB)

@@ -1,0 +1,117 @@
+"""Annotate a manifest: stream records through the annotate stage, in parallel.
+
+Memory stays bounded whatever the manifest size: records are read lazily and at
+most ``2 * workers`` chunks are in flight; results are written in input order.
+Rejections go to the rejects file next to the output manifest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+
+from ..record import (ManifestWriter, Rejection, RejectsWriter, Utterance, count_manifest,
+                      read_manifest, rejects_path)
+
+_WORKER: Dict[str, Any] = {}
+
+
+def _init_worker(params: dict) -> None:
+    from .stage import AnnotateStage
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one core per worker: the pool provides the parallelism
+    except ImportError:
+        pass
+    stage = AnnotateStage(**params)
+    stage.ensure_setup()
+    _WORKER["stage"] = stage
+
+
+def _run_chunk(recs: List[Utterance]) -> list:
+    return _WORKER["stage"].safe_process_batch(recs)
+
+
+def _chunks(it: Iterable[Utterance], size: int) -> Iterator[List[Utterance]]:
+    it = iter(it)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size: int = 8,
+                     **params: Any) -> Iterator[Union[Utterance, Rejection]]:
+    """Annotated records (or rejections), in input order."""
+    from .stage import AnnotateStage
+
+    stage = AnnotateStage(**params)  # validates options before any worker starts
+    if workers <= 1:
+        stage.ensure_setup()
+        for chunk in _chunks(records, chunk_size):
+            yield from stage.safe_process_batch(chunk)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fork would copy the parent's threads and torch state
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(stage.params,)) as pool:
+        pending: deque = deque()
+        for chunk in _chunks(records, chunk_size):
+            pending.append(pool.apply_async(_run_chunk, (chunk,)))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int = 1,
+                      chunk_size: int = 8, limit: Optional[int] = None, **params: Any) -> dict:
+    """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary."""
+    from ..progress import Progress
+
+    src, out = Path(src), Path(out)
+    if src.resolve() == out.resolve():
+        from ..errors import VoxboxError
+
+        raise VoxboxError(f"{out}: output must differ from the input manifest")
+    total = count_manifest(src)
+    if limit is not None:
+        total = min(total, limit)
+    records = read_manifest(src)
+    if limit is not None:
+        records = itertools.islice(records, limit)
+    rej_path = rejects_path(out)
+    audio_s = 0.0
+    with ManifestWriter(out) as writer, RejectsWriter(rej_path) as rejects, \
+            Progress("annotate", total=total) as bar:
+        for res in annotate_records(records, workers=workers, chunk_size=chunk_size, **params):
+            if isinstance(res, Rejection):
+                rejects.write(res)
+                bar.update(1)
+                continue
+            writer.write(res)
+            audio_s += res.duration or 0.0
+            bar.update(1, audio_seconds=res.duration or 0.0)
+        summary = {"records": writer.count, "rejected": rejects.count, "audio_hours": round(audio_s / 3600, 4),
+                   "rejects": str(rej_path) if rejects.count else None, "reject_summary": rejects.summary()}
+    return summary
+
+
+def levels_from_manifest(src: Union[str, Path], out: Union[str, Path], min_count: int = 20) -> dict:
+    """Recompute percentile boundaries from an annotated manifest and write them as JSON."""
+    from ..progress import track
+    from .levels import compute_boundaries
+
+    table = compute_boundaries(track(read_manifest(src), "levels", total=count_manifest(src)),
+                               min_count=min_count)
+    table["source"] = f"recomputed from {Path(src).name}"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return table

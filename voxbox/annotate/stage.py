@@ -1,0 +1,237 @@
+"""The "annotate" stage: every annotation field of the record, VoxBox-exact.
+
+Per record: the VoxBox front end (:mod:`voxbox.audio`), pitch and pitch_std
+(:mod:`.pitch`), duration and speech_duration, syllables and speed
+(:mod:`.syllables`), language, gender/age/emotion with their provenance, the
+five-level labels and value tokens (:mod:`.levels`), loudness and clipping ratio.
+Values are stored at the release's rounding: pitch 3 dp, pitch_std 3 dp, speed 1 dp,
+duration 2 dp, speech_duration 3 dp.
+
+Decisions (documented in the README):
+
+- ``language``: a language the recipe set is kept; otherwise ``zh`` when the text
+  has a CJK character, else ``en`` (the release's rule). Speed levels use the
+  release's rule for zh/en and the recipe's language for any other language.
+- Labels: a native label (``*_source == "native"``, or a label that came with the
+  input without a source) always wins. Otherwise gender comes from the built-in
+  classifier (``gender_model="builtin"``, the default; ``"none"`` turns it off), or
+  from a voxbox gender JSON or a Hugging Face model; age and emotion only from a
+  model the user names. No label and no model: gender and age are null with a
+  reason, emotion is ``UNKNOWN``; nothing is guessed.
+- Pitch levels need a gender: unknown gender gives null pitch levels with the
+  reason ``unknown_gender``; a clip with no voiced frame keeps VoxBox's pitch 0 but
+  gets null levels and value tokens (``no_voiced_frames``).
+- Unusable audio (missing, undecodable, empty, NaN/inf, shorter than one 0.1 s
+  trimming window, silent) is rejected with that reason. Empty or unpronounceable
+  text keeps the audio fields and nulls syllables and speed with a reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..record import NATIVE, PREDICTED, Result, Utterance
+from ..stages import Stage
+
+LABEL_TASKS = ("gender", "age", "emotion")
+
+
+def _is_voxbox_gender_model(spec: str) -> bool:
+    if spec == "builtin":
+        return True
+    p = Path(spec)
+    if p.suffix == ".json" and p.is_file():
+        return True
+    return False
+
+
+class AnnotateStage(Stage):
+    name = "annotate"
+
+    def __init__(self, pitch_backend: str = "world", boundaries: Optional[str] = None,
+                 gender_model: Optional[str] = "builtin", gender_labels: Optional[str] = None,
+                 age_model: Optional[str] = None, age_labels: Optional[str] = None,
+                 emotion_model: Optional[str] = None, emotion_labels: Optional[str] = None,
+                 zh_numbers: str = "voxbox", device: str = "cpu", **extra: Any):
+        from ..errors import VoxboxError
+        from .pitch import BACKENDS
+
+        if pitch_backend not in BACKENDS:
+            raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
+        if extra:
+            raise VoxboxError(f"annotate: unknown option(s) {sorted(extra)}")
+        if gender_model in ("none", ""):
+            gender_model = None
+        super().__init__(pitch_backend=pitch_backend, boundaries=boundaries, gender_model=gender_model,
+                         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
+                         emotion_model=emotion_model, emotion_labels=emotion_labels,
+                         zh_numbers=zh_numbers, device=device)
+        self.pitch_backend = pitch_backend
+        # Fail early (in the parent, before workers start) on a bad boundaries file.
+        from .levels import Boundaries
+
+        self.boundaries = Boundaries.load(boundaries)
+        self._models: Dict[str, Any] = {}
+        self._syll = None
+        self._pyworld = None
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        from .pitch import import_pyworld
+        from .syllables import Syllabifier
+
+        p = self.params
+        self._pyworld = import_pyworld()
+        self._syll = Syllabifier(zh_numbers=p["zh_numbers"])
+        self._models = {}
+        if p["gender_model"]:
+            if _is_voxbox_gender_model(p["gender_model"]):
+                from .gender import GenderModel
+
+                self._models["gender"] = GenderModel.load(p["gender_model"])
+            else:
+                self._models["gender"] = self._hf(p["gender_model"], "gender", p["gender_labels"])
+        if p["age_model"]:
+            self._models["age"] = self._hf(p["age_model"], "age", p["age_labels"])
+        if p["emotion_model"]:
+            self._models["emotion"] = self._hf(p["emotion_model"], "emotion", p["emotion_labels"])
+
+    def _hf(self, model: str, task: str, labels: Optional[str]):
+        from .hf import HFClassifier
+
+        clf = HFClassifier(model, task, labels, device=self.params["device"])
+        clf.setup()
+        return clf
+
+    # ------------------------------------------------------------------ work
+    def process(self, rec: Utterance) -> Result:
+        from ..audio import AudioError, front_end
+        from . import levels as lv
+        from .loudness import integrated_lufs
+        from .pitch import f0_track, pitch_stats
+
+        self.ensure_setup()
+        if not rec.source_path:
+            return self.reject(rec, "no_audio_path", "record has no source_path")
+        try:
+            fe = front_end(rec.audio_path)
+        except AudioError as e:
+            return self.reject(rec, e.reason, str(e))
+        speech = fe.speech
+        reasons: Dict[str, str] = {}
+
+        f0 = f0_track(speech, fe.sr, self.pitch_backend, self._pyworld)
+        pitch_hz, pitch_sd, voiced = pitch_stats(f0)
+        pitch = round(pitch_hz, 3)
+        pitch_std = round(pitch_sd, 3)
+        duration = round(fe.duration, 2)
+        speech_duration = round(fe.speech_duration, 3)
+
+        syl = self._syll(rec.text)
+        if syl.syllable_num is None:
+            speed = None
+            for k in ("syllable_num", "syllables", "speed", "speed_level", "speed_value"):
+                reasons[k] = syl.reason
+        else:
+            speed = round(syl.syllable_num / fe.speech_duration, 1)
+
+        from .syllables import language_of
+
+        language = rec.language or (language_of(rec.text) if (rec.text or "").strip() else None)
+        if language is None:
+            reasons["language"] = "empty_text"
+
+        labels = self._labels(rec, speech, fe.sr, f0, reasons)
+
+        # Levels and value tokens, from the stored (rounded) values, as a consumer
+        # of the metadata computes them.
+        out: Dict[str, Any] = dict(pitch_level=None, pitch_std_level=None, pitch_value=None,
+                                   pitch_var_value=None, speed_level=None, speed_value=None)
+        gender = labels["gender"]
+        if voiced == 0:
+            for k in ("pitch_level", "pitch_std_level", "pitch_value", "pitch_var_value"):
+                reasons[k] = "no_voiced_frames"
+        else:
+            out["pitch_value"] = lv.pitch_value(pitch)
+            out["pitch_var_value"] = lv.pitch_var_value(pitch_std)
+            if gender is None:
+                reasons["pitch_level"] = reasons["pitch_std_level"] = "unknown_gender"
+            else:
+                for attr, x, key in (("pitch", lv.pitch_mel(pitch), "pitch_level"),
+                                     ("pitch_std", pitch_std, "pitch_std_level")):
+                    b = self.boundaries.bounds(attr, gender)
+                    if b is None:
+                        reasons[key] = "no_boundaries_for_group"
+                    else:
+                        out[key] = lv.level(x, b)
+        if syl.syllable_num is not None:
+            sps = lv.clip_speed(syl.syllable_num / speech_duration)
+            out["speed_value"] = int(sps)
+            group = lv.speed_group(rec.replace(language=language), language_of)
+            b = self.boundaries.bounds("speed", group)
+            if b is None:
+                reasons["speed_level"] = "no_boundaries_for_group"
+            else:
+                out["speed_level"] = lv.level(sps, b)
+
+        null_reasons = {k: v for k, v in (rec.null_reasons or {}).items()
+                        if k not in _FILLED_FIELDS}
+        null_reasons.update(reasons)
+        return rec.replace(
+            language=language, pitch=pitch, pitch_std=pitch_std, speed=speed, duration=duration,
+            speech_duration=speech_duration, syllable_num=syl.syllable_num, syllables=syl.syllables,
+            sample_rate=rec.sample_rate or fe.source_sr, num_samples=rec.num_samples or fe.source_samples,
+            channels=rec.channels or fe.channels, pitch_backend=self.pitch_backend,
+            loudness=round(integrated_lufs(speech, fe.sr), 2), clipping_ratio=round(fe.clipping_ratio, 6),
+            null_reasons=null_reasons or None, **labels, **out,
+        )
+
+    def _labels(self, rec: Utterance, speech, sr: int, f0, reasons: Dict[str, str]) -> Dict[str, Any]:
+        from .features import gender_features
+        from .gender import GenderModel
+
+        out: Dict[str, Any] = {}
+        for task in LABEL_TASKS:
+            value = getattr(rec, task)
+            source = getattr(rec, f"{task}_source")
+            if value is not None and source != PREDICTED and not (task == "emotion" and value == "UNKNOWN"):
+                # Native labels win; a label that came without a source came from the data.
+                keep = source == NATIVE
+                out.update({task: value, f"{task}_source": NATIVE,
+                            f"{task}_model": getattr(rec, f"{task}_model") if keep else None,
+                            f"{task}_confidence": getattr(rec, f"{task}_confidence") if keep else None})
+                continue
+            model = self._models.get(task)
+            label = conf = reason = None
+            if model is None:
+                reason = "no_label_no_model"
+            elif isinstance(model, GenderModel):
+                label, conf = model.predict(gender_features(speech, sr, f0, model.features))
+                reason = None if label is not None else "no_voiced_frames"
+            else:
+                label, conf, _raw = model.predict(speech, sr)
+                reason = None if label is not None else "unmapped_model_label"
+            if label is not None:
+                out.update({task: label, f"{task}_source": PREDICTED, f"{task}_model": model.name,
+                            f"{task}_confidence": conf})
+                continue
+            if task == "emotion":
+                # VoxBox writes UNKNOWN for "no emotion label"; say why only when a
+                # model was asked and could not answer.
+                out.update({task: "UNKNOWN", f"{task}_source": None, f"{task}_model": None,
+                            f"{task}_confidence": None})
+                if model is not None:
+                    reasons[task] = reason
+                continue
+            reasons[task] = reason
+            out.update({task: None, f"{task}_source": None, f"{task}_model": None,
+                        f"{task}_confidence": None})
+        return out
+
+
+_FILLED_FIELDS = frozenset((
+    "language", "age", "gender", "emotion", "pitch", "pitch_std", "speed", "duration",
+    "speech_duration", "syllable_num", "syllables", "pitch_level", "pitch_std_level",
+    "speed_level", "pitch_value", "pitch_var_value", "speed_value", "loudness", "clipping_ratio",
+))

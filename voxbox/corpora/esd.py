@@ -1,0 +1,61 @@
+"""ESD: <spk>/<Emotion>/[{train,evaluation,test}/]<spk>_<NNNNNN>.wav + <spk>/<spk>.txt."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+from .base import Item, Recipe, map_emotion, read_table_lines, reject, unexplained, walk
+
+SPLITS = {"train": "train", "evaluation": "dev", "test": "test"}
+_SPK = re.compile(r"^00(0[1-9]|1\d|20)$")
+
+
+def language_of(spk: str) -> str:
+    return "zh" if int(spk) <= 10 else "en"
+
+
+class ESD(Recipe):
+    name = "esd"
+    subset_help = "zh (speakers 0001-0010), en (0011-0020)"
+    non_emotional = False
+
+    def find_root(self, root: Path) -> Path:
+        for name in ("Emotion Speech Dataset", "Emotional Speech Dataset (ESD)", "ESD"):
+            if (root / name).is_dir():
+                return root / name
+        return root
+
+    def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
+        speakers = sorted(p.name for p in base.iterdir() if p.is_dir() and _SPK.match(p.name))
+        chosen = self.check_subsets(subsets, sorted({language_of(s) for s in speakers}))
+        for spk in speakers:
+            if language_of(spk) not in chosen:
+                continue
+            lines, err = read_table_lines(base / spk / f"{spk}.txt")
+            texts: Dict[str, str] = {}
+            for line in lines:
+                cols = line.split("\t")
+                if len(cols) >= 2:
+                    texts[cols[0].strip()] = " ".join(cols[1].split())
+            for p in walk(base, spk):
+                parts = p.split("/")
+                name = parts[-1]
+                if len(parts) == 2 and name == f"{spk}.txt":
+                    continue
+                split = SPLITS.get(parts[2]) if len(parts) == 4 else ("train" if len(parts) == 3 else None)
+                emotion = map_emotion(parts[1]) if len(parts) >= 3 else None
+                if (split is None or emotion is None or not name.endswith(".wav")
+                        or not name.startswith(spk + "_")):
+                    yield unexplained(p)
+                    continue
+                utt = name[:-4]
+                if err and "UTF-8" in err:
+                    yield reject(p, "text_not_utf8", f"{spk}/{spk}.txt: {err}", self.name)
+                elif not texts.get(utt):
+                    yield reject(p, "missing_transcript", err or f"{utt} not in {spk}/{spk}.txt", self.name)
+                else:
+                    yield Item(p, {"speaker": spk, "text": texts[utt], "split": split, "emotion": emotion,
+                                   "language": language_of(spk)}, {"native_emotion": parts[1]})

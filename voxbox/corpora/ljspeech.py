@@ -1,0 +1,43 @@
+"""LJ Speech 1.1: LJSpeech-1.1/wavs/LJ###-####.wav + metadata.csv (id|text|normalized)."""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+from ..errors import VoxboxError
+from .base import Item, Recipe, read_table_lines, reject, unexplained, walk
+
+ROOT_FILES = ("metadata.csv", "README")
+
+
+class LJSpeech(Recipe):
+    name = "ljspeech"
+
+    def find_root(self, root: Path) -> Path:
+        return root / "LJSpeech-1.1" if (root / "LJSpeech-1.1").is_dir() else root
+
+    def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
+        if subsets:
+            self.check_subsets(subsets, ["all"])
+        if not (base / "wavs").is_dir():
+            raise VoxboxError(f"ljspeech: no wavs/ folder under {base}")
+        lines, err = read_table_lines(base / "metadata.csv")
+        texts = {}
+        for line in lines:
+            cols = line.split("|")
+            if len(cols) >= 2:
+                texts[cols[0]] = " ".join((cols[2] if len(cols) > 2 and cols[2].strip() else cols[1]).split())
+        for p in walk(base, "wavs"):
+            name = posixpath.basename(p)
+            if p.count("/") != 1 or not name.endswith(".wav") or not name.startswith("LJ"):
+                yield unexplained(p)
+                continue
+            utt = name[:-4]
+            if err and "UTF-8" in err:
+                yield reject(p, "text_not_utf8", f"metadata.csv: {err}", self.name)
+            elif not texts.get(utt):
+                yield reject(p, "missing_transcript", err or f"{utt} not in metadata.csv", self.name)
+            else:
+                yield Item(p, {"speaker": "LJ", "text": texts[utt], "gender": "female"})

@@ -1,0 +1,85 @@
+"""WebDataset tar shards with byte-stable metadata.
+
+One sample per record, all members sharing the key (the record's ``index``, which
+has no dots):
+
+- ``KEY.flac`` (or the original extension): the audio;
+- ``KEY.json``: the record, one JSON object with every :class:`Utterance` field in
+  order; ``null_reasons`` and ``extra`` are JSON *text* (as in the Parquet shards), so
+  every sample has the same flat schema and ``datasets.load_dataset("webdataset")``
+  can infer it; ``global_tokens`` / ``semantic_tokens`` are integer lists (or null).
+
+Tar members get fixed metadata (mtime 0, uid/gid 0, empty owner names, mode 0644,
+USTAR format) and samples are written in the order given (the build sorts by index),
+so the same records give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import BinaryIO, Dict, Iterator, Tuple, Union
+
+from ..record import Utterance, _from_arrow_row, _to_arrow_row
+from .encode import EncodedSample
+
+
+def record_json(rec: Utterance) -> bytes:
+    return json.dumps(_to_arrow_row(rec), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def record_from_json(data: bytes) -> Utterance:
+    return _from_arrow_row(json.loads(data.decode("utf-8")))
+
+
+class TarShardWriter:
+    """Writes samples to one tar stream. The caller owns the file object."""
+
+    def __init__(self, fileobj: BinaryIO):
+        self._tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.USTAR_FORMAT)
+        self.count = 0
+
+    def _add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.type = tarfile.REGTYPE
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def write(self, sample: EncodedSample) -> None:
+        key = sample.record.index
+        if "." in key or "/" in key:
+            raise ValueError(f"{key}: WebDataset keys may not contain dots or slashes")
+        self._add(f"{key}.{sample.ext}", sample.audio)
+        self._add(f"{key}.json", record_json(sample.record))
+        self.count += 1
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def iter_tar_samples(path: Union[str, Path]) -> Iterator[Tuple[str, Dict[str, bytes]]]:
+    """Yield ``(key, {ext: bytes})`` per sample, in file order, streaming.
+
+    Members are grouped by consecutive key, as WebDataset readers do; a key that
+    appears again later shows up as a second sample (validate reports it).
+    """
+    with tarfile.open(str(path), mode="r|") as tar:
+        key, members = None, {}
+        for info in tar:
+            if not info.isfile():
+                continue
+            base, _, ext = info.name.partition(".")
+            data = tar.extractfile(info).read()
+            if key is not None and (base != key or ext in members):
+                yield key, members
+                members = {}
+            key = base
+            members[ext] = data
+        if key is not None:
+            yield key, members

@@ -1,0 +1,296 @@
+"""Shard planning, committing one shard in every format, and finishing a built folder.
+
+Shard assignment depends only on the input: records sorted by ``index`` are cut
+greedily into shards by an audio-size estimate computed from the headers
+(``num_samples * channels``), capped by a record count. Records a later stage rejects
+simply leave their shard smaller, so a resumed run, a parallel run and a Ray run all
+produce the same shard names with the same contents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from ..errors import VoxboxError
+from ..record import Rejection, Utterance
+from . import index as ix
+from .encode import AUDIO_FORMATS, EncodedSample
+from .parquet import ParquetShardWriter
+from .webdataset import TarShardWriter
+
+FORMATS = ("webdataset", "parquet")
+DEFAULT_SHARD_MB = 500.0
+DEFAULT_SHARD_RECORDS = 100_000
+# Field -> summary bucket; counted per shard and totalled in index.json.
+COUNTED_FIELDS = ("gender", "age", "emotion", "language", "pitch_level", "pitch_std_level", "speed_level",
+                  "split")
+_PROVENANCE_PACKAGES = ("numpy", "soundfile", "pyarrow", "webdataset", "torch", "transformers",
+                        "pyworld", "praat-parselmouth", "ray")
+
+
+def check_formats(formats: Sequence[str], audio_format: str) -> Tuple[str, ...]:
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise VoxboxError(f"unknown output format(s) {', '.join(bad) or '(none)'}; use webdataset and/or parquet")
+    if audio_format not in AUDIO_FORMATS:
+        raise VoxboxError(f"unknown audio format {audio_format!r}; use one of {', '.join(AUDIO_FORMATS)}")
+    return tuple(f for f in FORMATS if f in formats)  # canonical order
+
+
+def estimate_bytes(rec: Utterance, audio_format: str = "flac") -> int:
+    """Shard-size estimate for one record from its header facts only (deterministic)."""
+    if rec.num_samples and rec.channels:
+        raw = rec.num_samples * rec.channels * 2
+    else:
+        try:
+            raw = os.path.getsize(rec.audio_path)
+        except (OSError, Exception):  # noqa: BLE001 - a missing file is rejected later
+            raw = 0
+    # FLAC typically keeps ~60% of 16-bit PCM speech; JSON and tar headers add ~2 KiB.
+    return int(raw * (0.6 if audio_format == "flac" else 1.0)) + 2048
+
+
+def plan_shards(items: Iterable[Tuple[str, int]], shard_mb: float = DEFAULT_SHARD_MB,
+                shard_records: int = DEFAULT_SHARD_RECORDS) -> List[List[str]]:
+    """Cut ``(index, estimated_bytes)`` pairs, sorted by index, into shards of indices."""
+    limit = max(1, int(shard_mb * 1e6))
+    shards: List[List[str]] = []
+    cur: List[str] = []
+    size = 0
+    for idx, est in sorted(items):
+        if cur and (size + est > limit or len(cur) >= shard_records):
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(idx)
+        size += est
+    if cur:
+        shards.append(cur)
+    return shards
+
+
+def audio_seconds(rec: Utterance) -> float:
+    if rec.num_samples and rec.sample_rate:
+        return rec.num_samples / rec.sample_rate
+    return float(rec.duration or 0.0)
+
+
+class ShardCommitter:
+    """Writes one shard in every requested format under temporary names, then commits.
+
+    ``write(sample)`` streams a sample to each format; ``commit()`` closes, fsyncs and
+    renames the files and returns the journal entry (files with sha256, counts).
+    ``abort()`` removes the temporary files.
+    """
+
+    def __init__(self, out_dir: Union[str, Path], name: str, shard: int, formats: Sequence[str]):
+        self.out_dir = Path(out_dir)
+        self.shard = shard
+        self.paths = {fmt: ix.shard_filename(name, shard, fmt) for fmt in formats}
+        self._fh = {}
+        self._writers = {}
+        self.records = 0
+        self.seconds = 0.0
+        self.first: Optional[str] = None
+        self.last: Optional[str] = None
+        self.counts: Dict[str, Counter] = {f: Counter() for f in COUNTED_FIELDS}
+        try:
+            for fmt, rel in self.paths.items():
+                final = self.out_dir / rel
+                final.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(final.with_name(final.name + ix.PARTIAL_SUFFIX), "wb")
+                self._fh[fmt] = fh
+                self._writers[fmt] = TarShardWriter(fh) if fmt == "webdataset" else ParquetShardWriter(fh)
+        except OSError as e:
+            self.abort()
+            raise ix.io_error(self.out_dir, e) from None
+
+    def write(self, sample: EncodedSample) -> None:
+        rec = sample.record
+        if self.last is not None and rec.index <= self.last:
+            raise VoxboxError(f"shard {self.shard}: records out of order or duplicated at {rec.index}")
+        try:
+            for w in self._writers.values():
+                w.write(sample)
+        except OSError as e:
+            self.abort()
+            raise ix.io_error(self.out_dir, e) from None
+        self.records += 1
+        self.seconds += audio_seconds(rec)
+        self.first = self.first or rec.index
+        self.last = rec.index
+        for f in COUNTED_FIELDS:
+            v = getattr(rec, f)
+            self.counts[f][str(v) if v is not None else "null"] += 1
+
+    def commit(self) -> dict:
+        files = {}
+        try:
+            for fmt, rel in self.paths.items():
+                self._writers[fmt].close()
+                self._fh[fmt].flush()
+                final = self.out_dir / rel
+                tmp = final.with_name(final.name + ix.PARTIAL_SUFFIX)
+                self._fh[fmt].close()
+                ix.commit_file(tmp, final)
+                files[fmt] = {"path": rel, "sha256": ix.sha256_file(final), "bytes": final.stat().st_size}
+        except OSError as e:
+            self.abort()
+            raise ix.io_error(self.out_dir, e) from None
+        self._fh.clear()
+        return {
+            "kind": "shard", "shard": self.shard, "records": self.records,
+            "audio_seconds": self.seconds, "first_index": self.first, "last_index": self.last,
+            "files": files,
+            "counts": {f: dict(sorted(c.items())) for f, c in self.counts.items() if c},
+        }
+
+    def abort(self) -> None:
+        for fmt, fh in list(self._fh.items()):
+            try:
+                fh.close()
+            except OSError:
+                pass
+            final = self.out_dir / self.paths[fmt]
+            tmp = final.with_name(final.name + ix.PARTIAL_SUFFIX)
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        self._fh.clear()
+
+
+def summarize(shard_entries: Sequence[dict], rejects_by_reason: Dict[str, int]) -> dict:
+    """Totals by field (gender, levels, ...) over all shards, for the index and the CLI."""
+    counts: Dict[str, Counter] = {}
+    for e in shard_entries:
+        for f, c in e.get("counts", {}).items():
+            counts.setdefault(f, Counter()).update(c)
+    return {f: dict(sorted(c.items())) for f, c in sorted(counts.items())}
+
+
+def format_summary(index: dict) -> str:
+    """Human-readable final summary of a built folder's index."""
+    t = index["totals"]
+    lines = [f"{t['records']} records, {t['hours']:.3f} h of audio in {t['shards']} shard(s) "
+             f"({', '.join(index['formats'])}, audio {index['audio_format']})"]
+    rej = index["rejects"]
+    if rej["count"]:
+        lines.append(f"{rej['count']} rejected: " + ", ".join(f"{n} {r}" for r, n in
+                                                              sorted(rej["by_reason"].items(), key=lambda x: -x[1])))
+    else:
+        lines.append("0 rejected")
+    for field in ("gender", "age", "emotion", "pitch_level", "speed_level"):
+        c = index.get("summary", {}).get(field)
+        if c:
+            lines.append(f"{field}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    return "\n".join(lines)
+
+
+def provenance(command: Optional[Sequence[str]] = None) -> dict:
+    """Versions of voxbox and key dependencies, the command line, the date."""
+    from importlib import metadata
+
+    from .. import __version__
+
+    versions = {"voxbox": __version__, "python": platform.python_version()}
+    for pkg in _PROVENANCE_PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        import soundfile
+
+        versions["libsndfile"] = soundfile.__libsndfile_version__
+    except Exception:  # noqa: BLE001 - provenance is best effort
+        pass
+    return {
+        "versions": versions,
+        "command": list(command) if command is not None else list(sys.argv),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "platform": platform.platform(),
+    }
+
+
+def rejects_sort_key(r: Rejection):
+    return (r.index or "", r.stage, r.path, r.reason)
+
+
+def finish(out_dir: Union[str, Path], *, name: str, formats: Sequence[str], audio_format: str,
+           shard_entries: Sequence[dict], rejects: Iterable[Rejection], fingerprint: Dict[str, str],
+           pipeline_yaml: Optional[str] = None, command: Optional[Sequence[str]] = None) -> dict:
+    """Write rejects.jsonl, provenance.json, pipeline.yaml (if given) and index.json last."""
+    out_dir = Path(out_dir)
+    rej = sorted(rejects, key=rejects_sort_key)
+    by_reason = Counter(f"{r.stage}: {r.reason}" for r in rej)
+    text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for r in rej)
+    ix.write_text_atomic(out_dir / ix.REJECTS_NAME, text)
+    if pipeline_yaml is not None:
+        ix.write_text_atomic(out_dir / ix.PIPELINE_NAME, pipeline_yaml)
+    ix.write_text_atomic(out_dir / ix.PROVENANCE_NAME, json.dumps(provenance(command), indent=2) + "\n")
+    index = ix.build_index(name=name, formats=formats, audio_format=audio_format,
+                           shard_entries=list(shard_entries), rejects_by_reason=dict(by_reason),
+                           fingerprint=fingerprint, summary=summarize(shard_entries, dict(by_reason)))
+    ix.write_text_atomic(out_dir / ix.INDEX_NAME, json.dumps(index, indent=2, ensure_ascii=False) + "\n")
+    return index
+
+
+def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, name: str = "voxbox",
+                  formats: Sequence[str] = FORMATS, audio_format: str = "flac",
+                  shard_mb: float = DEFAULT_SHARD_MB, shard_records: int = DEFAULT_SHARD_RECORDS,
+                  rejects: Iterable[Rejection] = ()) -> dict:
+    """Write already-annotated records as a complete built folder; return the index.
+
+    Each record's audio is read from ``rec.audio_path`` (``corpus_root/source_path``)
+    and stored as FLAC (``audio_format="flac"``) or as its original bytes
+    (``"original"``). Records are sorted by ``index`` and cut into shards
+    (``shard_mb`` estimated megabytes, at most ``shard_records`` records each);
+    every requested format (``"webdataset"``, ``"parquet"``) gets the same shards.
+    Unreadable audio and duplicate indices become rejections in ``rejects.jsonl``
+    next to the ones passed in ``rejects``. Output: ``index.json``, ``provenance.json``,
+    ``rejects.jsonl``, ``webdataset/NAME-000000.tar``, ``parquet/NAME-000000.parquet``.
+    Read the result with :func:`voxbox.dataset.open_dataset`.
+
+    This is the no-stages, in-process path (tests, exports, small tools); ``voxbox
+    build`` (:mod:`voxbox.build`) adds pipelines, parallel engines and resume.
+    """
+    from .encode import encode_record
+
+    formats = check_formats(formats, audio_format)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ix.io_error(out_dir, e) from None
+    all_rejects = list(rejects)
+    by_index: Dict[str, Utterance] = {}
+    for rec in records:
+        if rec.index in by_index:
+            all_rejects.append(Rejection("shard", rec.source_path or "", "duplicate_index", rec.index))
+            continue
+        by_index[rec.index] = rec
+    plan = plan_shards(((i, estimate_bytes(r, audio_format)) for i, r in by_index.items()),
+                       shard_mb, shard_records)
+    entries = []
+    for k, members in enumerate(plan):
+        committer = ShardCommitter(out_dir, name, k, formats)
+        for idx in members:
+            res = encode_record(by_index[idx], audio_format)
+            if isinstance(res, Rejection):
+                all_rejects.append(res)
+            else:
+                committer.write(res)
+        entries.append(committer.commit())
+    from .index import canonical_json, sha256_text
+
+    fingerprint = {"input": sha256_text(canonical_json(sorted(by_index))), "pipeline": "write_dataset"}
+    return finish(out_dir, name=name, formats=formats, audio_format=audio_format, shard_entries=entries,
+                  rejects=all_rejects, fingerprint=fingerprint)
