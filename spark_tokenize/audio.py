@@ -79,8 +79,6 @@ def load_audio(
     like soundfile returns; channel 0 is kept). An array needs ``sample_rate``; a file's
     own rate is used and ``sample_rate`` must be None or equal to it.
     """
-    import soxr
-
     if isinstance(path_or_array, (str, os.PathLike)):
         audio, sr = read_audio(path_or_array)
         if sample_rate is not None and int(sample_rate) != sr:
@@ -107,6 +105,8 @@ def load_audio(
         bad = int(np.count_nonzero(~np.isfinite(audio)))
         raise TokenizerError(f"audio contains {bad} NaN or infinite sample(s)", reason="nonfinite_audio")
     if sr != target_sr and audio.size:
+        import soxr
+
         audio = soxr.resample(audio, sr, target_sr, quality="VHQ")
     if volume_normalize:
         audio = _normalize_volume(audio)

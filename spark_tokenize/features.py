@@ -71,6 +71,18 @@ def _read_wav2vec2_state(folder: Path) -> Dict[str, torch.Tensor]:
     return state
 
 
+def xlsr53_config():
+    """The architecture of facebook/wav2vec2-large-xlsr-53 (24 layers, 1024 wide, pre-LN)."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+        conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, layer_norm_eps=1e-5,
+        hidden_act="gelu", feat_extract_activation="gelu")
+
+
 class Wav2Vec2Features(nn.Module):
     def __init__(self, model: nn.Module, do_normalize: bool = True, mix_layers=MIX_LAYERS):
         super().__init__()
@@ -135,6 +147,18 @@ class Wav2Vec2Features(nn.Module):
             torch.nn.utils.parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
         model.eval()
         return cls(model, do_normalize=bool(prep.get("do_normalize", True)), mix_layers=mix_layers)
+
+    @classmethod
+    def from_config(cls, config, mix_layers=MIX_LAYERS) -> "Wav2Vec2Features":
+        """Randomly initialised features from a ``Wav2Vec2Config`` (benchmarks, tests)."""
+        from transformers import Wav2Vec2Model
+
+        config.num_hidden_layers = max(mix_layers)
+        model = Wav2Vec2Model(config)
+        conv = model.encoder.pos_conv_embed.conv
+        if hasattr(conv, "parametrizations"):
+            torch.nn.utils.parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
+        return cls(model.eval(), mix_layers=mix_layers)
 
     # -- geometry ---------------------------------------------------------------------
     def receptive_field(self) -> int:

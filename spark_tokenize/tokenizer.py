@@ -12,7 +12,9 @@ Token conventions (torch int64 tensors on the CPU):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -60,6 +62,27 @@ def resolve_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
+@contextlib.contextmanager
+def _inference(device: torch.device, dtype: torch.dtype):
+    """inference_mode, and on CUDA in float32 no TF32 (cuDNN enables it for convolutions by
+    default, which costs ~3 decimal digits and flips tokens at near-ties)."""
+    if device.type != "cuda" or dtype != torch.float32:
+        with torch.inference_mode():
+            yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy TF32 switches are deprecated in newer torch
+        prev = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
+
+
 def _describe(item: AudioInput) -> str:
     return str(item) if isinstance(item, (str, os.PathLike)) else "audio array"
 
@@ -74,21 +97,43 @@ class BiCodecTokenizer:
 
     def __init__(self, model_dir: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
                  dtype: Union[str, torch.dtype] = "float32"):
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        device = resolve_device(device)
         self.model_dir = Path(model_dir)
         layout = ModelLayout(self.model_dir).check()
-        self.config = load_tokenizer_config(layout.tokenizer_config)
-        self.sample_rate = int(self.config["sample_rate"])
-        if self.sample_rate != 16000:
-            raise TokenizerError(f"{layout.tokenizer_config}: sample_rate {self.sample_rate}, BiCodec needs 16000")
-        self.volume_normalize = bool(self.config.get("volume_normalize", True))
-        hop = int(self.config["latent_hop_length"])
-        self.ref_length = int(self.sample_rate * self.config["ref_segment_duration"]) // hop * hop
+        config = load_tokenizer_config(layout.tokenizer_config)
+        resolve_dtype(dtype, device)  # refuse a bad dtype before loading gigabytes
+        self._init_parts(load_bicodec(self.model_dir), Wav2Vec2Features.from_folder(layout.wav2vec2_dir),
+                         config, device, dtype)
 
-        self.model = load_bicodec(self.model_dir).to(self.device, self.dtype)
+    @classmethod
+    def from_parts(cls, bicodec, features: Wav2Vec2Features, config: Optional[dict] = None,
+                   device: Union[str, torch.device] = "cpu",
+                   dtype: Union[str, torch.dtype] = "float32") -> "BiCodecTokenizer":
+        """A tokenizer from already built modules (e.g. random weights for benchmarks)."""
+        from .bicodec.config import OFFICIAL_TOKENIZER_CONFIG
+
+        self = cls.__new__(cls)
+        self.model_dir = None
+        bicodec.fold_weight_norm()
+        self._init_parts(bicodec.eval(), features.eval(), dict(config or OFFICIAL_TOKENIZER_CONFIG),
+                         resolve_device(device), dtype)
+        return self
+
+    def _init_parts(self, bicodec, features: Wav2Vec2Features, config: dict, device: torch.device,
+                    dtype: Union[str, torch.dtype]) -> None:
+        self.device = device
+        self.dtype = resolve_dtype(dtype, device)
+        self.config = config
+        self.sample_rate = int(config["sample_rate"])
+        if self.sample_rate != 16000:
+            raise TokenizerError(f"tokenizer config: sample_rate {self.sample_rate}, BiCodec needs 16000")
+        self.volume_normalize = bool(config.get("volume_normalize", True))
+        hop = int(config["latent_hop_length"])
+        self.ref_length = int(self.sample_rate * config["ref_segment_duration"]) // hop * hop
+
+        self.model = bicodec.to(self.device, self.dtype)
         self.model.mel_transformer.float()  # the STFT front end stays float32
-        self.features = Wav2Vec2Features.from_folder(layout.wav2vec2_dir).to(self.device, self.dtype)
+        self.features = features.to(self.device, self.dtype)
         if self.model.encoder.encoder.embed.in_channels != self.features.model.config.hidden_size:
             raise TokenizerError(
                 f"BiCodec encoder expects {self.model.encoder.encoder.embed.in_channels}-dim features, "
@@ -97,6 +142,8 @@ class BiCodecTokenizer:
         self.global_codebook_size = self.model.global_codebook_size
         self.semantic_codebook_size = self.model.semantic_codebook_size
         self.hop_length = self.model.hop_length
+        #: Threads that load and normalise audio in tokenize_batch.
+        self.load_workers = min(8, os.cpu_count() or 1)
 
     # -- audio ------------------------------------------------------------------------
     def load(self, path_or_array: AudioInput, sample_rate: Optional[int] = None) -> np.ndarray:
@@ -138,17 +185,35 @@ class BiCodecTokenizer:
             raise TokenizerError(f"{len(items)} clips but {len(sample_rates)} sample rates")
         out: List[Union[TokenPair, TokenizerError, None]] = [None] * len(items)
         wavs = {}
-        for i, (item, sr) in enumerate(zip(items, sample_rates)):
-            try:
-                wavs[i] = self.load(item, sr)
-            except TokenizerError as e:
+        for i, loaded in enumerate(self._load_many(items, sample_rates)):
+            if isinstance(loaded, TokenizerError):
                 if errors == "raise":
-                    raise
-                out[i] = e
+                    raise loaded
+                out[i] = loaded
+            else:
+                wavs[i] = loaded
         for idx, pairs in self._run_sorted(wavs, batch_size, self.tokenize_wavs):
             for i, pair in zip(idx, pairs):
                 out[i] = pair
         return out  # type: ignore[return-value]
+
+    def _load_many(self, items, sample_rates) -> List[Union[np.ndarray, TokenizerError]]:
+        """Load clips in threads: the front end (decode, resample, the sort inside volume
+        normalisation) releases the GIL and otherwise dominates batched GPU runs."""
+        def one(args):
+            try:
+                return self.load(*args)
+            except TokenizerError as e:
+                return e
+
+        jobs = list(zip(items, sample_rates))
+        workers = min(self.load_workers, len(jobs))
+        if workers <= 1:
+            return [one(j) for j in jobs]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, jobs))
 
     @staticmethod
     def _run_sorted(wavs: dict, batch_size: int, fn):
@@ -166,7 +231,7 @@ class BiCodecTokenizer:
             values[i, :n[i]] = self.features.normalize(w)
         refs = np.stack([reference_clip(w, self.ref_length) for w in wavs]).astype(np.float32)
         padded = len(set(n)) > 1
-        with torch.inference_mode():
+        with _inference(self.device, self.dtype):
             iv = torch.from_numpy(values).to(self.device, self.dtype)
             fl = torch.tensor(frames, device=self.device)
             feat = self.features(iv, fl if padded else None)
@@ -224,7 +289,7 @@ class BiCodecTokenizer:
         for i, (_, s) in enumerate(pairs):
             sem[i, :s.numel()] = s
         glob = torch.stack([g for g, _ in pairs]).reshape(len(pairs), 1, -1)
-        with torch.inference_mode():
+        with _inference(self.device, self.dtype):
             mask = None
             if len(set(lengths)) > 1:
                 ln = torch.tensor(lengths, device=self.device)
@@ -241,7 +306,7 @@ class BiCodecTokenizer:
         """
         wav = self.load(path_or_array, sample_rate)
         ref = torch.from_numpy(reference_clip(wav, self.ref_length).astype(np.float32))[None]
-        with torch.inference_mode():
+        with _inference(self.device, self.dtype):
             return self.model.x_vector(ref.to(self.device)).float().cpu().numpy()[0]
 
     def d_vector(self, global_tokens: TokensLike) -> np.ndarray:
@@ -249,7 +314,7 @@ class BiCodecTokenizer:
         g = _as_int_tensor(global_tokens, "global_tokens").reshape(1, 1, -1)
         if g.shape[-1] != self.token_num:
             raise TokenizerError(f"global_tokens must hold {self.token_num} values, got {g.shape[-1]}")
-        with torch.inference_mode():
+        with _inference(self.device, self.dtype):
             return self.model.d_vector(g.to(self.device)).float().cpu().numpy()[0]
 
 

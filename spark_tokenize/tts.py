@@ -24,9 +24,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import TokenizerError
-
 from . import prompts as P
+from .errors import TokenizerError
 
 SAMPLE_RATE = 16000
 
@@ -54,6 +53,8 @@ class GenerationOptions:
                 raise TokenizerError(f"top_p must be in (0, 1], got {self.top_p}")
             if self.top_k < 0:
                 raise TokenizerError(f"top_k must be >= 0 (0 turns it off), got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise TokenizerError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
 
 @dataclass
@@ -93,35 +94,19 @@ class SynthResult:
         return 0.0 if self.wav is None else len(self.wav) / self.sample_rate
 
 
-def resolve_dtype(dtype: str, device: str):
-    """fp32 (default) or bf16; fp16 is refused because it breaks this model."""
+def resolve(device: str, dtype: str):
+    """(torch.device, torch.dtype): fp32 by default, bf16 on CUDA, fp16 refused (it breaks
+    the model). ``auto`` picks CUDA when present, and bf16 there when supported."""
     import torch
 
-    key = (dtype or "float32").lower()
-    if key in ("float16", "fp16", "half"):
-        raise TokenizerError("fp16 is not supported: Spark-TTS produces garbage in fp16; use float32 or bfloat16")
-    if key in ("float32", "fp32", "float"):
-        return torch.float32
-    if key in ("bfloat16", "bf16"):
-        if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
-            raise TokenizerError(f"{device} does not support bfloat16; use float32")
-        return torch.bfloat16
-    if key == "auto":
-        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    raise TokenizerError(f"unknown dtype {dtype!r}: use float32, bfloat16 or auto")
+    from .tokenizer import resolve_device, resolve_dtype
 
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    device = (device or "cpu").strip()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TokenizerError(f"device {device} requested but CUDA is not available")
-    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise TokenizerError("device mps requested but MPS is not available")
-    return device
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = resolve_device(device)
+    if str(dtype).lower() == "auto":
+        dtype = "bfloat16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    return dev, resolve_dtype(dtype, dev)
 
 
 # ----------------------------------------------------------------------------------------
@@ -200,8 +185,8 @@ class SparkTTS:
         llm_dir = self.model_dir / "LLM"
         if not (llm_dir / "config.json").is_file():
             raise TokenizerError(f"{self.model_dir}: not a Spark-TTS model folder (no LLM/config.json)")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        dev, self.dtype = resolve(device, dtype)
+        self.device = str(dev)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
             self.model = AutoModelForCausalLM.from_pretrained(str(llm_dir), **_dtype_kwarg(self.dtype))
@@ -232,7 +217,7 @@ class SparkTTS:
         """Generate for prompts of one kind in one left-padded batch.
 
         Returns the new ids of each prompt (padding after <|im_end|> removed) and the
-        wall seconds the batch took.
+        wall seconds the batch took. ``seed`` overrides ``options.seed``.
         """
         torch = self._torch
         opts = options or GenerationOptions()
@@ -247,13 +232,14 @@ class SparkTTS:
             pad_token_id=self.pad_id,
         )
         if opts.do_sample:
-            kwargs.update(temperature=opts.temperature, top_k=opts.top_k or None, top_p=opts.top_p)
+            kwargs.update(temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p)
         if opts.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = opts.repetition_penalty
         if opts.constrain:
             from transformers import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList([make_constraint(mode, input_ids.shape[1])])
+        seed = opts.seed if seed is None else seed
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.perf_counter()
@@ -343,7 +329,7 @@ class SparkTTS:
             raise TokenizerError("give either a prompt audio (voice cloning) or a gender with pitch and speed (control)")
         if prompt_audio is not None:
             if pitch is not None or speed is not None:
-                raise TokenizerError("pitch/speed apply to controllable TTS only (give --gender, not --prompt-audio)")
+                raise TokenizerError("pitch/speed apply to controllable TTS only (give a gender, not a prompt audio)")
             res = self.clone([text], prompt_audio, prompt_text, options=options)[0]
         else:
             if pitch is None or speed is None:

@@ -158,15 +158,24 @@ def test_cli_tokenize_skipped_message_and_unknown_stage(manifest, tmp_path, caps
     assert "unknown stage 'no_such_stage'" in capsys.readouterr().err
 
 
-def test_cli_build_from_libritts_recipe(shared, tmp_path):
+def test_cli_build_libritts_with_real_stages(shared, tiny_bicodec, tmp_path, capsys):
+    """prepare (libritts recipe) -> annotate -> tokenize (tiny BiCodec) -> shards -> validate."""
     root = shared / "data" / "real-speech" / "libritts-mini"
     out = tmp_path / "out"
-    assert main(["build", "--corpus", "libritts", "--root", str(root), "--out", str(out), "--stages", "",
-                 "--workers", "1", "--name", "libritts"]) == 0
+    assert main(["build", "--corpus", "libritts", "--root", str(root), "--out", str(out), "--model-dir",
+                 str(tiny_bicodec), "--workers", "1", "--name", "libritts"]) == 0
+    summary = capsys.readouterr().out
+    assert "6 records" in summary and "gender: female 3, male 3" in summary
     ds = open_dataset(out)
     recs = list(ds.records())
     assert len(recs) == 6 and all(r.corpus == "libritts" and r.text for r in recs)
-    assert {r.gender for r in recs} == {"female", "male"}
+    for r in recs:
+        assert r.pitch is not None and r.speed is not None and r.syllable_num and r.duration
+        assert len(r.global_tokens) == 32 and len(r.semantic_tokens) > 40
+    assert [s["stage"] for s in ds.pipeline["stages"]] == ["annotate", "tokenize"]
+    assert "skipped" not in ds.pipeline["stages"][1]
+    assert ds.index["summary"]["speed_level"]
+    assert main(["validate", str(out)]) == 0
 
 
 def test_unwritable_output_is_a_clear_error(manifest, tmp_path):

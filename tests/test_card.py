@@ -125,3 +125,31 @@ def test_size_category():
     assert size_category(999) == "n<1K"
     assert size_category(1000) == "1K<n<10K"
     assert size_category(15_629_241) == "10M<n<100M"
+
+
+def test_single_format_and_redacted_command(tmp_path):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from voxbox.card import card_metadata
+    from voxbox.record import Utterance
+    from voxbox.shards import write_dataset
+
+    sf.write(tmp_path / "a.wav", np.zeros(1600, dtype=np.float32), 16000)
+    rec = Utterance(index="vctk_0000000000000001", corpus="vctk", source_path="a.wav", corpus_root=str(tmp_path),
+                    duration=0.1, language="en", license="CC BY 4.0")
+    write_dataset([rec], tmp_path / "w", name="w", formats=("webdataset",))
+    prov = tmp_path / "w" / "provenance.json"
+    data = json.loads(prov.read_text())
+    data["command"] = ["voxbox", "build", "--token", "hf_SecretSecretSecret123", "--out", "w"]
+    prov.write_text(json.dumps(data))
+    ds = open_dataset(tmp_path / "w")
+    stats = collect_stats(ds, progress=False)
+    meta = card_metadata(ds, stats)
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train",
+                                                                          "path": "webdataset/*.tar"}],
+                                "default": True}]
+    text = render_card(ds, stats)
+    assert "hf_SecretSecretSecret123" not in text and "--token ***" in text

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from voxbox.corpora import get_recipe, recipe_names
 from voxbox.corpora.prepare import prepare_manifest
-from voxbox.record import EMOTIONS, Rejection, Utterance, make_index, read_manifest, read_rejects
+from voxbox.record import EMOTIONS, Rejection, Utterance, make_index, read_manifest
 
 
 def tone(path: Path, sr: int = 16000, seconds: float = 0.05, fmt: str | None = None, seed: int = 0) -> int:
@@ -362,6 +362,6 @@ def test_prepare_manifest_writes_jsonl_and_parquet_deterministically(tmp_path):
     b = prepare_manifest("libritts", tmp_path / "c", tmp_path / "b.jsonl", workers=1)
     assert a.records == b.records == 5 and a.rejected == 0
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-    p = prepare_manifest("libritts", tmp_path / "c", tmp_path / "m.parquet")
+    assert prepare_manifest("libritts", tmp_path / "c", tmp_path / "m.parquet").records == 5
     assert [r.index for r in read_manifest(tmp_path / "m.parquet")] == [r.index for r in read_manifest(tmp_path / "a.jsonl")]
     assert not (tmp_path / "a.rejects.jsonl").exists() and "0 rejected" in a.line()

@@ -191,3 +191,25 @@ def test_cli_prepare_options_and_errors(tmp_path, capsys):
     assert main(["prepare", "libritts", "--root", str(tmp_path), "--out", str(out), "-s", "dev-clean"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: libritts: subset dev-clean not found") and "Traceback" not in err
+
+
+def test_rejection_index_matches_the_record_index_it_would_have_had(tmp_path):
+    from voxbox.record import make_index
+
+    root = bad_libritts(tmp_path / "corpus")
+    out = [x for x in get_recipe("libritts").prepare(root) if isinstance(x, Rejection)]
+    for r in out:
+        if r.reason != "unexplained_file":
+            assert r.index == make_index("libritts", r.path)
+            assert r.path.startswith("LibriTTS/")
+
+
+def test_folder_metadata_paths_cannot_leave_the_root(tmp_path):
+    root = tmp_path / "mine"
+    tone(root / "a.wav")
+    tone(tmp_path / "secret.wav", seed=1)
+    write(root / "m.csv", "path,text\n./a.wav,Fine.\n../secret.wav,Escape.\n/etc/passwd,Abs.\n")
+    out = list(get_recipe("folder", metadata="m.csv").prepare(root))
+    assert [x.source_path for x in out if isinstance(x, Utterance)] == ["a.wav"]
+    assert sorted((x.path, x.reason) for x in out if isinstance(x, Rejection)) == [
+        ("m.csv:3", "bad_metadata"), ("m.csv:4", "bad_metadata")]

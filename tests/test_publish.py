@@ -25,6 +25,8 @@ from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Utterance, make_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# huggingface_hub streams LFS uploads with a call httpx2 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:Use .content=:DeprecationWarning")
 
 
 def make_built_dataset(out_dir: Path, *, n: int = 12, shard_records: int = 3, seed: int = 0,
@@ -179,6 +181,20 @@ def test_interrupted_upload_resumes_with_only_missing_files(built, hub, online):
     assert all(remote[p] == d for p, d in local.items())
 
 
+def test_dry_run_changes_nothing(built, hub, online):
+    from voxbox.publish import publish
+
+    res = publish(built, "alice/tiny", endpoint=hub.url, dry_run=True, batch_files=4, progress=False)
+    assert ("dataset", "alice/tiny") not in hub.state.repos and hub.state.commits == []
+    n_files = len(local_upload_set(built)) + 1
+    assert len(res.uploaded) == n_files and res.commits == 3  # 8 shard files in batches of 4, then metadata
+    assert "would upload" in res.summary()
+    publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    commits = len(hub.state.commits)
+    res = publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, dry_run=True, progress=False)
+    assert res.uploaded == [] and len(res.unchanged) == n_files and len(hub.state.commits) == commits
+
+
 def test_changed_folder_replaces_stale_shards(built, hub, online, tmp_path):
     from voxbox.publish import publish
 
@@ -206,6 +222,12 @@ def test_private_repo_and_branch(built, hub, online):
     assert repo.private is True
     assert set(hub.repo_files("dataset", "voxorg/tiny", "main")) == {".gitattributes"}
     assert "README.md" in hub.repo_files("dataset", "voxorg/tiny", "v1")
+    assert res.notes == []
+    # --private does not change an existing public repo, and says so.
+    publish(built, "alice/pub", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    again = publish(built, "alice/pub", private=True, token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    assert hub.state.repos[("dataset", "alice/pub")].private is False
+    assert "stays public" in again.summary()
     anonymous = HfApi(endpoint=hub.url, token=False)
     from huggingface_hub.errors import RepositoryNotFoundError
 

@@ -167,9 +167,9 @@ def render_in_chromium(html_path: Path, tmp_path: Path) -> dict:
             m, p = e.get("method"), e.get("params", {})
             if m == "Runtime.exceptionThrown":
                 problems.append(("exception", p.get("exceptionDetails", {}).get("text")))
-            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 problems.append(("console", [a.get("value") for a in p.get("args", [])]))
-            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
+            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
                 problems.append(("log", p["entry"].get("text")))
         return {"images": images, "problems": problems, "screenshot": base64.b64decode(shot["data"]), "text": text}
     finally:
@@ -201,6 +201,9 @@ def test_stats_are_right(built):
     assert st.speed_hist["zh"].total == sum(r.language == "zh" for r in recs)
     assert dict(st.rejects) == {"annotate: too_short": 2, "prepare: unreadable_audio": 1}
     assert st.tokenized == 15 and st.global_len == {32: 15}
+    assert st.semantic_codes.sum() == sum(len(r.semantic_tokens) for r in recs)
+    first = recs[0].global_tokens[0]
+    assert st.global_codes[first] == sum(r.global_tokens.count(first) for r in recs)
     # The oddities name the slowest and fastest records.
     odd = st.oddities()
     slowest = min(recs, key=lambda r: r.speed)
@@ -219,6 +222,21 @@ def test_boundaries_are_ordered_and_cover_both_groups():
     # VoxBox's worked example (spec voxbox.md 3.6): 180.626 Hz female is 'moderate'.
     b1, b2, b3, b4 = b["pitch"]["female"]
     assert b2 <= hz_to_mel(180.626) <= b3
+
+
+def test_boundaries_follow_the_pipelines_boundaries_file(tmp_path):
+    from voxbox.annotate.levels import VOXBOX_BOUNDARIES
+
+    custom = {"pitch": {"male": [100.0, 150.0, 200.0, 250.0]}, "speed": {"ja": [1.0, 2.0, 3.0, 4.0]}}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(custom))
+    pipeline = {"stages": [{"stage": "annotate", "params": {"boundaries": str(path)}}]}
+    b = level_boundaries(pipeline)
+    assert b["pitch"]["male"] == (100.0, 150.0, 200.0, 250.0)
+    assert b["speed"]["ja"] == (1.0, 2.0, 3.0, 4.0)
+    # Groups the file lacks keep VoxBox's values.
+    assert b["pitch"]["female"] == tuple(VOXBOX_BOUNDARIES["pitch"]["female"])
+    assert level_boundaries(None)["pitch"]["male"] == tuple(VOXBOX_BOUNDARIES["pitch"]["male"])
 
 
 def test_report_renders_in_chromium(built, tmp_path):
@@ -240,6 +258,7 @@ def test_report_renders_in_chromium(built, tmp_path):
     # The screenshot decodes and is not blank.
     import matplotlib.image as mpimg
 
+    (tmp_path / "report.png").write_bytes(res["screenshot"])  # kept for a look when the test fails
     shot = mpimg.imread(io.BytesIO(res["screenshot"]), format="png")
     assert shot.shape[0] > 1000 and shot.shape[1] >= 1000
     assert float(np.std(shot[..., :3])) > 0.05

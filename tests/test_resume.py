@@ -76,3 +76,20 @@ def test_corrupted_finished_shard_is_redone(setup):
     assert resumed.returncode == 0, resumed.stderr
     assert "sha256 does not match" in resumed.stderr and "redoing" in resumed.stderr
     assert shard_bytes(out) == shard_bytes(ref)
+
+
+def test_kill_during_real_annotation(shared, tmp_path):
+    """The real annotate stage, killed after its 2nd batch, then resumed."""
+    root = shared / "data" / "real-speech" / "libritts-mini"
+    args = ["build", "--corpus", "libritts", "--root", str(root), "--stages", "annotate", "--batch-size", "2",
+            "--shard-records", "2", "--workers", "1"]
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    r = _run(args, ref)
+    assert r.returncode == 0, r.stderr
+    assert _run(args, out, VOXBOX_KILL_AT="stage:annotate:2").returncode == -9
+    assert (out / "journal.jsonl").exists() and not (out / "index.json").exists()
+    resumed = _run(args, out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert shard_bytes(out) == shard_bytes(ref)
+    recs = list(open_dataset(out).records())
+    assert len(recs) == 6 and all(r.pitch is not None for r in recs)

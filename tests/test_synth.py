@@ -132,26 +132,36 @@ def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     assert [r["index"] for r in rep["records"]] == sample_indices(
         [Utterance(index=i, global_tokens=[0] * 32, semantic_tokens=[0]) for i in
          ["rs_0", "rs_1", "rs_2", "rs_3", "rs_4", "rs_5_wrong"]], 2, 3)[0]
+    # write_dataset folders have no pipeline.yaml naming the tokenizer
+    assert main(["synth", "codec", str(built), "--out", str(tmp_path / "r3")]) == 1
+    assert "names no tokenizer model folder; give --model-dir" in capsys.readouterr().err
     assert main(["synth", "codec", str(tmp_path / "nothing"), "--model-dir", str(tiny_bicodec),
                  "--out", str(tmp_path / "r2")]) == 1
     assert "no such dataset folder" in capsys.readouterr().err
 
 
-def test_annotate_wav_on_real_speech(shared):
+def test_annotate_wav_on_real_speech(shared, tmp_path):
     import soundfile as sf
 
     from voxbox.annotate import levels
 
-    wav, sr = sf.read(str(shared / "data/real-speech/audio" / CLIPS[3][0]))
-    assert sr == 16000
-    a = annotate_wav(wav, CLIPS[3][1], "female")
-    assert 150 < a["pitch"] < 350 and a["syllable_num"] == 10  # Lord but I.m glad to see you a-gain Phil
-    assert a["speed"] == pytest.approx(10 / a["speech_duration"])
+    from voxbox.synth import make_annotator
+
+    annotator = make_annotator()
+    a = annotate_wav(shared / "data/real-speech/audio" / CLIPS[3][0], CLIPS[3][1], "female", annotator)
+    assert 150 < a["pitch"] < 350 and a["syllable_num"] == 10  # Lord but I'm glad to see you a-gain Phil
+    assert a["speed"] == pytest.approx(10 / a["speech_duration"], abs=0.05)
     assert a["pitch_level"] == levels.level(levels.pitch_mel(a["pitch"]), levels.VOXBOX_BOUNDARIES["pitch"]["female"])
-    assert a["speed_level"] == levels.level(a["speed"], levels.VOXBOX_BOUNDARIES["speed"]["en"])
-    # Silence: no voiced frames, no pitch level, and a reason.
-    s = annotate_wav(np.zeros(16000), "Hi.", "male")
-    assert s["pitch_level"] is None and s["null_reason"] is not None
+    assert a["speed_level"] == levels.level(levels.clip_speed(10 / a["speech_duration"]),
+                                            levels.VOXBOX_BOUNDARIES["speed"]["en"])
+    assert a["gender"] in ("female", "male") and a["pitch_value"] == levels.pitch_value(a["pitch"])
+    # The same clip judged as if a male voice had been requested: male boundaries.
+    m = annotate_wav(shared / "data/real-speech/audio" / CLIPS[3][0], CLIPS[3][1], "male", annotator)
+    assert m["pitch_level"] == levels.level(levels.pitch_mel(a["pitch"]), levels.VOXBOX_BOUNDARIES["pitch"]["male"])
+    # Silence is rejected by the annotator: no measurements, and the reason.
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(16000), 16000)
+    s = annotate_wav(tmp_path / "silence.wav", "Hi.", "male", annotator)
+    assert s["pitch_level"] is None and s["speed_level"] is None and s["null_reason"]
 
 
 def test_confusion_table():
@@ -169,7 +179,7 @@ def model_dir(tmp_path_factory, tiny_bicodec):
 def test_control_check_end_to_end(model_dir, tmp_path, capsys):
     from spark_tokenize.tts import GenerationOptions
 
-    opts = GenerationOptions(max_new_tokens=39 + 50, seed=0, constrain=True)  # 1 s of semantic tokens
+    opts = GenerationOptions(max_new_tokens=39 + 25, seed=0, constrain=True)  # 0.5 s of semantic tokens
     rep = control_check(model_dir, "Hello world.", tmp_path / "c", genders=["female", "male"],
                         pitch_levels=["low", "high"], speed_levels=["1", "5"], options=opts, batch_size=4)
     assert rep["requested"] == 8 and rep["synthesised"] == 8 and rep["failed"] == 0
@@ -178,8 +188,8 @@ def test_control_check_end_to_end(model_dir, tmp_path, capsys):
     assert len(cells) == 8
     for u in rep["utterances"]:
         assert (tmp_path / "c" / u["wav"]).exists()
-        # 50 semantic tokens unless the model chose <|im_end|> earlier
-        assert u["duration"] == pytest.approx(1.0) or (u["finished"] and 0 < u["duration"] < 1.0)
+        # 25 semantic tokens unless the model chose <|im_end|> earlier
+        assert u["duration"] == pytest.approx(0.5) or (u["finished"] and 0 < u["duration"] < 0.5)
         assert u["measured"]["syllable_num"] == 3
         assert u["model_pitch_value"] is not None
     for attr in ("pitch", "speed"):
@@ -187,6 +197,7 @@ def test_control_check_end_to_end(model_dir, tmp_path, capsys):
         assert sum(sum(row.values()) for row in t["matrix"].values()) == 8
         assert sum(t["matrix"][lvl][c] for lvl in t["rows"] for c in t["cols"] if c != "unmeasured") == t["measured"]
     assert set(rep["tables"]["pitch_by_gender"]) == {"female", "male"}
+    assert rep["tables"]["gender"]["rows"] == ["female", "male"]
     page = (tmp_path / "c" / "report.html").read_text()
     assert "Pitch level, female" in page and page.count("<audio") == 8
 

@@ -173,4 +173,7 @@ def test_cli_errors_are_one_line(tmp_path, tiny_bicodec, manifest, capsys):
     assert "global_tokens must hold 32 values" in capsys.readouterr().err
     assert main(["detokenize", str(manifest), "--index", "nope", "--model-dir", str(tiny_bicodec),
                  "--out", str(tmp_path / "x.wav")]) == 1
-    assert "no tokens" in capsys.readouterr().err or True
+    assert "no record with index nope" in capsys.readouterr().err
+    assert main(["detokenize", str(manifest), "--index", "0", "--model-dir", str(tiny_bicodec),
+                 "--out", str(tmp_path / "x.wav")]) == 1
+    assert "has no tokens" in capsys.readouterr().err

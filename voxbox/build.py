@@ -229,10 +229,10 @@ class PreparedInput:
         return Utterance.from_dict(json.loads(fh.read(length).decode("utf-8")))
 
 
-def _line_identity(d: dict) -> str:
+def _line_identity(d: dict) -> bytes:
     # Where the corpus sits on disk does not change the data: leave corpus_root out.
     d = {k: v for k, v in d.items() if k != "corpus_root"}
-    return hashlib.sha256(ix.canonical_json(d).encode("utf-8")).hexdigest()
+    return hashlib.sha256(ix.canonical_json(d).encode("utf-8")).digest()
 
 
 def prepare_input(source: Iterable[Result], work: Path, audio_format: str, log: Log,
@@ -241,7 +241,7 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, log: 
 
     work.mkdir(parents=True, exist_ok=True)
     prep = PreparedInput(work / "prepared.jsonl", work / "prepare.rejects.jsonl")
-    hashes: Dict[str, str] = {}
+    hashes: Dict[str, bytes] = {}
     rejects: List[dict] = []
     try:
         with open(prep.path, "wb") as fh, Progress(progress_desc) as bar:
@@ -274,7 +274,7 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, log: 
         raise ix.io_error(work, e) from None
     h = hashlib.sha256()
     for idx in sorted(hashes):
-        h.update(f"{idx} {hashes[idx]}\n".encode())
+        h.update(f"{idx} {hashes[idx].hex()}\n".encode())
     for r in rejects:
         h.update((ix.canonical_json(r) + "\n").encode("utf-8"))
     prep.fingerprint = h.hexdigest()
@@ -301,6 +301,17 @@ def _clean(out: Path) -> None:
                     p.unlink()
 
 
+def _check_foreign(out: Path, force: bool) -> None:
+    """Refuse a non-empty folder that no voxbox build made (before writing anything)."""
+    ours = (*_OWN_FILES, WORK_DIR, *ix.FORMAT_DIRS.values())
+    if (out / ix.JOURNAL_NAME).exists() or (out / ix.INDEX_NAME).exists():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if others and not force:
+        raise VoxboxError(f"{out}: folder is not empty and is not a voxbox build "
+                          f"(found {', '.join(others[:3])}); choose another --out")
+
+
 def _check_existing(out: Path, fingerprint: Dict[str, str], force: bool, log: Log) -> None:
     journal = ix.Journal(out / ix.JOURNAL_NAME)
     start = journal.start()
@@ -311,17 +322,14 @@ def _check_existing(out: Path, fingerprint: Dict[str, str], force: bool, log: Lo
         except (OSError, json.JSONDecodeError):
             old = {}
     if old is None:
-        others = [p.name for p in out.iterdir() if p.name not in (*_OWN_FILES, WORK_DIR, *ix.FORMAT_DIRS.values())]
-        if others and not force:
-            raise VoxboxError(f"{out}: folder is not empty and is not a voxbox build "
-                              f"(found {', '.join(sorted(others)[:3])}); choose another --out")
-        _clean(out)
+        _clean(out)  # leftovers of a run that died before its first journal line
         return
     changed = [k for k in ("pipeline", "input") if old.get(k) != fingerprint[k]]
     if not changed:
         return
     what = " and ".join({"pipeline": "a different pipeline", "input": "different input"}[k] for k in changed)
     if not force:
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
         raise VoxboxError(f"{out}: this folder was built from {what}; "
                           f"use another --out, or --force to rebuild it from scratch")
     log(f"--force: {out} was built from {what}; rebuilding from scratch")
@@ -379,6 +387,7 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     for stage, why in pipe.skipped():
         log(f"stage {stage} skipped: {why}")
     stages = make_stages(pipe)  # fail early on unknown stages, before any work
+    _check_foreign(out, force)
 
     work = out / WORK_DIR
     prep = prepare_input(source, work, pipe.audio_format, log)
@@ -409,31 +418,45 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     shard_bar = Progress("shards", total=len(plan), unit="shard")
     shard_bar.update(len(done))
     committer: Optional[ShardCommitter] = None
+
+    def stage_progress(stats: Dict[str, list]) -> None:
+        for name, (n_in, _n_out, secs, _cpu) in stats.items():
+            if name not in bars:
+                bars[name] = Progress(name)
+            bars[name].update(n_in, secs)
+
+    def record(entry: dict) -> None:
+        fault_point("before_journal")
+        journal.append(entry)
+        done[entry["shard"]] = entry
+        shard_bar.update(1)
+        fault_point("shard_commit")
+
+    tasks = _tasks(prep, plan, todo, pipe.batch_size)
     try:
-        shard_rejects: List[dict] = []
-        for res in eng.run(_tasks(prep, plan, todo, pipe.batch_size)):
-            for name, (n_in, _n_out, secs, _cpu) in res.stats.items():
-                if name not in bars:
-                    bars[name] = Progress(name)
-                bars[name].update(n_in, secs)
-            if committer is None:
-                committer = ShardCommitter(out, pipe.name, res.task.shard, pipe.formats)
-                shard_rejects = []
-            for o in res.outcomes:
-                if isinstance(o, Rejection):
-                    shard_rejects.append(o.to_dict())
-                else:
-                    committer.write(o)
-                    fault_point("shard_write")
-            if res.task.last:
-                entry = committer.commit()
-                committer = None
-                entry["rejects"] = shard_rejects
-                fault_point("before_journal")
-                journal.append(entry)
-                done[entry["shard"]] = entry
-                shard_bar.update(1)
-                fault_point("shard_commit")
+        if getattr(eng, "writes_shards", False):
+            # The engine writes and commits whole shards itself (Ray); we journal them.
+            for entry in eng.run_shards(tasks, out, pipe.name, pipe.formats):
+                stage_progress(entry.pop("stats", {}))
+                record(entry)
+        else:
+            shard_rejects: List[dict] = []
+            for res in eng.run(tasks):
+                stage_progress(res.stats)
+                if committer is None:
+                    committer = ShardCommitter(out, pipe.name, res.task.shard, pipe.formats)
+                    shard_rejects = []
+                for o in res.outcomes:
+                    if isinstance(o, Rejection):
+                        shard_rejects.append(o.to_dict())
+                    else:
+                        committer.write(o)
+                        fault_point("shard_write")
+                if res.task.last:
+                    entry = committer.commit()
+                    committer = None
+                    entry["rejects"] = shard_rejects
+                    record(entry)
     except BaseException:
         if committer is not None:
             committer.abort()

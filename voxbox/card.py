@@ -178,6 +178,25 @@ def _md_table(header: Tuple[str, ...], rows: List[Tuple]) -> str:
     return "\n".join(out)
 
 
+def _redact_command(argv) -> str:
+    """The build's command line, with anything that looks like a secret replaced."""
+    args = [str(a) for a in (argv if isinstance(argv, (list, tuple)) else [argv])]
+    out = []
+    hide_next = False
+    for a in args:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        if re.fullmatch(r"--(hf-)?(token|api-key|password)", a):
+            hide_next = True
+        elif re.match(r"--(hf-)?(token|api-key|password)=", a):
+            a = a.split("=", 1)[0] + "=***"
+        a = re.sub(r"hf_[A-Za-z0-9]{16,}", "***", a)
+        out.append(a)
+    return " ".join(out)
+
+
 def _hours(h: float) -> str:
     return f"{h:.3f}" if h < 10 else f"{h:,.1f}"
 
@@ -234,7 +253,7 @@ def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
     if prov.get("date"):
         lines.append(f"- Built: {prov['date']}")
     if prov.get("command"):
-        lines.append(f"- Command: `{' '.join(str(c) for c in prov['command'])}`")
+        lines.append(f"- Command: `{_redact_command(prov['command'])}`")
     if fingerprint:
         lines.append("- Fingerprint: " + ", ".join(f"{k} `{v}`" for k, v in sorted(fingerprint.items())))
     lines.append(f"- Audio in shards: {ds.audio_format}; {len(ds.shards)} shards per format "

@@ -15,7 +15,7 @@ mirrors (``openslr.elda.org``, ``openslr.trmal.net``, ...) are organised.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit

@@ -34,6 +34,8 @@ from .catalog import Archive, CorpusEntry, parse_checksum
 from .errors import VoxboxError
 
 CHUNK = 1 << 20
+# tarfile's extraction filters exist from Python 3.11.4 / 3.12 on.
+_FILTER_ERRORS = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 USER_AGENT = "voxbox-download"
 
 
@@ -245,7 +247,7 @@ def safe_extract(archive: Union[str, Path], dest: Union[str, Path]) -> int:
                 else:  # Python < 3.11.4: our own checks above are the guard
                     tf.extract(m, dest)
                 count += 1
-        except tarfile.FilterError as e:
+        except _FILTER_ERRORS as e:
             raise VoxboxError(f"{archive.name}: unsafe archive, refused: {e}") from None
         except (tarfile.TarError, EOFError, OSError) as e:
             raise VoxboxError(f"{archive.name}: damaged archive ({e}); delete it and download again") from None

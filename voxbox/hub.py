@@ -118,8 +118,15 @@ def _network_error(e: BaseException) -> Optional[BaseException]:
 def explain(e: BaseException, *, action: str, endpoint: str, repo_id: Optional[str] = None,
             repo_type: str = "dataset", token: Optional[str] = None) -> VoxboxError:
     """One actionable line for an exception raised while talking to the Hub."""
-    from huggingface_hub.errors import (HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError,
-                                        RevisionNotFoundError, RemoteEntryNotFoundError)
+    from huggingface_hub import errors as hf
+
+    # Names moved between huggingface_hub releases; a missing one simply never matches.
+    never = type("_Never", (Exception,), {})
+    HfHubHTTPError = getattr(hf, "HfHubHTTPError", never)
+    OfflineModeIsEnabled = getattr(hf, "OfflineModeIsEnabled", never)
+    RepositoryNotFoundError = getattr(hf, "RepositoryNotFoundError", never)
+    RevisionNotFoundError = getattr(hf, "RevisionNotFoundError", never)
+    RemoteEntryNotFoundError = getattr(hf, "RemoteEntryNotFoundError", getattr(hf, "EntryNotFoundError", never))
 
     what = f"{repo_type} repo {repo_id}" if repo_id else "the Hub"
     if isinstance(e, VoxboxError):
@@ -134,7 +141,8 @@ def explain(e: BaseException, *, action: str, endpoint: str, repo_id: Optional[s
         msg = (f"cannot {action}: {what} not found at {endpoint}, or it is private/gated and the token "
                f"has no access to it")
     elif isinstance(e, HfHubHTTPError):
-        status = e.response.status_code if e.response is not None else None
+        response = getattr(e, "response", None)
+        status = response.status_code if response is not None else None
         if status == 401:
             msg = (f"authentication failed at {endpoint}: the token was rejected (pass a valid token with "
                    f"--token or HF_TOKEN, or run `hf auth login`)")
@@ -186,7 +194,7 @@ def check_user(api, *, endpoint: str, token: Optional[str]) -> str:
             "no Hugging Face token: pass --token, set HF_TOKEN, or run `hf auth login` (a write token is needed)"
         )
     with hub_errors(action="check the token", endpoint=endpoint, token=token):
-        info = api.whoami(token=token, cache=False)
+        info = api.whoami(token=token)
     return str(info.get("name") or "?")
 
 

@@ -69,14 +69,22 @@ class PublishResult:
     deleted: List[str] = field(default_factory=list)
     commits: int = 0
     bytes_uploaded: int = 0
+    notes: List[str] = field(default_factory=list)
+    dry_run: bool = False
 
     def summary(self) -> str:
+        if self.dry_run:
+            return (f"dry run for {self.url} (revision {self.revision}): would upload {len(self.uploaded)} files "
+                    f"({self.bytes_uploaded / 1e6:.1f} MB) in {self.commits} commit{'s' if self.commits != 1 else ''}"
+                    f", delete {len(self.deleted)} stale files; {len(self.unchanged)} unchanged")
         if not self.uploaded and not self.deleted:
-            return f"{self.url} (revision {self.revision}) is up to date: {len(self.unchanged)} files unchanged"
-        mb = self.bytes_uploaded / 1e6
-        return (f"published to {self.url} (revision {self.revision}): {len(self.uploaded)} files uploaded "
-                f"({mb:.1f} MB) in {self.commits} commit{'s' if self.commits != 1 else ''}, "
-                f"{len(self.unchanged)} unchanged, {len(self.deleted)} stale files deleted")
+            text = f"{self.url} (revision {self.revision}) is up to date: {len(self.unchanged)} files unchanged"
+        else:
+            mb = self.bytes_uploaded / 1e6
+            text = (f"published to {self.url} (revision {self.revision}): {len(self.uploaded)} files uploaded "
+                    f"({mb:.1f} MB) in {self.commits} commit{'s' if self.commits != 1 else ''}, "
+                    f"{len(self.unchanged)} unchanged, {len(self.deleted)} stale files deleted")
+        return "\n".join([text, *(f"note: {n}" for n in self.notes)])
 
 
 class _NoBar:
@@ -152,15 +160,53 @@ def plan_batches(files: List[LocalFile], batch_files: int, batch_bytes: int) -> 
     return batches
 
 
+def plan_changes(files: List[LocalFile], remote: dict, result: "PublishResult"):
+    """Split local files into unchanged (recorded in ``result``), shards and metadata to
+    upload; and list remote shard files the folder no longer has."""
+    todo_shards, todo_meta = [], []
+    for f in files:
+        if is_unchanged(f, remote.get(f.path_in_repo)):
+            result.unchanged.append(f.path_in_repo)
+        elif f.path_in_repo.startswith(SHARD_DIRS):
+            todo_shards.append(f)
+        else:
+            todo_meta.append(f)
+    local_paths = {f.path_in_repo for f in files}
+    stale = sorted(p for p in remote if p.startswith(SHARD_DIRS) and p not in local_paths)
+    return todo_shards, todo_meta, stale
+
+
+def _dry_run(api, repo_id, branch, url, user, files, batch_files, batch_bytes, errors) -> "PublishResult":
+    from huggingface_hub import errors as hf
+
+    missing = tuple(getattr(hf, n) for n in ("RepositoryNotFoundError", "RevisionNotFoundError") if hasattr(hf, n))
+    with hub_errors(action=f"list the files of {repo_id}", **errors):
+        try:
+            remote = remote_state(api, repo_id, branch)
+        except missing:
+            remote = {}  # nothing published yet: everything would be uploaded
+    result = PublishResult(repo_id=repo_id, revision=branch, url=f"{url}/datasets/{repo_id}", user=user,
+                           dry_run=True)
+    shards, meta, stale = plan_changes(files, remote, result)
+    n_batches = len(plan_batches(shards, batch_files, batch_bytes)) + (1 if meta or stale else 0)
+    result.uploaded = [f.path_in_repo for f in shards + meta]
+    result.bytes_uploaded = sum(f.size for f in shards + meta)
+    result.deleted = stale
+    result.commits = n_batches
+    return result
+
+
 def publish(dataset_dir: Union[str, Path], repo_id: str, *, private: bool = False, revision: Optional[str] = None,
             token: Optional[str] = None, endpoint: Optional[str] = None, batch_files: int = DEFAULT_BATCH_FILES,
-            batch_bytes: int = DEFAULT_BATCH_BYTES, card: bool = True, progress: bool = True) -> PublishResult:
+            batch_bytes: int = DEFAULT_BATCH_BYTES, card: bool = True, progress: bool = True,
+            dry_run: bool = False) -> PublishResult:
     """Upload a built folder to the dataset repo ``repo_id`` (created if needed).
 
     Reruns upload only what is missing or changed (checked by hash against the
     remote); an unchanged folder uploads nothing. ``revision`` is a branch, created
     from ``main`` if it does not exist. The token (argument, ``HF_TOKEN`` or the stored
-    login) is never printed or put in an error message.
+    login) is never printed or put in an error message. ``dry_run`` compares with the
+    remote and reports what would be uploaded or deleted, changing nothing.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -179,31 +225,30 @@ def publish(dataset_dir: Union[str, Path], repo_id: str, *, private: bool = Fals
     token = resolve_token(token)
     api = make_api(url, token)
     branch = revision or "main"
-    user = check_user(api, endpoint=url, token=token)
+    user = check_user(api, endpoint=url, token=token) if (token or not dry_run) else "anonymous"
 
     card_text = render_card(ds, collect_stats(ds, progress=progress), repo_id=repo_id) if card else None
     files = local_files(ds, card_text)
 
     errors = dict(endpoint=url, repo_id=repo_id, repo_type="dataset", token=token)
+    if dry_run:
+        return _dry_run(api, repo_id, branch, url, user, files, batch_files, batch_bytes, errors)
     with hub_errors(action=f"create {repo_id}", **errors):
         repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    notes = []
+    if private:
+        with hub_errors(action=f"read {repo_id}", **errors):
+            if api.repo_info(repo_id, repo_type="dataset").private is False:
+                notes.append(f"{repo_id} already existed as a public repo and stays public (--private only "
+                             f"applies when creating it)")
     if branch != "main":
         with hub_errors(action=f"create branch {branch}", **errors):
             api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
     with hub_errors(action=f"list the files of {repo_id}", **errors):
         remote = remote_state(api, repo_id, branch)
 
-    result = PublishResult(repo_id=repo_id, revision=branch, url=str(repo_url), user=user)
-    todo_shards, todo_meta = [], []
-    for f in files:
-        if is_unchanged(f, remote.get(f.path_in_repo)):
-            result.unchanged.append(f.path_in_repo)
-        elif f.path_in_repo.startswith(SHARD_DIRS):
-            todo_shards.append(f)
-        else:
-            todo_meta.append(f)
-    local_paths = {f.path_in_repo for f in files}
-    stale = sorted(p for p in remote if p.startswith(SHARD_DIRS) and p not in local_paths)
+    result = PublishResult(repo_id=repo_id, revision=branch, url=str(repo_url), user=user, notes=notes)
+    todo_shards, todo_meta, stale = plan_changes(files, remote, result)
     if not todo_shards and not todo_meta and not stale:
         return result
 

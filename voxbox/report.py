@@ -52,57 +52,56 @@ def mel_to_hz(m: float) -> float:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
-def level_boundaries() -> Dict[str, Dict[str, Tuple[float, ...]]]:
+def level_boundaries(pipeline: Optional[dict] = None) -> Dict[str, Dict[str, Tuple[float, ...]]]:
     """``{"pitch": {gender: (b1..b4 in Mel)}, "speed": {language: (b1..b4 in SPS)}}``.
 
-    Taken from :mod:`voxbox.annotate.levels` (the table the annotator uses) when it
-    offers one, else VoxBox's published numbers.
+    The annotator's table (:mod:`voxbox.annotate.levels`): the boundaries file named by
+    the pipeline's annotate stage when it has one and it still exists, else VoxBox's
+    published numbers.
     """
-    out = {k: dict(v) for k, v in _FALLBACK_BOUNDARIES.items()}
-    try:
-        from .annotate import levels as lv  # written by the annotation stage; optional here
-    except Exception:  # noqa: BLE001 - the report must work without the annotator installed
-        return out
     table = None
-    for name in ("default_boundaries", "DEFAULT_BOUNDARIES", "BOUNDARIES"):
-        obj = getattr(lv, name, None)
-        if obj is not None:
-            try:
-                table = obj() if callable(obj) else obj
-            except Exception:  # noqa: BLE001
-                table = None
-            if table is not None:
-                break
-    for kind, keys in (("pitch", ("male", "female")), ("speed", ("zh", "en"))):
-        for key in keys:
-            b = _find_bounds(table, kind, key)
-            if b is not None:
-                out[kind][key] = b
+    try:
+        from .annotate.levels import VOXBOX_BOUNDARIES, Boundaries
+
+        table = VOXBOX_BOUNDARIES
+        path = _pipeline_boundaries_path(pipeline)
+        if path is not None and Path(path).is_file():
+            table = Boundaries.load(path).table
+    except Exception:  # noqa: BLE001 - a report must not fail over a boundaries file
+        table = table or _FALLBACK_BOUNDARIES
+    out = {}
+    for kind in ("pitch", "speed"):
+        groups = dict(_FALLBACK_BOUNDARIES[kind])
+        for group, bounds in ((table or {}).get(kind) or {}).items():
+            groups[group] = tuple(float(b) for b in bounds)
+        out[kind] = groups
     return out
 
 
-def _find_bounds(table, kind: str, key: str) -> Optional[Tuple[float, ...]]:
-    """Accept the shapes a boundary table plausibly has: nested dicts keyed by
-    kind then group, or flat keys like ``"pitch_male"`` / ``("pitch", "male")``."""
-    if not isinstance(table, dict):
-        return None
-    candidates = []
-    inner = table.get(kind)
-    if isinstance(inner, dict):
-        candidates.append(inner.get(key))
-    candidates += [table.get(f"{kind}_{key}"), table.get((kind, key)), table.get(f"{key}_{kind}")]
-    for c in candidates:
-        if c is None:
-            continue
-        if isinstance(c, dict):
-            c = c.get("boundaries") or c.get("bounds")
-        try:
-            vals = tuple(float(x) for x in c)
-        except (TypeError, ValueError):
-            continue
-        if len(vals) == 4 and list(vals) == sorted(vals):
-            return vals
+def _pipeline_boundaries_path(pipeline: Optional[dict]) -> Optional[str]:
+    for stage in (pipeline or {}).get("stages") or []:
+        if isinstance(stage, dict) and stage.get("stage") == "annotate":
+            value = (stage.get("params") or {}).get("boundaries")
+            return str(value) if value else None
     return None
+
+
+def _bincount_into(acc, tokens):
+    import numpy as np
+
+    if not tokens:
+        return acc
+    arr = np.asarray(tokens, dtype=np.int64)
+    if arr.min() < 0:
+        arr = arr[arr >= 0]  # a negative id is invalid; validate reports it, plots skip it
+    counts = np.bincount(arr)
+    if acc is None:
+        return counts
+    if len(counts) > len(acc):
+        counts[:len(acc)] += acc
+        return counts
+    acc[:len(counts)] += counts
+    return acc
 
 
 class _Hist:
@@ -161,9 +160,12 @@ class DatasetStats:
     global_len: Counter = field(default_factory=Counter)
     semantic_total: int = 0
     tokenized: int = 0
-    global_codes: Counter = field(default_factory=Counter)
-    semantic_codes: Counter = field(default_factory=Counter)
+    # Code usage counts, index = token id (numpy, grown on demand: bincount is ~100x
+    # faster than a Counter for millions of records).
+    global_codes: object = None
+    semantic_codes: object = None
     rejects: Counter = field(default_factory=Counter)  # "stage: reason" -> count
+    boundaries: Optional[dict] = None  # the level boundaries the records were compared with
     _odd: Dict[str, list] = field(default_factory=lambda: defaultdict(list))  # kind -> heap
     _seq: int = 0
 
@@ -204,8 +206,8 @@ class DatasetStats:
         g = list(rec.global_tokens or [])
         s = list(rec.semantic_tokens or [])
         self.global_len[len(g)] += 1
-        self.global_codes.update(g)
-        self.semantic_codes.update(s)
+        self.global_codes = _bincount_into(self.global_codes, g)
+        self.semantic_codes = _bincount_into(self.semantic_codes, s)
         self.semantic_total += len(s)
         if dur > 0:
             self.semantic_rate_hist.add(len(s) / dur)
@@ -277,10 +279,11 @@ def collect_stats(ds, progress: bool = True) -> DatasetStats:
     from .progress import track
 
     stats = DatasetStats()
-    bounds = level_boundaries()
+    bounds = level_boundaries(ds.pipeline)
     records = ds.records()
     if progress:
         records = track(records, desc="statistics", total=len(ds))
+    stats.boundaries = bounds
     for rec in records:
         stats.add(rec, bounds)
     stats.add_rejects(ds.rejects())
@@ -324,6 +327,8 @@ def _shade_levels(ax, bounds: Sequence[float], lo: float, hi: float) -> None:
     edges = [lo, *bounds, hi]
     for i, name in enumerate(LEVELS):
         ax.axvspan(edges[i], edges[i + 1], color=_LEVEL_COLOURS[i], zorder=0)
+        if (edges[i + 1] - edges[i]) < 0.09 * (hi - lo):
+            continue  # too narrow to label legibly; the colour still marks it
         ax.text((edges[i] + edges[i + 1]) / 2, 0.97, name.replace("_", " "), transform=ax.get_xaxis_transform(),
                 ha="center", va="top", fontsize=7, color="#555")
     for b in bounds:
@@ -448,10 +453,10 @@ def plot_tokens(stats: DatasetStats) -> str:
     ax.set_title("semantic tokens per second (expected 50)", fontsize=9)
     ax.set_ylabel("records", fontsize=8)
     ax = axes[2]
-    for counter, label, colour in ((stats.semantic_codes, "semantic", "#c06c84"),
-                                   (stats.global_codes, "global", "#355c7d")):
-        if counter:
-            freq = np.array(sorted(counter.values(), reverse=True), dtype=float)
+    for counts, label, colour in ((stats.semantic_codes, "semantic", "#c06c84"),
+                                  (stats.global_codes, "global", "#355c7d")):
+        if counts is not None and counts.sum() > 0:
+            freq = np.sort(counts[counts > 0])[::-1].astype(float)
             ax.plot(np.arange(1, len(freq) + 1), freq / freq.sum(), label=f"{label}: {len(freq)} codes used",
                     color=colour)
     ax.set_xscale("log")
@@ -505,7 +510,7 @@ def _count_table(title: str, rows: List[Tuple[str, int, float]]) -> str:
 
 def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional[Dict[str, str]] = None,
                 boundaries: Optional[dict] = None) -> str:
-    bounds = boundaries or level_boundaries()
+    bounds = boundaries or stats.boundaries or level_boundaries()
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
@@ -539,7 +544,11 @@ def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional
         if name == "Hours":
             parts.append("<div class=tables>")
             for f in ("corpus", "gender", "language", "pitch_level", "speed_level"):
-                parts.append(_count_table(f, stats.table(f)))
+                rows = stats.table(f)
+                if f.endswith("_level"):
+                    rank = {k: i for i, k in enumerate(LEVELS)}
+                    rows = sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[0]))
+                parts.append(_count_table(f, rows))
             parts.append("</div>")
 
     parts.append("<h2>Records worth listening to</h2><p class=muted>The slowest, fastest and oddest records "

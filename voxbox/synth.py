@@ -16,6 +16,7 @@ Both write wavs, ``report.json`` and ``report.html`` into a report folder.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -211,17 +212,28 @@ def roundtrip_record(codec, rec, audio_bytes: bytes, pitch_backend: str = "world
     return row
 
 
-def codec_check(dataset_dir: Union[str, Path], model_dir: Union[str, Path], out_dir: Union[str, Path], *,
+def tokenizer_model_dir(ds) -> str:
+    """The BiCodec model folder the dataset was tokenized with, from its pipeline.yaml."""
+    for stage in (ds.pipeline or {}).get("stages") or []:
+        if stage.get("stage") == "tokenize" and (stage.get("params") or {}).get("model_dir"):
+            return stage["params"]["model_dir"]
+    raise VoxboxError(f"{ds.path}: its pipeline names no tokenizer model folder; give --model-dir")
+
+
+def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Path]], out_dir: Union[str, Path], *,
                 n: int = 20, seed: int = 0, device: str = "cpu", threshold: float = 3.5,
                 pitch_backend: str = "world", codec=None) -> dict:
     """BiCodec round trip of ``n`` sampled records of a built dataset; writes the report
-    folder (``wavs/``, ``report.json``, ``report.html``) and returns the report dict."""
+    folder (``wavs/``, ``report.json``, ``report.html``) and returns the report dict.
+    ``model_dir`` None: the folder named by the dataset's pipeline (tokenize stage)."""
     from .dataset import open_dataset
     from .progress import Progress
 
     if n < 1:
         raise VoxboxError(f"--n must be at least 1, got {n}")
     ds = open_dataset(dataset_dir)
+    if model_dir is None and codec is None:
+        model_dir = tokenizer_model_dir(ds)
     chosen, n_eligible, n_missing = sample_indices(ds.records(), n, seed)
     if not chosen:
         raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens (build with the tokenize stage)")
@@ -490,10 +502,13 @@ def control_check(model_dir, text: str, out_dir: Union[str, Path], *, genders: S
     annotator = make_annotator(pitch_backend)
     rows: List[dict] = []
     with Progress("control grid", total=len(grid)) as bar:
-        for start in range(0, len(grid), max(1, batch_size)):
-            cells = grid[start:start + batch_size]
-            results = model.control([(text, g, p, s) for g, p, s, _ in cells], options=options,
-                                    batch_size=len(cells))
+        step = max(1, batch_size)
+        for b, start in enumerate(range(0, len(grid), step)):
+            cells = grid[start:start + step]
+            # One seed per batch, as SparkTTS.control does for its own batches.
+            opts = None if options is None else dataclasses.replace(
+                options, seed=None if options.seed is None else options.seed + b)
+            results = model.control([(text, g, p, s) for g, p, s, _ in cells], options=opts, batch_size=step)
             for (g, p, s, k), res in zip(cells, results):
                 row = {"gender": g, "pitch": p, "speed": s, "repeat": k, "error": res.error,
                        "generated_tokens": res.generated_tokens, "finished": res.finished,
@@ -582,8 +597,9 @@ def _control_html(r: dict) -> str:
     for g, t in r["tables"]["pitch_by_gender"].items():
         h.append(_table_html(f"Pitch level, {g}", t))
     h.append(_table_html("Speed level", r["tables"]["speed"]))
+    h.append(_table_html("Gender (voxbox's built-in classifier)", r["tables"]["gender"]))
     h.append("<h2>Utterances</h2><table><tr><th>gender</th><th>pitch</th><th>speed</th><th>audio</th>"
-             "<th>F0 (Hz)</th><th>measured pitch</th><th>syll/s</th><th>measured speed</th>"
+             "<th>F0 (Hz)</th><th>measured pitch</th><th>syll/s</th><th>measured speed</th><th>measured gender</th>"
              "<th>model values (pitch, speed)</th><th>error</th></tr>")
     for u in r["utterances"]:
         m = u.get("measured") or {}
@@ -592,6 +608,7 @@ def _control_html(r: dict) -> str:
         h.append(f"<tr{cls}><td>{u['gender']}</td><td>{u['pitch']}</td><td>{u['speed']}</td><td>{audio}</td>"
                  f"<td>{_fmt(m.get('pitch'), 1)}</td><td>{_fmt(m.get('pitch_level'))}</td>"
                  f"<td>{_fmt(m.get('speed'), 2)}</td><td>{_fmt(m.get('speed_level'))}</td>"
+                 f"<td>{_fmt(m.get('gender'))}</td>"
                  f"<td>{_fmt(u.get('model_pitch_value'))}, {_fmt(u.get('model_speed_value'))}</td>"
                  f"<td>{html.escape(u['error'] or '')}</td></tr>")
     h.append("</table>")

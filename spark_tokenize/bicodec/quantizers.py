@@ -110,7 +110,7 @@ class ResidualFSQ(nn.Module):
 
     def forward(self, x: torch.Tensor):
         """(B, dim, N) -> (quantized (B, dim, N), indices (B, num_quantizers, N) int32)."""
-        x = self.project_in(x.transpose(1, 2).float())
+        x = self.project_in(x.transpose(1, 2)).float()
         residual = x
         quantized_out = torch.zeros_like(x)
         all_indices = []

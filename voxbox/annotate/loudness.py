@@ -56,17 +56,33 @@ def _biquad_highpass(sr: int, q: float, fc: float):
     return np.array(b) / den[0], np.array(den) / den[0]
 
 
+def _response(b: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    z = np.exp(-1j * w)
+    return (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
+
+
+def k_weight(x: np.ndarray, sr: int) -> np.ndarray:
+    """BS.1770 K-weighting (shelf + high-pass), applied in the frequency domain.
+
+    The magnitude response is exactly the two biquads'; the phase is zero instead of
+    theirs, which moves energy by far less than a 400 ms block. Numpy only: importing
+    scipy.signal costs more than filtering thousands of clips.
+    """
+    n = x.shape[0]
+    nfft = 1 << max(1, int(np.ceil(np.log2(2 * n))))  # zero-padded: no wrap-around
+    w = 2 * np.pi * np.fft.rfftfreq(nfft)
+    h = _response(*_biquad_shelf(sr, 3.999843853973347, 0.7071752369554196, 1681.974450955533), w)
+    h *= _response(*_biquad_highpass(sr, 0.5003270373238773, 38.13547087602444), w)
+    return np.fft.irfft(np.fft.rfft(x, nfft) * np.abs(h), nfft)[:n]
+
+
 def integrated_lufs(x: np.ndarray, sr: int) -> float:
     """ITU-R BS.1770-4 integrated loudness (K-weighting, 400 ms blocks with 75%
-    overlap, -70 LUFS absolute and -10 LU relative gates), mono."""
-    from scipy.signal import lfilter
-
+    overlap, -70 LUFS absolute and -10 LU relative gates), mono. Clips shorter than
+    one block are measured as one block."""
     if x.shape[0] == 0:
         return FLOOR_DB
-    b, a = _biquad_shelf(sr, 3.999843853973347, 0.7071752369554196, 1681.974450955533)
-    y = lfilter(b, a, x)
-    b, a = _biquad_highpass(sr, 0.5003270373238773, 38.13547087602444)
-    y = lfilter(b, a, y)
+    y = k_weight(np.asarray(x, dtype=np.float64), sr)
     block = int(round(0.4 * sr))
     hop = block // 4
     if y.shape[0] <= block:

@@ -20,17 +20,26 @@ _WORKER: Dict[str, Any] = {}
 
 
 def _init_worker(params: dict) -> None:
+    import sys
+
     from .stage import AnnotateStage
 
-    try:
-        import torch
-
-        torch.set_num_threads(1)  # one core per worker: the pool provides the parallelism
-    except ImportError:
-        pass
     stage = AnnotateStage(**params)
     stage.ensure_setup()
+    if "torch" in sys.modules:  # only when a Hugging Face model was loaded
+        sys.modules["torch"].set_num_threads(1)  # one core per worker: the pool is the parallelism
     _WORKER["stage"] = stage
+
+
+def _pool_context():
+    """fork starts workers in milliseconds; spawn is the safe choice once torch (and its
+    thread pools) lives in the parent, where a forked child can deadlock."""
+    import multiprocessing as mp
+    import sys
+
+    if "torch" not in sys.modules and "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
 
 
 def _run_chunk(recs: List[Utterance]) -> list:
@@ -57,9 +66,7 @@ def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size:
         for chunk in _chunks(records, chunk_size):
             yield from stage.safe_process_batch(chunk)
         return
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")  # fork would copy the parent's threads and torch state
+    ctx = _pool_context()
     with ctx.Pool(workers, initializer=_init_worker, initargs=(stage.params,)) as pool:
         pending: deque = deque()
         for chunk in _chunks(records, chunk_size):

@@ -72,7 +72,7 @@ def corpora(
             typer.echo(f"  notes:       {e.notes}")
     cls = recipe_class(key)
     if key not in load_catalog():
-        typer.echo(f"{key}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        typer.echo(f"{key}: {((cls.__doc__ or '').strip().splitlines() or ['(no description)'])[0]}")
     typer.echo(f"  prepare --subset: {cls.subset_help}")
     if cls.options:
         typer.echo(f"  recipe options (voxbox prepare {key} -o KEY=VALUE):")

@@ -23,6 +23,8 @@ def publish(
                                     "interruption resumes from the first batch not committed."),
     no_card: bool = typer.Option(False, "--no-card", help="Do not generate or upload README.md (keep the "
                                  "repo's card). Default: generate it."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Compare with the Hub and say what would be uploaded "
+                                 "or deleted; change nothing (no token needed for a public or new repo)."),
 ) -> None:
     """Upload a built dataset (shards, index, metadata and a generated dataset card) to the Hub.
 
@@ -33,7 +35,7 @@ def publish(
     from ..publish import publish as run_publish
 
     result = run_publish(dataset_dir, repo_id, private=private, revision=revision, token=token, endpoint=endpoint,
-                         batch_files=batch_files, card=not no_card)
+                         batch_files=batch_files, card=not no_card, dry_run=dry_run)
     typer.echo(result.summary())
 
 

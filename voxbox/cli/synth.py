@@ -18,11 +18,11 @@ _MODEL_DIR = "Spark-TTS model folder in the official layout (LLM/, BiCodec/, wav
 _LEVELS = "very_low|low|moderate|high|very_high (or 1-5)"
 
 
-def _gen_options(temperature, top_k, top_p, max_new_tokens, seed, constrain, greedy=False):
+def _gen_options(temperature, top_k, top_p, max_new_tokens, seed, constrain, repetition_penalty=1.0):
     from spark_tokenize.tts import GenerationOptions
 
     return GenerationOptions(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-                             seed=seed, constrain=constrain, do_sample=not greedy)
+                             seed=seed, constrain=constrain, repetition_penalty=repetition_penalty)
 
 
 def _tokenizer_errors():
@@ -52,8 +52,10 @@ _SEED = typer.Option(None, "--seed", help="Random seed for reproducible sampling
 _CONSTRAIN = typer.Option(False, "--constrain/--no-constrain",
                           help="Mask ids the Spark-TTS output format does not allow at each step, so every output "
                                "parses (default off: official sampling).")
-_DEVICE = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:N, mps or auto.")
-_DTYPE = typer.Option("float32", "--dtype", help="LLM dtype: float32, bfloat16 (GPU) or auto; float16 is refused.")
+_REP = typer.Option(1.0, "--repetition-penalty", help="Repetition penalty (1.0 = none, as the official code; "
+                    "values above 1 can cure long silences).")
+_DEVICE = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto (CUDA when available).")
+_DTYPE = typer.Option("float32", "--dtype", help="LLM dtype: float32, bfloat16 (CUDA only) or auto (bfloat16 on CUDA); float16 is refused.")
 _BATCH = typer.Option(8, "--batch-size", help="Texts generated together in one left-padded batch.")
 
 
@@ -69,8 +71,8 @@ def tts_cmd(
     pitch: Optional[str] = typer.Option(None, "--pitch", help=f"Controllable TTS pitch level: {_LEVELS}."),
     speed: Optional[str] = typer.Option(None, "--speed", help=f"Controllable TTS speed level: {_LEVELS}."),
     temperature: float = _TEMP, top_k: int = _TOPK, top_p: float = _TOPP, max_new_tokens: int = _MAXNEW,
-    seed: Optional[int] = _SEED, constrain: bool = _CONSTRAIN, device: str = _DEVICE, dtype: str = _DTYPE,
-    batch_size: int = _BATCH,
+    seed: Optional[int] = _SEED, constrain: bool = _CONSTRAIN, repetition_penalty: float = _REP,
+    device: str = _DEVICE, dtype: str = _DTYPE, batch_size: int = _BATCH,
 ) -> None:
     """Synthesise speech with Spark-TTS.
 
@@ -91,7 +93,8 @@ def tts_cmd(
     with _tokenizer_errors():
         results = synth_tts(model_dir, text, out, prompt_audio=prompt_audio, prompt_text=prompt_text,
                             gender=gender, pitch=pitch, speed=speed,
-                            options=_gen_options(temperature, top_k, top_p, max_new_tokens, seed, constrain),
+                            options=_gen_options(temperature, top_k, top_p, max_new_tokens, seed, constrain,
+                                                 repetition_penalty),
                             device=device, dtype=dtype, batch_size=batch_size)
     failed = 0
     for r in results:
@@ -108,8 +111,8 @@ def tts_cmd(
 @synth_app.command("codec")
 def codec_cmd(
     dataset: Path = typer.Argument(..., help="Built dataset folder (output of voxbox build) with BiCodec tokens."),
-    model_dir: Path = typer.Option(..., "--model-dir", help="Model folder with BiCodec/ (and the wav2vec2 folder) "
-                                   "that tokenized the dataset."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder with BiCodec/ and the wav2vec2 "
+                                             "folder (default: the one named in the dataset's pipeline.yaml)."),
     out: Path = typer.Option(..., "--out", help="Report folder: wavs/, report.json, report.html."),
     n: int = typer.Option(20, "--n", help="Records to sample (all records with tokens when fewer)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the record sample."),
@@ -153,7 +156,8 @@ def control_cmd(
     pitch_backend: str = typer.Option("world", "--pitch-backend", help="F0 tracker of the annotation: world or praat."),
     temperature: float = _TEMP, top_k: int = _TOPK, top_p: float = _TOPP, max_new_tokens: int = _MAXNEW,
     seed: Optional[int] = typer.Option(0, "--seed", help="Random seed for reproducible sampling."),
-    constrain: bool = _CONSTRAIN, device: str = _DEVICE, dtype: str = _DTYPE, batch_size: int = _BATCH,
+    constrain: bool = _CONSTRAIN, repetition_penalty: float = _REP, device: str = _DEVICE, dtype: str = _DTYPE,
+    batch_size: int = _BATCH,
 ) -> None:
     """Check controllable TTS against voxbox's own annotation.
 
@@ -167,14 +171,16 @@ def control_cmd(
     with _tokenizer_errors():
         rep = control_check(model_dir, text, out, genders=split(genders), pitch_levels=split(pitch_levels),
                             speed_levels=split(speed_levels), repeats=repeats,
-                            options=_gen_options(temperature, top_k, top_p, max_new_tokens, seed, constrain),
+                            options=_gen_options(temperature, top_k, top_p, max_new_tokens, seed, constrain,
+                                                 repetition_penalty),
                             device=device, dtype=dtype, batch_size=batch_size, pitch_backend=pitch_backend)
     typer.echo(f"{rep['synthesised']} of {rep['requested']} utterances synthesised, {rep['failed']} failed")
-    for attr in ("pitch", "speed"):
+    for attr in ("pitch", "speed", "gender"):
         t = rep["tables"][attr]
         acc = "-" if t["accuracy"] is None else f"{t['accuracy']:.2f}"
         near = "-" if t["within_one"] is None else f"{t['within_one']:.2f}"
-        typer.echo(f"  {attr}: exact {acc}, within one level {near} ({t['measured']} measured)")
+        typer.echo(f"  {attr}: exact {acc}" + (f", within one level {near}" if attr != "gender" else "")
+                   + f" ({t['measured']} measured)")
     typer.echo(f"report: {out / 'report.html'}")
 
 

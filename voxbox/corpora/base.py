@@ -17,7 +17,7 @@ import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..errors import VoxboxError
 from ..record import NATIVE, Rejection, Utterance, age_group, make_index
@@ -384,6 +384,7 @@ class Recipe:
         if not root.is_dir():
             raise VoxboxError(f"{root}: corpus root is not a folder")
         root = root.resolve()
+        _ = self.entry  # load the catalog once, before worker threads need it
         base = self.find_root(root)
         self.skipped = {}
         seen: set = set()
@@ -425,12 +426,16 @@ class Recipe:
                     self.skipped[x.reason] = self.skipped.get(x.reason, 0) + 1
                     continue
                 else:
-                    res = x if not prefix else Rejection(x.stage, full(x.path), x.reason, x.index, x.detail)
+                    res = x if not prefix else Rejection(
+                        x.stage, full(x.path), x.reason,
+                        make_index(self.name, full(x.path)) if x.index else None, x.detail)
                 if isinstance(res, Utterance):
-                    if res.index in seen:
+                    # 64-bit ints, not strings: a 10M-file corpus keeps this set small.
+                    key = int(res.index[-16:], 16)
+                    if key in seen:
                         res = reject(res.source_path, "duplicate_id", "the layout lists this file twice", self.name)
                     else:
-                        seen.add(res.index)
+                        seen.add(key)
                 yield res
 
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None

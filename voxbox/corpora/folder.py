@@ -28,6 +28,8 @@ def _age(value: str) -> Optional[str]:
 
 
 class Folder(Recipe):
+    """Your own recordings: audio plus sidecar .txt transcripts or one CSV/TSV/JSONL file."""
+
     name = "folder"
     non_emotional = False  # unknown, not "UNKNOWN": leave emotion to the annotator
     options = {
@@ -133,7 +135,9 @@ class Folder(Recipe):
             if err:
                 yield reject(where, "bad_metadata", err)
                 continue
-            path = str(row.get(o["path_column"]) or "").strip().replace("\\", "/").lstrip("./")
+            path = str(row.get(o["path_column"]) or "").strip().replace("\\", "/")
+            while path.startswith("./"):
+                path = path[2:]
             if not path:
                 yield reject(where, "bad_metadata", f"no value in column '{o['path_column']}'")
                 continue

@@ -41,9 +41,14 @@ class HiFiTTS(Recipe):
                     continue
                 try:
                     row = json.loads(line)
-                    path = str(row["audio_filepath"]).lstrip("./")
+                    path = str(row["audio_filepath"])
+                    while path.startswith("./"):
+                        path = path[2:]
                 except (ValueError, KeyError, TypeError) as e:
                     yield reject(f"{m}:{n}", "bad_metadata", f"line {n}: {e}")
+                    continue
+                if path.startswith("/") or ".." in path.split("/"):
+                    yield reject(f"{m}:{n}", "bad_metadata", f"audio path {path!r} leaves the corpus folder")
                     continue
                 listed.add(path)
                 text = " ".join(str(row.get("text_normalized") or row.get("text") or "").split())

@@ -7,7 +7,7 @@ import posixpath
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .base import (InputError, Item, Recipe, RecipeOption, Rejection, map_gender, read_table_lines,
+from .base import (InputError, Item, Recipe, RecipeOption, map_gender, read_table_lines,
                    read_text_file, reject, unexplained, walk)
 
 SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other",

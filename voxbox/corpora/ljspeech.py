@@ -9,7 +9,6 @@ from typing import Iterator, List, Optional
 from ..errors import VoxboxError
 from .base import Item, Recipe, read_table_lines, reject, unexplained, walk
 
-ROOT_FILES = ("metadata.csv", "README")
 
 
 class LJSpeech(Recipe):

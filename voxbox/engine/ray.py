@@ -10,10 +10,14 @@ pipeline becomes a chain of ``map_batches`` steps:
   GPUs;
 - the audio encoding of the survivors runs as tasks too.
 
-Rows come back to the driver in task order (``preserve_order``), where the same shard
-committer as the local engine writes, fsyncs, renames and journals each shard: shard
-names, contents, index and resume are identical to a local build. Tasks are fed in
-windows of ``window`` rows so the driver never holds the whole corpus.
+- the rows are then grouped by shard (``groupby("shard").map_groups``) and each group
+  is written by a Ray task: audio encoding, then the same shard committer as the local
+  engine (tmp name, fsync, rename). The task returns the shard's journal entry; the
+  driver appends it to the journal, so shard names, contents, index and resume are
+  identical to a local build.
+
+Tasks are fed in windows of about ``window`` rows (whole shards only) so the driver
+never holds the whole corpus.
 
 Cluster use: start Ray on the machines (``ray start --head`` on one,
 ``ray start --address HEAD:6379`` on the others), then run ``voxbox build --engine ray
@@ -31,7 +35,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 from ..errors import MissingExtraError
 from ..stages import Stage
-from .common import Task, TaskResult
+from .common import Task
 
 _COL = "item"
 
@@ -48,13 +52,8 @@ def _import_ray():
 def _stage_step(stages_blob: bytes):
     """A stateless map_batches function running some stages over each row."""
     def fn(batch):
-        from .common import run_stages_on
-
         stages = pickle.loads(stages_blob)
-        out = []
-        for blob in batch[_COL]:
-            out.append(_apply(stages, blob))
-        return {_COL: out}
+        return {**batch, _COL: [_apply(stages, blob) for blob in batch[_COL]]}
     return fn
 
 
@@ -87,20 +86,45 @@ class _StageActor:
             sys.modules["torch"].set_num_threads(threads)
 
     def __call__(self, batch):
-        return {_COL: [_apply(self.stages, blob) for blob in batch[_COL]]}
+        return {**batch, _COL: [_apply(self.stages, blob) for blob in batch[_COL]]}
 
 
-def _encode_step(audio_format: str):
+def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: str):
+    """map_groups function: all rows of one shard -> encode audio, write and commit the
+    shard's files (tmp name, fsync, rename) -> one row with the journal entry."""
     def fn(batch):
-        from ..record import Utterance
-        from ..shards.encode import encode_record
+        import json
 
-        out = []
-        for blob in batch[_COL]:
-            task, slots, stats = pickle.loads(blob)
-            outcomes = [encode_record(r, audio_format) if isinstance(r, Utterance) else r for r in slots]
-            out.append(pickle.dumps(TaskResult(task, outcomes, stats), protocol=pickle.HIGHEST_PROTOCOL))
-        return {_COL: out}
+        from ..record import Rejection, Utterance
+        from ..shards.encode import encode_record
+        from ..shards.writer import ShardCommitter
+
+        order = sorted(range(len(batch["seq"])), key=lambda i: int(batch["seq"][i]))
+        committer = None
+        rejects, stats = [], {}
+        try:
+            for i in order:
+                task, slots, st = pickle.loads(batch[_COL][i])
+                if committer is None:
+                    committer = ShardCommitter(out_dir, name, task.shard, formats)
+                for name_, vals in st.items():
+                    acc = stats.setdefault(name_, [0, 0, 0.0, 0.0])
+                    for k in range(4):
+                        acc[k] += vals[k]
+                for r in slots:
+                    o = encode_record(r, audio_format) if isinstance(r, Utterance) else r
+                    if isinstance(o, Rejection):
+                        rejects.append(o.to_dict())
+                    else:
+                        committer.write(o)
+            entry = committer.commit()
+        except BaseException:
+            if committer is not None:
+                committer.abort()
+            raise
+        entry["rejects"] = rejects
+        entry["stats"] = stats
+        return {"entry": [json.dumps(entry)]}
     return fn
 
 
@@ -121,6 +145,7 @@ class RayEngine:
     """Run tasks on Ray Data; results come back in task order."""
 
     name = "ray"
+    writes_shards = True  # the build hands it whole shards; see run_shards
 
     def __init__(self, stages: Sequence[Stage], audio_format: str, workers: int = 2,
                  address: Optional[str] = None, actor_cpus: float = 0.5, window: int = 512,
@@ -145,11 +170,10 @@ class RayEngine:
             ray.init(num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
                      log_to_driver=False, configure_logging=False)
         ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
 
-    def _pipeline(self, ds):
+    def _stages(self, ds):
         for kind, group in _segments(self.stages):
             blob = pickle.dumps(group)
             if kind == "tasks":
@@ -157,26 +181,44 @@ class RayEngine:
             else:
                 gpus = self.num_gpus_per_actor
                 if gpus is None:
-                    gpus = max(float(st.resources.get("num_gpus", 0)) for st in group)
+                    # A stage asks for GPUs by its resources, or by a cuda device parameter.
+                    gpus = max(max(float(st.resources.get("num_gpus", 0)),
+                                   1.0 if str(st.params.get("device", "")).startswith("cuda") else 0.0)
+                               for st in group)
                 threads = max(1, int(self.actor_cpus)) if self.actor_cpus >= 1 else 1
                 ds = ds.map_batches(_StageActor, fn_constructor_args=(blob, threads), batch_size=1,
                                     compute=self._ray.data.ActorPoolStrategy(size=self.workers),
                                     num_cpus=self.actor_cpus, num_gpus=gpus or None)
-        return ds.map_batches(_encode_step(self.audio_format), batch_size=1, num_cpus=1)
+        return ds
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+    def _windows(self, tasks: Iterable[Task]) -> Iterator[List[Task]]:
+        """Consecutive tasks, about ``window`` at a time, never splitting a shard."""
+        window: List[Task] = []
+        for t in tasks:
+            window.append(t)
+            if t.last and len(window) >= self.window:
+                yield window
+                window = []
+        if window:
+            yield window
+
+    def run_shards(self, tasks: Iterable[Task], out_dir, name: str, formats: Sequence[str]) -> Iterator[dict]:
+        """Run the stages and write every shard on Ray; yield each committed shard's
+        journal entry (with its rejects and per-stage ``stats``) as it finishes."""
+        import json
+
         self._init()
         ray = self._ray
-        it = iter(tasks)
-        while True:
-            window = list(itertools.islice(it, self.window))
-            if not window:
-                return
-            rows = [{_COL: pickle.dumps((t, list(t.records), {}), protocol=pickle.HIGHEST_PROTOCOL)}
+        for window in self._windows(tasks):
+            rows = [{"shard": t.shard, "seq": t.seq,
+                     _COL: pickle.dumps((t, list(t.records), {}), protocol=pickle.HIGHEST_PROTOCOL)}
                     for t in window]
-            ds = self._pipeline(ray.data.from_items(rows, override_num_blocks=len(rows)))
+            n_shards = len({t.shard for t in window})
+            ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
+            ds = ds.groupby("shard", num_partitions=min(n_shards, max(1, self.workers))).map_groups(
+                _write_step(str(out_dir), name, list(formats), self.audio_format), num_cpus=1)
             for row in ds.iter_rows():
-                yield pickle.loads(row[_COL])
+                yield json.loads(row["entry"])
 
     def shutdown(self) -> None:
         if self._ray.is_initialized() and not self.address:

@@ -1,0 +1,90 @@
+"""Annotate throughput: `voxbox annotate` against the bare kernels, and 1 vs 2 workers.
+
+    python benchmarks/bench_annotate.py [--n 200] [--data ../shared/data/voxbox-m3ed]
+
+- "bare kernels": the same computations (front end, WORLD pitch, syllables, loudness,
+  gender features + model) in a plain Python loop over the files, no records, no
+  manifest, no stage;
+- "annotate, 1 worker" / "annotate, 2 workers": annotate_manifest on a manifest of the
+  same clips (reading, stage, writing the output manifest and rejects included).
+
+Ratios: overhead = annotate(1 worker) / bare time (goal <= 1.15); scaling =
+time(1 worker) / time(2 workers) (2.0 is linear; the workers' start-up, about a
+second each for imports and the CMU dictionary, is included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import Harness  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="clips to use (default 200)")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "voxbox-m3ed",
+                    help="a folder with m3ed.jsonl and audios/ (default: the shared M3ED sample)")
+    args = ap.parse_args()
+
+    import soundfile as sf
+
+    from voxbox.annotate.features import gender_features
+    from voxbox.annotate.gender import GenderModel
+    from voxbox.annotate.loudness import integrated_lufs
+    from voxbox.annotate.pitch import f0_world, import_pyworld, pitch_stats
+    from voxbox.annotate.runner import annotate_manifest
+    from voxbox.annotate.syllables import Syllabifier
+    from voxbox.audio import front_end
+    from voxbox.record import Utterance, write_manifest
+
+    rows = [json.loads(line) for line in (args.data / "m3ed.jsonl").read_text(encoding="utf-8").splitlines()
+            if line][: args.n]
+    audio_root = args.data / "audios"
+    paths = [audio_root / r["wav_path"] for r in rows]
+    seconds = sum(sf.info(str(p)).duration for p in paths)
+
+    pw = import_pyworld()
+    syl = Syllabifier()
+    model = GenderModel.load("builtin")
+
+    def bare() -> None:
+        for p, r in zip(paths, rows):
+            fe = front_end(p)
+            sp = fe.speech
+            f0 = f0_world(sp, fe.sr, pw)
+            pitch_stats(f0)
+            syl(r["text"])
+            integrated_lufs(sp, fe.sr)
+            model.predict(gender_features(sp, fe.sr, f0, model.features))
+
+    h = Harness("annotate")
+    h.note(f"{len(rows)} clips, {seconds / 3600:.3f} h of audio from {args.data.name}; "
+           "records carry no gender, so the built-in classifier runs on every clip")
+    with tempfile.TemporaryDirectory() as tmp:
+        man = Path(tmp) / "in.jsonl"
+        write_manifest(man, [Utterance(index=r["index"], text=r["text"], source_path=r["wav_path"],
+                                       corpus_root=str(audio_root)) for r in rows])
+        bare()  # warm the page cache so neither side pays for the first read
+        base = h.measure("bare kernels (plain loop)", bare, audio_seconds=seconds, items=len(rows))
+        one = h.measure("annotate, 1 worker", lambda: annotate_manifest(man, Path(tmp) / "o1.jsonl", workers=1),
+                        audio_seconds=seconds, items=len(rows))
+        two = h.measure("annotate, 2 workers", lambda: annotate_manifest(man, Path(tmp) / "o2.jsonl", workers=2),
+                        audio_seconds=seconds, items=len(rows), cores=2)
+    h.ratio("overhead (annotate 1 worker / bare)", one, base)
+    h.ratio("scaling (1 worker time / 2 workers time)", one, two)
+    for m in (base, one, two):
+        h.note(f"{m.label}: {m.audio_hours_per_core_hour:.0f} audio-hours per core-hour")
+    h.report()
+
+
+if __name__ == "__main__":
+    main()
