@@ -146,3 +146,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                  str(tmp_path / "nope.json")]) == 1
     assert "boundaries file not found" in capsys.readouterr().err
     assert main(["annotate", str(src), "--out", str(src)]) == 1
+
+
+def test_loudness_is_bs1770_integrated_loudness():
+    from voxbox.annotate.loudness import _biquad_highpass, _biquad_shelf, _HIGHPASS, _SHELF, integrated_lufs
+
+    # At 48 kHz the K-weighting filters are the coefficients printed in BS.1770-4.
+    b, a = _biquad_shelf(48000, **_SHELF)
+    assert np.allclose(b, [1.53512485958697, -2.69169618940638, 1.19839281085285])
+    assert np.allclose(a, [1.0, -1.69065929318241, 0.73248077421585])
+    assert np.allclose(_biquad_highpass(48000, **_HIGHPASS)[1], [1.0, -1.99004745483398, 0.99007225036621])
+    # A 997 Hz sine of peak A reads -3.01 + 20 log10(A) LUFS.
+    for sr in (48000, 16000):
+        t = np.arange(3 * sr) / sr
+        assert integrated_lufs(0.1 * np.sin(2 * np.pi * 997 * t), sr) == pytest.approx(-23.01, abs=0.05)
+    # Gating: adding silence does not change it; a -80 dB signal is below the absolute gate.
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    x = 0.1 * np.sin(2 * np.pi * 997 * t)
+    padded = np.concatenate([x, np.zeros(2 * sr)])
+    assert integrated_lufs(padded, sr) == pytest.approx(integrated_lufs(x, sr), abs=0.05)
+    assert integrated_lufs(1e-4 * x, sr) == -100.0

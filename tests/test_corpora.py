@@ -167,6 +167,9 @@ def test_vctk_092(tmp_path, shared):
     assert r.age_source == "native" and r.extra["accent"] == "English"
     assert recs["VCTK-Corpus-0.92/wav48_silence_trimmed/p226/p226_002_mic1.flac"].gender == "male"
     assert [x.reason for x in rejs.values()] == ["missing_transcript"]
+    s = prepare_manifest("vctk", tmp_path, tmp_path / "vctk.jsonl")
+    assert s.skipped == {"other microphone (mic=mic1)": 4}
+    assert "skipped by option: 4 other microphone (mic=mic1)" in s.line() and "1 rejected" in s.line()
     recipe = get_recipe("vctk", mic="both")
     out = [x for x in recipe.prepare(tmp_path) if isinstance(x, Utterance)]
     assert len(out) == 8 and recipe.skipped == {}
@@ -278,7 +281,8 @@ def test_esd(tmp_path):
     r = recs["Emotion Speech Dataset/0001/Happy/evaluation/0001_000351.wav"]
     assert (r.emotion, r.emotion_source, r.split, r.language, r.text) == ("HAPPY", "native", "dev", "zh", "打远一看。")
     e = recs["Emotion Speech Dataset/0011/Surprise/0011_001401.wav"]
-    assert (e.emotion, e.language, e.gender) == ("SURPRISED", "en", None)
+    assert (e.emotion, e.language, e.gender, e.gender_source) == ("SURPRISED", "en", "male", "native")
+    assert r.gender == "female"  # 0001 per the corpus README
     assert recs["Emotion Speech Dataset/0011/Neutral/test/0011_000001.wav"].split == "test"
     assert [x.reason for x in rejs.values()] == ["missing_transcript"]
     recs, _ = run("esd", tmp_path, ["en"])

@@ -171,3 +171,35 @@ def test_export_cli(built, tmp_path, capsys):
     assert "skipped controllable_tts: bad_global_tokens 1, no_gender 1, no_text 1, no_tokens 1, speed_over_10 1" in text
     assert (tmp_path / "c" / "sparktts-train-000000.parquet").exists()
     assert main(["export", "sparktts", str(built), "--out", str(tmp_path / "c")]) == 1
+
+
+def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
+    """The real chain: voxbox build (annotate + tokenize) -> export -> codec check with the
+    model folder taken from the build's pipeline.yaml."""
+    from voxbox.cli import main
+    from voxbox.dataset import open_dataset
+    from voxbox.synth import codec_check
+
+    built = tmp_path / "built"
+    assert main(["build", "--corpus", "libritts", "--root",
+                 str(shared / "data/real-speech/libritts-mini/LibriTTS"), "--out", str(built),
+                 "--model-dir", str(tiny_bicodec), "--format", "parquet"]) == 0
+    recs = list(open_dataset(built).records())
+    summary = export_sparktts(built, tmp_path / "ex")
+    n = len(recs)
+    assert summary["records"] == n and summary["examples"]["tts"] + sum(summary["skipped"]["tts"].values()) == n
+    with_levels = [r for r in recs if r.pitch_level and r.speed_level and r.global_tokens]
+    assert summary["examples"]["controllable_tts"] == len(with_levels) > 0
+    rows = [json.loads(line) for f in summary["files"]
+            for line in (tmp_path / "ex" / f["path"]).read_text(encoding="utf-8").splitlines()]
+    by_index = {r.index: r for r in recs}
+    for row in rows:
+        rec = by_index[row["index"]]
+        if row["task"] == "controllable_tts":
+            assert P.gender_token(rec.gender) + P.pitch_label_token(rec.pitch_level) in row["prompt"]
+            assert row["target"].startswith("<|start_acoustic_token|>" + P.pitch_value_token(rec.pitch_value)
+                                            + P.speed_value_token(rec.speed_value))
+        assert row["target"].endswith(P.semantic_tokens_str(rec.semantic_tokens) + "<|im_end|>")
+    rep = codec_check(built, None, tmp_path / "codec", n=3, seed=0)
+    assert rep["model_dir"] == str(tiny_bicodec) and rep["checked"] == 3
+    assert all(r["frame_diff"] == 0 and r["error"] is None for r in rep["records"])

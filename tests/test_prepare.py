@@ -213,3 +213,11 @@ def test_folder_metadata_paths_cannot_leave_the_root(tmp_path):
     assert [x.source_path for x in out if isinstance(x, Utterance)] == ["a.wav"]
     assert sorted((x.path, x.reason) for x in out if isinstance(x, Rejection)) == [
         ("m.csv:3", "bad_metadata"), ("m.csv:4", "bad_metadata")]
+
+
+def test_manifest_written_inside_the_root_is_not_part_of_the_corpus(tmp_path):
+    tone(tmp_path / "a.wav")
+    write(tmp_path / "a.txt", "Inside.")
+    for _ in range(2):  # the second run sees the first run's manifest in the root
+        s = prepare_manifest("folder", tmp_path, tmp_path / "m.jsonl")
+        assert (s.records, s.rejected) == (1, 0), s.line()

@@ -33,14 +33,17 @@ SR = 16000
 HOP = 320  # BiCodec semantic frame hop at 16 kHz (50 Hz)
 W2V_WINDOW = 400  # wav2vec2 receptive field: frames = (N - 400) // 320 + 1
 LOG_FLOOR = 1e-5
-# Metrics checked for outliers and the direction that is bad.
+# Metrics checked for outliers: (the direction that is bad, the smallest spread that
+# counts). The floor keeps differences below a metric's resolution from becoming
+# huge z-scores when the sample is tight.
 OUTLIER_METRICS = {
-    "log_mel_distance": +1,
-    "f0_rmse_cents": +1,
-    "vuv_error": +1,
-    "abs_duration_diff": +1,
-    "speaker_similarity": -1,
+    "log_mel_distance": (+1, 0.05),
+    "f0_rmse_cents": (+1, 10.0),
+    "vuv_error": (+1, 0.01),
+    "abs_duration_diff": (+1, 0.005),
+    "speaker_similarity": (-1, 0.01),
 }
+MIN_FOR_OUTLIERS = 5  # fewer records give no usable median/MAD
 
 
 # ------------------------------------------------------------------------------------
@@ -98,11 +101,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / den) if den > 0 else float("nan")
 
 
-def robust_z(values: Sequence[Optional[float]]) -> List[Optional[float]]:
+def robust_z(values: Sequence[Optional[float]], floor: float = 0.0) -> List[Optional[float]]:
     """0.6745 (x - median) / MAD (Iglewicz & Hoaglin); None where x is None.
 
     When more than half the values are equal the MAD is 0; the mean absolute deviation
     (scaled to match a normal's sigma) stands in, and with no spread at all every z is 0.
+    ``floor``: the smallest sigma estimate used.
     """
     xs = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if xs.size == 0:
@@ -114,6 +118,8 @@ def robust_z(values: Sequence[Optional[float]]) -> List[Optional[float]]:
     else:
         meanad = float(np.mean(np.abs(xs - med)))
         scale = meanad * 1.2533
+    if scale > 0:
+        scale = max(scale, floor)
     out: List[Optional[float]] = []
     for v in values:
         if v is None or not np.isfinite(v):
@@ -123,8 +129,10 @@ def robust_z(values: Sequence[Optional[float]]) -> List[Optional[float]]:
     return out
 
 
-def flag_outliers(rows: List[dict], threshold: float = 3.5, frame_tolerance: int = 2) -> None:
-    """Add ``flags`` (list of reasons) to every row, in place."""
+def flag_outliers(rows: List[dict], threshold: float = 3.5, frame_tolerance: int = 2,
+                  min_records: int = MIN_FOR_OUTLIERS) -> None:
+    """Add ``flags`` (list of reasons) to every row, in place: errors, token counts that do
+    not fit the audio, and (with at least ``min_records`` measured rows) robust outliers."""
     for row in rows:
         row.setdefault("flags", [])
         if row.get("error"):
@@ -134,8 +142,11 @@ def flag_outliers(rows: List[dict], threshold: float = 3.5, frame_tolerance: int
         if fd is not None and abs(fd) > frame_tolerance:
             row["flags"].append(f"token count {row['semantic_frames']} does not fit the audio "
                                 f"({row['expected_frames']} expected)")
-    for metric, direction in OUTLIER_METRICS.items():
-        zs = robust_z([r.get(metric) if not r.get("error") else None for r in rows])
+    for metric, (direction, floor) in OUTLIER_METRICS.items():
+        values = [r.get(metric) if not r.get("error") else None for r in rows]
+        if sum(v is not None for v in values) < min_records:
+            continue
+        zs = robust_z(values, floor)
         for row, z in zip(rows, zs):
             if z is None:
                 continue
@@ -338,7 +349,8 @@ def _codec_html(r: dict) -> str:
          f"<p>{r['checked']} of {r['eligible']} records with tokens (seed {r['seed']}); "
          f"{r['without_tokens']} records without tokens; {r['flagged']} flagged; {r['errors']} errors. "
          f"Original = the clip as the tokenizer sees it (16 kHz, volume-normalised). "
-         f"Outliers: robust z-score beyond {r['outlier_threshold']}.</p>", "<h2>Summary</h2><table>",
+         f"Outliers: robust z-score beyond {r['outlier_threshold']} (needs at least {MIN_FOR_OUTLIERS} "
+         f"records).</p>", "<h2>Summary</h2><table>",
          "<tr><th>metric</th><th>mean</th><th>median</th><th>min</th><th>max</th></tr>"]
     for m, s in r["summary"].items():
         h.append(f"<tr><td>{m}</td><td>{_fmt(s.get('mean'))}</td><td>{_fmt(s.get('median'))}</td>"

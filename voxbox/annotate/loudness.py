@@ -19,6 +19,7 @@ samples, before resampling and normalisation hide it.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,25 +36,33 @@ def rms_dbfs(x: np.ndarray) -> float:
     return max(20.0 * math.log10(rms), FLOOR_DB)
 
 
+# K-weighting filters, designed for any rate so that at 48 kHz they reproduce the
+# coefficients printed in ITU-R BS.1770-4 (Table 1 and 2).
+_SHELF = dict(gain_db=3.999843853973347, q=0.7071752369554196, fc=1681.974450955533)
+_HIGHPASS = dict(q=0.5003270373238773, fc=38.13547087602444)
+
+
 def _biquad_shelf(sr: int, gain_db: float, q: float, fc: float):
-    a = 10 ** (gain_db / 40.0)
-    w0 = 2 * math.pi * fc / sr
-    alpha = math.sin(w0) / (2 * q)
-    cos = math.cos(w0)
-    sq = 2 * math.sqrt(a) * alpha
-    b = [a * ((a + 1) + (a - 1) * cos + sq), -2 * a * ((a - 1) + (a + 1) * cos),
-         a * ((a + 1) + (a - 1) * cos - sq)]
-    den = [(a + 1) - (a - 1) * cos + sq, 2 * ((a - 1) - (a + 1) * cos), (a + 1) - (a - 1) * cos - sq]
-    return np.array(b) / den[0], np.array(den) / den[0]
+    k = math.tan(math.pi * fc / sr)
+    vh = 10 ** (gain_db / 20.0)
+    vb = vh ** 0.4996667741545416
+    a0 = 1 + k / q + k * k
+    b = np.array([vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k]) / a0
+    a = np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0])
+    return b, a
 
 
 def _biquad_highpass(sr: int, q: float, fc: float):
-    w0 = 2 * math.pi * fc / sr
-    alpha = math.sin(w0) / (2 * q)
-    cos = math.cos(w0)
-    b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
-    den = [1 + alpha, -2 * cos, 1 - alpha]
-    return np.array(b) / den[0], np.array(den) / den[0]
+    k = math.tan(math.pi * fc / sr)
+    a0 = 1 + k / q + k * k
+    return np.array([1.0, -2.0, 1.0]), np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0])
+
+
+@lru_cache(maxsize=64)
+def _k_response(sr: int, nfft: int) -> np.ndarray:
+    w = 2 * np.pi * np.fft.rfftfreq(nfft)
+    h = _response(*_biquad_shelf(sr, **_SHELF), w) * _response(*_biquad_highpass(sr, **_HIGHPASS), w)
+    return np.abs(h)
 
 
 def _response(b: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -70,10 +79,7 @@ def k_weight(x: np.ndarray, sr: int) -> np.ndarray:
     """
     n = x.shape[0]
     nfft = 1 << max(1, int(np.ceil(np.log2(2 * n))))  # zero-padded: no wrap-around
-    w = 2 * np.pi * np.fft.rfftfreq(nfft)
-    h = _response(*_biquad_shelf(sr, 3.999843853973347, 0.7071752369554196, 1681.974450955533), w)
-    h *= _response(*_biquad_highpass(sr, 0.5003270373238773, 38.13547087602444), w)
-    return np.fft.irfft(np.fft.rfft(x, nfft) * np.abs(h), nfft)[:n]
+    return np.fft.irfft(np.fft.rfft(x, nfft) * _k_response(sr, nfft), nfft)[:n]
 
 
 def integrated_lufs(x: np.ndarray, sr: int) -> float:

@@ -245,12 +245,18 @@ def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
     """Relative paths ("/"-separated) of all files under root/top, sorted per folder,
     depth first: deterministic on every file system."""
     start = root / top if top else root
+    visited = set()
 
     def _rec(d: Path, rel: str) -> Iterator[str]:
         try:
+            st = os.stat(d)
+            if (st.st_dev, st.st_ino) in visited:  # a symlink loop: list each folder once
+                return
+            visited.add((st.st_dev, st.st_ino))
             entries = sorted(os.scandir(d), key=lambda e: e.name)
-        except OSError:
-            return
+        except OSError as e:
+            # Not a rejection: everything below the folder would be lost without a trace.
+            raise VoxboxError(f"{d}: cannot list this folder ({e.strerror or e}); fix its permissions") from None
         dirs = []
         for e in entries:
             r = f"{rel}/{e.name}" if rel else e.name
@@ -347,7 +353,8 @@ class Recipe:
     def check_subsets(self, subsets: Optional[List[str]], available: List[str]) -> List[str]:
         if not subsets:
             if not available:
-                raise VoxboxError(f"{self.name}: no subset found under the root")
+                raise VoxboxError(f"{self.name}: no subset found under the root "
+                                  f"(expected: {self.subset_help}; see `voxbox corpora {self.name}` for the layout)")
             return available
         missing = [s for s in subsets if s not in available]
         if missing:
@@ -378,8 +385,13 @@ class Recipe:
         )
 
     def prepare(self, root: Union[str, Path], subsets: Optional[List[str]] = None,
-                workers: int = 4, chunk: int = 1024) -> Iterator[Union[Utterance, Rejection]]:
-        """Stream records and rejections in a deterministic order."""
+                workers: int = 4, chunk: int = 1024,
+                ignore: Tuple[Union[str, Path], ...] = ()) -> Iterator[Union[Utterance, Rejection]]:
+        """Stream records and rejections in a deterministic order.
+
+        ``ignore``: files that are not part of the corpus even if they sit inside the
+        root (the manifest being written, its rejects file).
+        """
         root = Path(root).expanduser()
         if not root.is_dir():
             raise VoxboxError(f"{root}: corpus root is not a folder")
@@ -397,6 +409,12 @@ class Recipe:
             return f"{prefix}/{rel}" if prefix else rel
 
         root_str = str(root)
+        ignored = set()
+        for p in ignore:
+            try:
+                ignored.add(Path(os.path.abspath(p)).relative_to(root).as_posix())
+            except ValueError:
+                pass
 
         def finish(item: Item) -> Union[Utterance, Rejection]:
             rel = full(item.path)
@@ -426,6 +444,8 @@ class Recipe:
                     self.skipped[x.reason] = self.skipped.get(x.reason, 0) + 1
                     continue
                 else:
+                    if x.reason == "unexplained_file" and full(x.path) in ignored:
+                        continue
                     res = x if not prefix else Rejection(
                         x.stage, full(x.path), x.reason,
                         make_index(self.name, full(x.path)) if x.index else None, x.detail)

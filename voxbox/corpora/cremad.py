@@ -35,6 +35,10 @@ class CremaD(Recipe):
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
             self.check_subsets(subsets, ["all"])
+        if not (base / "AudioWAV").is_dir():
+            from ..errors import VoxboxError
+
+            raise VoxboxError(f"cremad: no AudioWAV/ folder under {base}")
         demo = {}
         lines, _ = read_table_lines(base / "VideoDemographics.csv")
         for row in csv.DictReader(io.StringIO("\n".join(lines))):

@@ -9,6 +9,9 @@ from typing import Dict, Iterator, List, Optional
 from .base import Item, Recipe, map_emotion, read_table_lines, reject, unexplained, walk
 
 SPLITS = {"train": "train", "evaluation": "dev", "test": "test"}
+# Speaker genders as the corpus README lists them (the files carry none).
+FEMALE = {"0001", "0002", "0003", "0007", "0009", "0015", "0016", "0017", "0018", "0019"}
+TRANSCRIPTS = ("{spk}.txt", "transcription.txt")
 _SPK = re.compile(r"^00(0[1-9]|1\d|20)$")
 
 
@@ -33,7 +36,9 @@ class ESD(Recipe):
         for spk in speakers:
             if language_of(spk) not in chosen:
                 continue
-            lines, err = read_table_lines(base / spk / f"{spk}.txt")
+            names = [t.format(spk=spk) for t in TRANSCRIPTS]
+            tfile = next((n for n in names if (base / spk / n).is_file()), names[0])
+            lines, err = read_table_lines(base / spk / tfile)
             texts: Dict[str, str] = {}
             for line in lines:
                 cols = line.split("\t")
@@ -42,7 +47,7 @@ class ESD(Recipe):
             for p in walk(base, spk):
                 parts = p.split("/")
                 name = parts[-1]
-                if len(parts) == 2 and name == f"{spk}.txt":
+                if len(parts) == 2 and name == tfile:
                     continue
                 split = SPLITS.get(parts[2]) if len(parts) == 4 else ("train" if len(parts) == 3 else None)
                 emotion = map_emotion(parts[1]) if len(parts) >= 3 else None
@@ -52,9 +57,10 @@ class ESD(Recipe):
                     continue
                 utt = name[:-4]
                 if err and "UTF-8" in err:
-                    yield reject(p, "text_not_utf8", f"{spk}/{spk}.txt: {err}", self.name)
+                    yield reject(p, "text_not_utf8", f"{spk}/{tfile}: {err}", self.name)
                 elif not texts.get(utt):
-                    yield reject(p, "missing_transcript", err or f"{utt} not in {spk}/{spk}.txt", self.name)
+                    yield reject(p, "missing_transcript", err or f"{utt} not in {spk}/{tfile}", self.name)
                 else:
                     yield Item(p, {"speaker": spk, "text": texts[utt], "split": split, "emotion": emotion,
-                                   "language": language_of(spk)}, {"native_emotion": parts[1]})
+                                   "language": language_of(spk), "gender": "female" if spk in FEMALE else "male"},
+                               {"native_emotion": parts[1]})

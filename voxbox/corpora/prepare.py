@@ -45,7 +45,8 @@ def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
     summary = PrepareSummary(recipe.name, out, rejects_path(out))
     with ManifestWriter(out) as writer, RejectsWriter(summary.rejects) as rejects, \
             Progress(f"prepare {recipe.name}", unit="file") as bar:
-        for res in recipe.prepare(root, subsets, workers=workers):
+        ignore = (out, writer.tmp, summary.rejects)
+        for res in recipe.prepare(root, subsets, workers=workers, ignore=ignore):
             if isinstance(res, Utterance):
                 writer.write(res)
                 secs = res.num_samples / res.sample_rate
