@@ -5,16 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import click
 import typer
 
 from voxbox import __version__
 from voxbox.cli import app, main
 
 
-def _walk(cmd: click.Command, path=()):
+def _walk(cmd, path=()):
     yield path, cmd
-    if isinstance(cmd, click.Group):
+    if hasattr(cmd, "commands"):
         for name, sub in sorted(cmd.commands.items()):
             yield from _walk(sub, path + (name,))
 
@@ -26,7 +25,7 @@ def test_every_command_has_help_that_documents_every_option(capsys):
     for path, cmd in commands:
         assert cmd.help or path == (), f"voxbox {' '.join(path)} has no help text"
         for param in cmd.params:
-            if isinstance(param, click.Option) and param.name not in ("help",):
+            if param.param_type_name == "option" and param.name not in ("help",):
                 assert param.help, f"voxbox {' '.join(path)} {param.opts[0]} has no help"
         assert main([*path, "--help"]) == 0
         out = capsys.readouterr().out

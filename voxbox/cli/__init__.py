@@ -66,7 +66,10 @@ _register_all()
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry point: one clear line per error, non-zero exit, no traceback
     unless --debug (or VOXBOX_DEBUG=1)."""
-    import click
+    try:  # typer >= 0.2x vendors click as typer._click; older releases use click itself
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import ClickException
 
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args:
@@ -75,12 +78,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         command.main(args=args, prog_name="voxbox", standalone_mode=False)
         return 0
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as e:
+    except ClickException as e:
         e.show()
         return e.exit_code
     except KeyboardInterrupt:
