@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -67,6 +68,25 @@ def main() -> None:
             integrated_lufs(sp, fe.sr)
             model.predict(gender_features(sp, fe.sr, f0, model.features))
 
+    import resource
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            ru = resource.getrusage(who)
+            total += ru.ru_utime + ru.ru_stime
+        return total
+
+    def with_cpu(label, fn):
+        # Wall time on a shared machine depends on the neighbours; CPU seconds
+        # (this process + finished workers) show the work itself.
+        def run():
+            t0 = cpu_seconds()
+            fn()
+            cpu[label] = cpu_seconds() - t0
+        return run
+
+    cpu: dict = {}
     h = Harness("annotate")
     h.note(f"{len(rows)} clips, {seconds / 3600:.3f} h of audio from {args.data.name}; "
            "records carry no gender, so the built-in classifier runs on every clip")
@@ -75,16 +95,22 @@ def main() -> None:
         write_manifest(man, [Utterance(index=r["index"], text=r["text"], source_path=r["wav_path"],
                                        corpus_root=str(audio_root)) for r in rows])
         bare()  # warm the page cache so neither side pays for the first read
-        base = h.measure("bare kernels (plain loop)", bare, audio_seconds=seconds, items=len(rows),
+        base = h.measure("bare kernels (plain loop)", with_cpu("bare", bare), audio_seconds=seconds, items=len(rows),
                          repeat=args.repeat)
-        one = h.measure("annotate, 1 worker", lambda: annotate_manifest(man, Path(tmp) / "o1.jsonl", workers=1),
+        one = h.measure("annotate, 1 worker",
+                        with_cpu("one", lambda: annotate_manifest(man, Path(tmp) / "o1.jsonl", workers=1)),
                         audio_seconds=seconds, items=len(rows), repeat=args.repeat)
-        two = h.measure("annotate, 2 workers", lambda: annotate_manifest(man, Path(tmp) / "o2.jsonl", workers=2),
+        two = h.measure("annotate, 2 workers",
+                        with_cpu("two", lambda: annotate_manifest(man, Path(tmp) / "o2.jsonl", workers=2)),
                         audio_seconds=seconds, items=len(rows), cores=2, repeat=args.repeat)
     h.ratio("overhead (annotate 1 worker / bare)", one, base)
     h.ratio("scaling (1 worker time / 2 workers time)", one, two)
-    for m in (base, one, two):
-        h.note(f"{m.label}: {m.audio_hours_per_core_hour:.0f} audio-hours per core-hour")
+    h.ratios["cpu overhead (annotate 1 worker / bare, CPU seconds of the last run)"] = cpu["one"] / cpu["bare"]
+    h.ratios["cpu overhead (annotate 2 workers / bare, CPU seconds of the last run)"] = cpu["two"] / cpu["bare"]
+    for m, key in ((base, "bare"), (one, "one"), (two, "two")):
+        h.note(f"{m.label}: {m.audio_hours_per_core_hour:.0f} audio-hours per core-hour (wall), "
+               f"{seconds / cpu[key]:.0f} audio-hours per CPU-hour")
+    h.note(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     h.report()
 
 

@@ -75,6 +75,21 @@ def voxbox_build(root: Path, out: Path, workers: int, stages=("annotate",)) -> d
     return build(corpus_source("libritts", root=root), out, pipe, workers=workers)
 
 
+def compare(a: Path, b: Path) -> str:
+    """'True', or which files and record fields differ."""
+    from voxbox.dataset import open_dataset
+
+    bad = [p.relative_to(b).as_posix() for p in sorted(b.rglob("*"))
+           if p.is_file() and p.suffix in (".tar", ".parquet") and (a / p.relative_to(b)).read_bytes() != p.read_bytes()]
+    if not bad:
+        return "True"
+    fields = set()
+    for x, y in zip(open_dataset(a).records(), open_dataset(b).records()):
+        dx, dy = x.to_dict(), y.to_dict()
+        fields |= {k for k in dx if dx[k] != dy[k]}
+    return f"False: {', '.join(bad[:4])} differ; record fields that differ: {sorted(fields) or 'none'}"
+
+
 def child_rss(root: str, out: str, workers: int) -> None:
     """Run in a fresh interpreter: a shard-only build; print peak RSS (MiB) as JSON."""
     t0 = time.perf_counter()
@@ -130,10 +145,7 @@ def main() -> None:
         if 1 in builds and 2 in builds:
             h.ratio("speed-up 2 workers vs 1 (time 1 / time 2)", builds[1], builds[2])
             h.ratio("time 2 workers / time 1", builds[2], builds[1])
-            o1, o2 = tmp / "out1-0", tmp / "out2-0"
-            same = all((o1 / p.relative_to(o2)).read_bytes() == p.read_bytes()
-                       for p in o2.rglob("*") if p.is_file() and p.suffix in (".tar", ".parquet"))
-            h.note(f"1-worker and 2-worker shards byte-identical: {same}")
+            h.note(f"1-worker and 2-worker shards byte-identical: {compare(tmp / 'out1-0', tmp / 'out2-0')}")
         if not args.skip_rss:
             for mult in (1, 10):
                 n = math.ceil(args.rss_hours * mult * 3600 / AVG_CLIP_S)

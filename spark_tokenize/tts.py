@@ -197,7 +197,8 @@ class SparkTTS:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else P.ENDOFTEXT_ID
         check_tokenizer(self.tokenizer, llm_dir)
         if self.model.config.vocab_size < P.VOCAB_SIZE:
-            raise TokenizerError(f"{llm_dir}: vocab_size {self.model.config.vocab_size} < {P.VOCAB_SIZE} Spark-TTS tokens")
+            raise TokenizerError(
+                f"{llm_dir}: vocab_size {self.model.config.vocab_size} < {P.VOCAB_SIZE} Spark-TTS tokens")
         if codec is None:
             import spark_tokenize
 
@@ -326,7 +327,8 @@ class SparkTTS:
         """One utterance: cloning when ``prompt_audio`` is given, control when ``gender`` is.
         Raises :class:`ParseError` when the model's output is unusable."""
         if (prompt_audio is None) == (gender is None):
-            raise TokenizerError("give either a prompt audio (voice cloning) or a gender with pitch and speed (control)")
+            raise TokenizerError(
+                "give either a prompt audio (voice cloning) or a gender with pitch and speed (control)")
         if prompt_audio is not None:
             if pitch is not None or speed is not None:
                 raise TokenizerError("pitch/speed apply to controllable TTS only (give a gender, not a prompt audio)")

@@ -97,10 +97,17 @@ def test_missing_and_unexpected_keys(tmp_path, tiny_bicodec):
     with pytest.raises(TokenizerError, match=r"missing key 'quantizer\.codebook\.weight'"):
         BiCodecTokenizer(root)
     extra = dict(state)
-    extra["mel_transformer.spectrogram.window"] = torch.hann_window(640)
+    extra["encoder.extra.weight"] = torch.zeros(3)
     save_file(extra, str(root / "BiCodec" / "model.safetensors"))
-    with pytest.raises(TokenizerError, match=r"unexpected key 'mel_transformer\.spectrogram\.window'"):
+    with pytest.raises(TokenizerError, match=r"unexpected key 'encoder\.extra\.weight'"):
         BiCodecTokenizer(root)
+    # A checkpoint re-saved by the torchaudio-based official code has the two mel buffers.
+    resaved = dict(state)
+    resaved["mel_transformer.spectrogram.window"] = torch.hann_window(640)
+    resaved["mel_transformer.mel_scale.fb"] = torch.zeros(513, 128)
+    save_file(resaved, str(root / "BiCodec" / "model.safetensors"))
+    tok = BiCodecTokenizer(root)
+    assert tok.model.mel_transformer.fb.abs().sum() > 0  # ours, computed, not the file's
 
 
 def test_wav2vec2_too_shallow_is_refused(tmp_path, tiny_bicodec):

@@ -136,6 +136,13 @@ def test_export_parquet_with_token_ids(built, tmp_path):
     assert tts["target_ids"] == [165151, 155761 + 5, 155761 + 6, 155761 + 7, 151645]
     assert ctl["prompt_ids"][0] == 165143 and ctl["prompt_ids"][-5:] == [165147, 165033, 164966, 164988, 165153]
     assert ctl["target_ids"][:4] == [165149, 163953 + 173, 164975 + 4, 165155]
+    # --max-tokens: the tts examples are 2 + 12 text + 1 + 34 + 5 = 54 ids, control ones longer
+    assert len(tts["prompt_ids"]) + len(tts["target_ids"]) == 54
+    short = export_sparktts(built, tmp_path / "short", tokenizer_dir=tok_dir, max_tokens=54)
+    assert short["examples"] == {"tts": 4, "controllable_tts": 0}
+    assert short["skipped"]["controllable_tts"]["over_max_tokens"] == 3
+    with pytest.raises(VoxboxError, match="needs --tokenizer"):
+        export_sparktts(built, tmp_path / "short2", max_tokens=10)
 
 
 def test_export_rejects_a_tokenizer_with_other_ids(built, tmp_path):

@@ -99,3 +99,16 @@ def test_levels_cli_writes_a_file_annotate_accepts(tmp_path, capsys):
     b = lv.Boundaries.load(out)
     assert b.bounds("pitch", "male") == table["pitch"]["male"]
     assert b.bounds("speed", "zh") is None
+
+
+def test_boundaries_from_another_pitch_backend_are_refused(tmp_path):
+    from voxbox.annotate.stage import AnnotateStage
+
+    recs = [_rec(i, "male", 100.0 + i, "hi there", 2, 1.0) for i in range(30)]
+    table = lv.compute_boundaries(recs)
+    assert table["pitch_backend"] == "world"
+    p = tmp_path / "b.json"
+    p.write_text(json.dumps(table))
+    AnnotateStage(boundaries=str(p))  # same backend: fine
+    with pytest.raises(VoxboxError, match="'world' pitch"):
+        AnnotateStage(boundaries=str(p), pitch_backend="praat")

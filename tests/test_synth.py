@@ -121,6 +121,25 @@ def test_codec_check_report(built, tiny_bicodec, tmp_path, codec):
     assert page.count("<audio") == 12 and "rs_5_wrong" in page and "class='flag'" in page
 
 
+def test_roundtrip_record_reports_unusable_input(codec):
+    from voxbox.synth import roundtrip_record
+
+    rec = Utterance(index="bad", global_tokens=[0] * 32, semantic_tokens=[1, 2])
+    row = roundtrip_record(codec, rec, b"this is not audio")
+    assert row["error"].startswith("audio unusable: ") and "orig" not in row
+    sr = 16000
+    wav = (0.3 * np.sin(2 * np.pi * 150 * np.arange(sr) / sr)).astype(np.float32)
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wav, sr, format="FLAC")
+    row = roundtrip_record(codec, rec.replace(semantic_tokens=[1, 9000]), buf.getvalue())
+    assert row["error"].startswith("decode failed: TokenizerError: semantic_tokens out of range")
+    assert row["frame_diff"] == 2 - 49  # 1 s of audio is 49 frames
+
+
 def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     from voxbox.cli import main
 

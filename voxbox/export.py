@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import VoxboxError
 from .record import Utterance
@@ -104,9 +104,8 @@ def tts_example(rec: Utterance) -> Tuple[str, str]:
     text = _text(rec)
     glob, sem = _tokens(rec)
     _check_speed(rec)
-    prompt = (P.TASK_TOKEN_MAP["tts"] + "<|start_content|>" + text + "<|end_content|>"
-              + "<|start_global_token|>" + P.global_tokens_str(glob) + "<|end_global_token|>")
-    return prompt, P.tts_target(sem)
+    # The zero-shot training prompt is the clone prompt without a reference transcript.
+    return P.clone_prompt(text, glob), P.tts_target(sem)
 
 
 def control_attributes(rec: Utterance, boundaries=None) -> Tuple[str, str, str, int, int]:
@@ -284,7 +283,7 @@ def _safe_split(split: str) -> str:
 def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *, fmt: str = "jsonl",
                     tasks: Sequence[str] = TASKS, tokenizer_dir: Optional[Union[str, Path]] = None,
                     shard_size: int = 50_000, overwrite: bool = False,
-                    boundaries: Optional[Union[str, Path]] = None) -> dict:
+                    boundaries: Optional[Union[str, Path]] = None, max_tokens: Optional[int] = None) -> dict:
     """Write Spark-TTS training examples for a built dataset; returns the summary dict.
 
     ``fmt``: ``jsonl`` or ``parquet``. ``tasks``: subset of ``tts``, ``controllable_tts``.
@@ -292,6 +291,8 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
     (it must have the Spark-TTS token layout). ``shard_size``: examples per file.
     ``boundaries``: a level boundaries JSON (``voxbox annotate`` format) for records
     that have raw pitch/speed but no levels; VoxBox's boundaries when None.
+    ``max_tokens``: skip examples longer than this many ids, prompt and target together
+    (SparkVox trains with at most 1500); needs ``tokenizer_dir``.
     """
     from .annotate.levels import Boundaries
     from .dataset import open_dataset
@@ -306,6 +307,8 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
         raise VoxboxError(f"unknown task(s) {', '.join(bad) or '(none)'}: use {', '.join(TASKS)}")
     if shard_size < 1:
         raise VoxboxError(f"shard size must be at least 1, got {shard_size}")
+    if max_tokens is not None and tokenizer_dir is None:
+        raise VoxboxError("--max-tokens counts token ids and needs --tokenizer")
     ds = open_dataset(dataset_dir)
     out = Path(out_dir)
     _prepare_out(out, overwrite)
@@ -326,6 +329,9 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
                     continue
                 if encoder is not None:
                     encoder(item)
+                    if max_tokens is not None and len(item.prompt_ids) + len(item.target_ids) > max_tokens:
+                        skipped[item.task]["over_max_tokens"] += 1
+                        continue
                 split = _safe_split(item.split)
                 if split not in series:
                     series[split] = _ShardSeries(out, split, fmt, shard_size, with_ids)
@@ -347,6 +353,7 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
         "token_ids": with_ids,
         "tokenizer": str(encoder.path) if encoder is not None else None,
         "boundaries": str(boundaries) if boundaries is not None else "voxbox",
+        "max_tokens": max_tokens,
         "files": files,
     }
     ix.write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -21,7 +21,6 @@ import html
 import json
 import math
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
@@ -30,8 +29,6 @@ import numpy as np
 from .errors import VoxboxError
 
 SR = 16000
-HOP = 320  # BiCodec semantic frame hop at 16 kHz (50 Hz)
-W2V_WINDOW = 400  # wav2vec2 receptive field: frames = (N - 400) // 320 + 1
 LOG_FLOOR = 1e-5
 # Metrics checked for outliers: (the direction that is bad, the smallest spread that
 # counts). The floor keeps differences below a metric's resolution from becoming
@@ -49,11 +46,6 @@ MIN_FOR_OUTLIERS = 5  # fewer records give no usable median/MAD
 # ------------------------------------------------------------------------------------
 # Metrics
 # ------------------------------------------------------------------------------------
-
-def expected_semantic_frames(num_samples_16k: int) -> int:
-    """Semantic tokens BiCodec gives for a clip of this many 16 kHz samples."""
-    return max(0, (num_samples_16k - W2V_WINDOW) // HOP + 1)
-
 
 def log_mel(wav: np.ndarray) -> np.ndarray:
     """(128, frames) natural-log mel magnitude with BiCodec's mel front end."""
@@ -182,20 +174,28 @@ def _safe_name(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in s)[:80]
 
 
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def roundtrip_record(codec, rec, audio_bytes: bytes, pitch_backend: str = "world") -> dict:
     """Decode one record's stored tokens and compare with its audio. Returns a row dict
-    with the metrics plus ``orig``/``recon`` arrays (removed before reporting)."""
-    from spark_tokenize.audio import load_audio
-
+    with the metrics plus ``orig``/``recon`` arrays (removed before reporting); a record
+    whose audio or tokens cannot be used gets ``error`` instead of metrics."""
     from .dataset import decode_audio
 
-    row: dict = {"index": rec.index, "text": rec.text, "speaker": rec.speaker, "error": None}
+    row: dict = {"index": rec.index, "text": rec.text, "speaker": rec.speaker, "error": None,
+                 "expected_frames": None, "frame_diff": None}
     glob, sem = list(rec.global_tokens or []), list(rec.semantic_tokens or [])
     row["global_count"], row["semantic_frames"] = len(glob), len(sem)
-    samples, sr = decode_audio(audio_bytes)
-    orig = load_audio(samples[:, 0].astype(np.float64), sample_rate=sr)  # what the tokenizer saw
-    frames = getattr(codec, "num_frames", expected_semantic_frames)
-    row["expected_frames"] = int(frames(len(orig)))
+    # A bad record is a finding for the report, not a reason to stop the check.
+    try:
+        samples, sr = decode_audio(audio_bytes)
+        orig = codec.load(samples[:, 0].astype(np.float64), sample_rate=sr)  # what the tokenizer saw
+    except Exception as e:  # noqa: BLE001
+        row["error"] = f"audio unusable: {_first_line(e)}"
+        return row
+    row["expected_frames"] = int(codec.num_frames(len(orig)))
     row["frame_diff"] = len(sem) - row["expected_frames"]
     row["orig"] = orig.astype(np.float32)
     if len(glob) != 32:
@@ -205,9 +205,9 @@ def roundtrip_record(codec, rec, audio_bytes: bytes, pitch_backend: str = "world
         row["error"] = "no semantic tokens stored"
         return row
     try:
-        recon = codec.detokenize(np.asarray([glob], dtype=np.int64), np.asarray([sem], dtype=np.int64))
-    except Exception as e:  # noqa: BLE001 - a bad record is a finding, not a crash
-        row["error"] = f"decode failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        recon = codec.detokenize(np.asarray(glob, dtype=np.int64), np.asarray(sem, dtype=np.int64))
+    except Exception as e:  # noqa: BLE001
+        row["error"] = f"decode failed: {_first_line(e)}"
         return row
     recon = np.asarray(recon, dtype=np.float32).reshape(-1)
     row["recon"] = recon
@@ -217,7 +217,7 @@ def roundtrip_record(codec, rec, audio_bytes: bytes, pitch_backend: str = "world
     row["abs_duration_diff"] = abs(row["duration_diff"])
     row["log_mel_distance"] = log_mel_distance(orig, recon)
     row.update(f0_errors(orig, recon, pitch_backend))
-    emb_o = codec.speaker_embedding(orig.astype(np.float32), sample_rate=SR)
+    emb_o = codec.speaker_embedding(row["orig"], sample_rate=SR)
     emb_r = codec.speaker_embedding(recon, sample_rate=SR)
     row["speaker_similarity"] = cosine(emb_o, emb_r)
     return row
@@ -367,7 +367,7 @@ def _codec_html(r: dict) -> str:
             f"<td>{_fmt(row.get('log_mel_distance'))}</td><td>{_fmt(row.get('f0_rmse_cents'), 1)}</td>"
             f"<td>{_fmt(row.get('vuv_error'))}</td><td>{_fmt(row.get('duration_diff'))}</td>"
             f"<td>{_fmt(row.get('speaker_similarity'))}</td>"
-            f"<td>{row['semantic_frames']} ({row['expected_frames']})</td>"
+            f"<td>{row['semantic_frames']} ({_fmt(row['expected_frames'])})</td>"
             f"<td>{'<br>'.join(html.escape(f) for f in row['flags'])}</td></tr>")
     h.append("</table>")
     return "\n".join(h) + "\n"

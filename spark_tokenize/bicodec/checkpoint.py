@@ -23,6 +23,8 @@ from .model import BiCodec
 
 BICODEC_SUBDIR = "BiCodec"
 WAV2VEC2_SUBDIR = "wav2vec2-large-xlsr-53"
+#: Buffers of torchaudio's MelSpectrogram; absent from the published checkpoint.
+TORCHAUDIO_MEL_BUFFERS = ("mel_transformer.spectrogram.window", "mel_transformer.mel_scale.fb")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def load_bicodec(model_dir: Path, config: Optional[dict] = None, fold: bool = Tr
     """Build BiCodec from ``BiCodec/config.yaml`` and load its weights strictly.
 
     The torchaudio mel buffers the official loader reports as missing are not part of
-    our state dict (computed, non-persistent), so every key must match exactly.
+    our state dict (computed, non-persistent); every other key must match exactly.
     """
     layout = ModelLayout(Path(model_dir))
     cfg = config if config is not None else load_bicodec_config(layout.bicodec_config)
@@ -100,6 +102,10 @@ def load_bicodec(model_dir: Path, config: Optional[dict] = None, fold: bool = Tr
     except (TypeError, ValueError) as e:
         raise TokenizerError(f"{layout.bicodec_config}: unsupported configuration: {e}") from None
     state = read_safetensors(layout.bicodec_weights)
+    # A checkpoint re-saved by the official (torchaudio) code carries the mel transform's
+    # window and filterbank; ours are computed, so those two entries are dropped.
+    for k in TORCHAUDIO_MEL_BUFFERS:
+        state.pop(k, None)
     check_state_dict(model.state_dict(), state, str(layout.bicodec_weights))
     model.load_state_dict(state, strict=True, assign=True)
     for m in model.modules():

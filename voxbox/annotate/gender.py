@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import VoxboxError
-from ..record import GENDERS, NATIVE, PREDICTED, Utterance
+from ..record import GENDERS, PREDICTED, Utterance
 from .features import FEATURE_NAMES
 
 FORMAT = "voxbox-gender/1"

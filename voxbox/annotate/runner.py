@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
+from ..errors import VoxboxError
 from ..record import (ManifestWriter, Rejection, RejectsWriter, Utterance, count_manifest,
                       read_manifest, rejects_path)
 
@@ -24,8 +25,14 @@ def _init_worker(params: dict) -> None:
 
     from .stage import AnnotateStage
 
-    stage = AnnotateStage(**params)
-    stage.ensure_setup()
+    try:
+        stage = AnnotateStage(**params)
+        stage.ensure_setup()
+    except Exception as e:  # noqa: BLE001
+        # A failing initializer makes Pool respawn workers forever; keep the error and
+        # raise it from the first task instead, so the parent sees it and stops.
+        _WORKER["error"] = e if isinstance(e, VoxboxError) else VoxboxError(f"worker set-up failed: {e}")
+        return
     if "torch" in sys.modules:  # only when a Hugging Face model was loaded
         sys.modules["torch"].set_num_threads(1)  # one core per worker: the pool is the parallelism
     _WORKER["stage"] = stage
@@ -43,6 +50,8 @@ def _pool_context():
 
 
 def _run_chunk(recs: List[Utterance]) -> list:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     return _WORKER["stage"].safe_process_batch(recs)
 
 

@@ -68,10 +68,20 @@ class AnnotateStage(Stage):
                          emotion_model=emotion_model, emotion_labels=emotion_labels,
                          zh_numbers=zh_numbers, device=device)
         self.pitch_backend = pitch_backend
+        from .hf import check_label_map, parse_label_map
+
+        # A bad label map fails here, in the parent, before any worker starts.
+        for task, spec in (("gender", gender_labels), ("age", age_labels), ("emotion", emotion_labels)):
+            if spec:
+                check_label_map(parse_label_map(spec), task)
         # Fail early (in the parent, before workers start) on a bad boundaries file.
         from .levels import Boundaries
 
         self.boundaries = Boundaries.load(boundaries)
+        made_with = self.boundaries.table.get("pitch_backend")
+        if made_with and made_with != pitch_backend:
+            raise VoxboxError(f"{boundaries}: boundaries were computed from '{made_with}' pitch; "
+                              f"annotate with --pitch-backend {made_with} or recompute them")
         self._models: Dict[str, Any] = {}
         self._syll = None
         self._pyworld = None

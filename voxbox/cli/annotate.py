@@ -10,7 +10,7 @@ import typer
 
 def annotate(
     manifest: Path = typer.Argument(..., help="Input manifest (.jsonl, .jsonl.gz or .parquet) from `voxbox prepare`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
+    out: Path = typer.Option(..., "--out", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
                                                      "rejected records go to OUT's .rejects.jsonl."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes (each loads its own models)."),
     pitch_backend: str = typer.Option("world", "--pitch-backend",
@@ -62,7 +62,7 @@ def annotate(
 
 def levels(
     manifest: Path = typer.Argument(..., help="Annotated manifest (output of `voxbox annotate`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Boundaries JSON to write (use with annotate --boundaries)."),
+    out: Path = typer.Option(..., "--out", help="Boundaries JSON to write (use with annotate --boundaries)."),
     min_count: int = typer.Option(20, "--min-count", min=1,
                                   help="Leave out groups (a gender, a language) with fewer values than this."),
 ) -> None:
@@ -83,7 +83,7 @@ def levels(
 def train_gender(
     manifest: Path = typer.Argument(..., help="Manifest whose records carry native gender labels "
                                               "(e.g. from `voxbox prepare libritts`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write (use with annotate --gender-model)."),
+    out: Path = typer.Option(..., "--out", help="Model JSON to write (use with annotate --gender-model)."),
     features: str = typer.Option("f0_median,dispersion", "--features",
                                  help="Comma-separated features: f0_median, f0_p10, f0_p90, voiced_fraction, "
                                       "f1, f2, f3, f4, dispersion."),

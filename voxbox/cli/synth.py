@@ -55,19 +55,23 @@ _CONSTRAIN = typer.Option(False, "--constrain/--no-constrain",
 _REP = typer.Option(1.0, "--repetition-penalty", help="Repetition penalty (1.0 = none, as the official code; "
                     "values above 1 can cure long silences).")
 _DEVICE = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto (CUDA when available).")
-_DTYPE = typer.Option("float32", "--dtype", help="LLM dtype: float32, bfloat16 (CUDA only) or auto (bfloat16 on CUDA); float16 is refused.")
+_DTYPE = typer.Option("float32", "--dtype", help="LLM dtype: float32, bfloat16 (CUDA only) or auto (bfloat16 on "
+                      "CUDA); float16 is refused.")
 _BATCH = typer.Option(8, "--batch-size", help="Texts generated together in one left-padded batch.")
 
 
 @synth_app.command("tts")
 def tts_cmd(
     model_dir: Path = typer.Option(..., "--model-dir", help=_MODEL_DIR),
-    text: List[str] = typer.Option(..., "--text", help="Text to speak; repeat for several utterances (batched)."),
-    out: Path = typer.Option(..., "--out", help="Output wav (one text) or folder for 000.wav, 001.wav, ... (several)."),
+    text: List[str] = typer.Option(..., "--text", help="Text to speak; repeat for several utterances "
+                                   "(batched)."),
+    out: Path = typer.Option(..., "--out", help="Output wav (one text) or folder for 000.wav, 001.wav, ... "
+                             "(several)."),
     prompt_audio: Optional[Path] = typer.Option(None, "--prompt-audio", help="Reference audio to clone the voice of."),
     prompt_text: Optional[str] = typer.Option(None, "--prompt-text", help="Transcript of the reference audio (optional; "
                                               "improves cloning in the same language)."),
-    gender: Optional[str] = typer.Option(None, "--gender", help="Controllable TTS: female or male (no --prompt-audio)."),
+    gender: Optional[str] = typer.Option(None, "--gender", help="Controllable TTS: female or male (no "
+                                         "--prompt-audio)."),
     pitch: Optional[str] = typer.Option(None, "--pitch", help=f"Controllable TTS pitch level: {_LEVELS}."),
     speed: Optional[str] = typer.Option(None, "--speed", help=f"Controllable TTS speed level: {_LEVELS}."),
     temperature: float = _TEMP, top_k: int = _TOPK, top_p: float = _TOPP, max_new_tokens: int = _MAXNEW,
@@ -196,6 +200,8 @@ def export_sparktts_cmd(
     shard_size: int = typer.Option(50_000, "--shard-size", help="Examples per output file."),
     boundaries: Optional[Path] = typer.Option(None, "--boundaries", help="Level boundaries JSON for records without "
                                               "stored levels (default: VoxBox's)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Skip examples longer than this many ids "
+                                             "(prompt + target; SparkVox trains with 1500). Needs --tokenizer."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --out."),
 ) -> None:
     """Write Spark-TTS training examples for a built dataset.
@@ -206,7 +212,7 @@ def export_sparktts_cmd(
 
     summary = export_sparktts(dataset, out, fmt=fmt, tasks=[t.strip() for t in tasks.split(",") if t.strip()],
                               tokenizer_dir=tokenizer, shard_size=shard_size, overwrite=overwrite,
-                              boundaries=boundaries)
+                              boundaries=boundaries, max_tokens=max_tokens)
     typer.echo(format_summary(summary))
     typer.echo(f"summary: {out / 'summary.json'}")
 
