@@ -52,11 +52,20 @@ def read_audio(path: Union[str, Path]) -> Tuple[np.ndarray, int, int]:
     if not Path(path).is_file():
         raise AudioError("missing_audio", f"{path}: audio file not found")
     try:
-        data, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            sr, channels = int(f.samplerate), int(f.channels)
+            if channels == 1:
+                audio = f.read(dtype="float64")
+            else:
+                # Block by block, keeping channel 0: a long multichannel file never
+                # sits in memory with all its channels.
+                parts = [block[:, 0].copy() for block in f.blocks(blocksize=1 << 18, dtype="float64",
+                                                                  always_2d=True)]
+                audio = np.concatenate(parts) if parts else np.zeros(0)
     except Exception as e:  # libsndfile raises several types for damaged files
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AudioError("unreadable_audio", f"{path}: cannot decode audio ({msg})") from None
-    return np.ascontiguousarray(data[:, 0]), int(sr), int(data.shape[1])
+    return np.ascontiguousarray(audio, dtype=np.float64), sr, channels
 
 
 def resample(audio: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarray:

@@ -38,6 +38,8 @@ class TokenizeStage(Stage):
         super().__init__(model_dir=None if model_dir is None else str(model_dir), device=device,
                          batch_size=int(batch_size), dtype=dtype, **params)
         self.tokenizer = None
+        if str(device).startswith("cuda"):
+            self.resources = {"num_gpus": 1}  # tells GPU-aware engines (Ray) to reserve one
 
     def setup(self) -> None:
         from spark_tokenize import BiCodecTokenizer, TokenizerError
