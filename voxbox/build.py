@@ -33,8 +33,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from .errors import VoxboxError
 from .record import Rejection, Result, Utterance, read_rejects
 from .shards import index as ix
-from .shards.writer import (DEFAULT_SHARD_MB, DEFAULT_SHARD_RECORDS, ShardCommitter, check_formats,
-                            estimate_bytes, finish, plan_shards)
+from .shards.writer import (DEFAULT_SHARD_MB, DEFAULT_SHARD_RECORDS, ShardCommitter, audio_seconds,
+                            check_formats, estimate_bytes, finish, plan_shards, rejects_sort_key)
 
 WORK_DIR = ".work"
 DEFAULT_PIPELINE = "voxbox"
@@ -242,41 +242,39 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, log: 
     work.mkdir(parents=True, exist_ok=True)
     prep = PreparedInput(work / "prepared.jsonl", work / "prepare.rejects.jsonl")
     hashes: Dict[str, bytes] = {}
-    rejects: List[dict] = []
+    rejects: List[Rejection] = []
     try:
         with open(prep.path, "wb") as fh, Progress(progress_desc) as bar:
             offset = 0
             for res in source:
                 if isinstance(res, Rejection):
-                    rejects.append(res.to_dict())
+                    rejects.append(res)
                     continue
                 if not isinstance(res, Utterance):
                     raise VoxboxError(f"the source yielded a {type(res).__name__}, not an Utterance or Rejection")
                 d = res.to_dict()
                 if res.index in prep.keys:
-                    rejects.append(Rejection("prepare", res.source_path or "", "duplicate_index",
-                                             res.index).to_dict())
+                    rejects.append(Rejection("prepare", res.source_path or "", "duplicate_index", res.index))
                     continue
                 line = (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
                 fh.write(line)
                 prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format))
                 hashes[res.index] = _line_identity(d)
                 offset += len(line)
-                secs = (res.num_samples / res.sample_rate) if res.num_samples and res.sample_rate else (res.duration or 0.0)
+                secs = audio_seconds(res)
                 prep.audio_seconds += secs
                 bar.update(1, secs)
-        rejects.sort(key=lambda r: (r.get("index") or "", r.get("stage") or "", r.get("path") or "",
-                                    r.get("reason") or ""))
+        rejects.sort(key=rejects_sort_key)
         with open(prep.rejects_path, "w", encoding="utf-8") as fh:
             for r in rejects:
-                fh.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
+                fh.write(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
     except OSError as e:
         raise ix.io_error(work, e) from None
     h = hashlib.sha256()
     for idx in sorted(hashes):
         h.update(f"{idx} {hashes[idx].hex()}\n".encode())
     for r in rejects:
-        h.update((ix.canonical_json(r) + "\n").encode("utf-8"))
+        h.update((ix.canonical_json(r.to_dict()) + "\n").encode("utf-8"))
     prep.fingerprint = h.hexdigest()
     return prep
 
@@ -440,22 +438,16 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
                 stage_progress(entry.pop("stats", {}))
                 record(entry)
         else:
-            shard_rejects: List[dict] = []
             for res in eng.run(tasks):
                 stage_progress(res.stats)
                 if committer is None:
                     committer = ShardCommitter(out, pipe.name, res.task.shard, pipe.formats)
-                    shard_rejects = []
                 for o in res.outcomes:
-                    if isinstance(o, Rejection):
-                        shard_rejects.append(o.to_dict())
-                    else:
-                        committer.write(o)
-                        fault_point("shard_write")
+                    committer.add(o)
+                    fault_point("shard_write")
                 if res.task.last:
                     entry = committer.commit()
                     committer = None
-                    entry["rejects"] = shard_rejects
                     record(entry)
     except BaseException:
         if committer is not None:
@@ -467,11 +459,8 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
         shard_bar.close()
 
     entries = [done[k] for k in range(len(plan))]
-    rejects = list(read_rejects(prep.rejects_path))
-    for e in entries:
-        rejects.extend(Rejection.from_dict(r) for r in e.get("rejects", []))
     index = finish(out, name=pipe.name, formats=pipe.formats, audio_format=pipe.audio_format,
-                   shard_entries=entries, rejects=rejects, fingerprint=fingerprint,
+                   shard_entries=entries, rejects=read_rejects(prep.rejects_path), fingerprint=fingerprint,
                    pipeline_yaml=pipe.to_yaml(), command=command)
     shutil.rmtree(work, ignore_errors=True)
     return index

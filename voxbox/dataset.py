@@ -162,16 +162,15 @@ class BuiltDataset:
             for path in self.shard_files(fmt):
                 yield from iter_parquet_rows(path)
         else:
-            from .shards.webdataset import iter_tar_samples, record_from_json
+            from .shards.webdataset import iter_tar_samples, record_from_json, split_sample
 
             for path in self.shard_files(fmt):
                 for key, members in iter_tar_samples(path):
-                    if "json" not in members:
-                        raise VoxboxError(f"{path}: sample {key} has no .json member")
-                    audio = [(e, b) for e, b in members.items() if e != "json"]
-                    if len(audio) != 1:
-                        raise VoxboxError(f"{path}: sample {key} has {len(audio)} audio members")
-                    yield record_from_json(members["json"]), audio[0][1], audio[0][0]
+                    try:
+                        rec_json, audio, ext = split_sample(members)
+                    except ValueError as e:
+                        raise VoxboxError(f"{path}: {key}: {e}") from None
+                    yield record_from_json(rec_json), audio, ext
 
     def rejects(self) -> Iterator[Rejection]:
         """Every rejection of the build (prepare and stages), from rejects.jsonl."""

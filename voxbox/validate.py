@@ -123,7 +123,6 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     problems in the data, only for a folder that is not a built dataset at all."""
     from .progress import Progress
     from .shards.parquet import iter_parquet_rows
-    from .shards.webdataset import iter_tar_samples, record_from_json
 
     ds = open_dataset(path)
     report = ValidationReport(Path(path))
@@ -166,9 +165,9 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
                 rel = info["path"]
                 try:
                     if fmt == "parquet":
-                        stream = ((r, a, e) for r, a, e in iter_parquet_rows(ds.path / rel))
+                        stream = iter_parquet_rows(ds.path / rel)
                     else:
-                        stream = _tar_stream(ds.path / rel, iter_tar_samples, record_from_json, report, rel)
+                        stream = _tar_stream(ds.path / rel, report, rel)
                     n = 0
                     first_key = last_key = None
                     shard_digests = []
@@ -212,21 +211,21 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     return report
 
 
-def _tar_stream(path, iter_tar_samples, record_from_json, report: ValidationReport, rel: str):
+def _tar_stream(path, report: ValidationReport, rel: str):
+    from .shards.webdataset import iter_tar_samples, record_from_json, split_sample
+
     for key, members in iter_tar_samples(path):
         where = f"{rel}: {key}"
-        if "json" not in members:
-            report.add(where, "sample has no .json member")
-            continue
-        audio = [(e, b) for e, b in members.items() if e != "json"]
-        if len(audio) != 1:
-            report.add(where, f"sample has {len(audio)} audio members ({', '.join(e for e, _ in audio)})")
+        try:
+            rec_json, audio, ext = split_sample(members)
+        except ValueError as e:
+            report.add(where, str(e))
             continue
         try:
-            rec = record_from_json(members["json"])
+            rec = record_from_json(rec_json)
         except Exception as e:  # noqa: BLE001
             report.add(where, f".json does not parse ({e})")
             continue
         if rec.index != key:
             report.add(where, f"key differs from the record index {rec.index}")
-        yield rec, audio[0][1], audio[0][0]
+        yield rec, audio, ext

@@ -52,8 +52,8 @@ def build_command(
     device: Optional[str] = typer.Option(None, "--device", help="Device for model stages (cpu, cuda, cuda:1). Default: cpu."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
                                              help="Records per task handed to a worker. Default: 16."),
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; "
-                                                          "pip install 'voxbox[ray]')."),
+    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
+                                                          "ray extra of voxbox)."),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", help="Worker processes (local) or CPU actors/tasks (ray). Default: CPU count."),
     ray_address: Optional[str] = typer.Option(

@@ -15,6 +15,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 from ..record import Rejection, Utterance
 from ..shards.encode import EncodedSample, encode_record
+from ..shards.writer import audio_seconds
 from ..stages import Stage
 
 Outcome = Union[EncodedSample, Rejection]
@@ -54,10 +55,17 @@ def fault_point(name: str) -> None:
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def _seconds(rec: Utterance) -> float:
-    if rec.num_samples and rec.sample_rate:
-        return rec.num_samples / rec.sample_rate
-    return float(rec.duration or 0.0)
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def limit_threads(n: int) -> None:
+    """Cap BLAS/OpenMP and torch threads of this worker process to ``n``."""
+    import sys
+
+    for k in _THREAD_ENV:
+        os.environ[k] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def run_stages_on(stages: Sequence[Stage], recs: List[Utterance]) -> Tuple[List[Union[Utterance, Rejection]], Dict[str, list]]:
@@ -71,7 +79,7 @@ def run_stages_on(stages: Sequence[Stage], recs: List[Utterance]) -> Tuple[List[
         batch = [slots[i] for i in live]
         t0 = time.process_time()
         out = st.safe_process_batch(batch)
-        stats[st.name] = [len(batch), 0, sum(_seconds(r) for r in batch), time.process_time() - t0]
+        stats[st.name] = [len(batch), 0, sum(audio_seconds(r) for r in batch), time.process_time() - t0]
         for i, res in zip(live, out):
             slots[i] = res
             if isinstance(res, Utterance):

@@ -22,22 +22,10 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from ..errors import VoxboxError
 from ..stages import Stage
-from .common import Task, TaskResult, run_task
-
-_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-def _limit_threads(n: int) -> None:
-    for k in _THREAD_ENV:
-        os.environ[k] = str(n)
-    import sys
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-
+from .common import Task, TaskResult, limit_threads, run_task
 
 def _worker_main(stages: List[Stage], audio_format: str, threads: int, tasks, results, parent: int) -> None:
-    _limit_threads(threads)
+    limit_threads(threads)
     results.cancel_join_thread()  # never block exit on an unread result after the parent died
     while True:
         try:
@@ -52,7 +40,7 @@ def _worker_main(stages: List[Stage], audio_format: str, threads: int, tasks, re
         try:
             res = run_task(stages, audio_format, task)
             # Stages may import torch lazily inside setup(); keep its threads bounded too.
-            _limit_threads(threads)
+            limit_threads(threads)
             results.put((ticket, res, None))
         except BaseException as e:  # noqa: BLE001 - report, never hang the pool
             results.put((ticket, None, f"{type(e).__name__}: {e}"))
@@ -74,7 +62,7 @@ class LocalEngine:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
         if self.workers == 1:
-            _limit_threads(self.threads)
+            limit_threads(self.threads)
             for t in tasks:
                 yield run_task(self.stages, self.audio_format, t)
             return

@@ -75,15 +75,13 @@ class _StageActor:
     """An actor holding set-up stages (models loaded once per actor)."""
 
     def __init__(self, stages_blob: bytes, threads: int):
-        import sys
+        from .common import limit_threads
 
-        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[k] = str(threads)
+        limit_threads(threads)
         self.stages = pickle.loads(stages_blob)
         for st in self.stages:
             st.ensure_setup()
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        limit_threads(threads)  # again: setup() may have imported torch
 
     def __call__(self, batch):
         return {**batch, _COL: [_apply(self.stages, blob) for blob in batch[_COL]]}
@@ -95,13 +93,13 @@ def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: s
     def fn(batch):
         import json
 
-        from ..record import Rejection, Utterance
+        from ..record import Utterance
         from ..shards.encode import encode_record
         from ..shards.writer import ShardCommitter
 
         order = sorted(range(len(batch["seq"])), key=lambda i: int(batch["seq"][i]))
         committer = None
-        rejects, stats = [], {}
+        stats = {}
         try:
             for i in order:
                 task, slots, st = pickle.loads(batch[_COL][i])
@@ -112,17 +110,12 @@ def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: s
                     for k in range(4):
                         acc[k] += vals[k]
                 for r in slots:
-                    o = encode_record(r, audio_format) if isinstance(r, Utterance) else r
-                    if isinstance(o, Rejection):
-                        rejects.append(o.to_dict())
-                    else:
-                        committer.write(o)
+                    committer.add(encode_record(r, audio_format) if isinstance(r, Utterance) else r)
             entry = committer.commit()
         except BaseException:
             if committer is not None:
                 committer.abort()
             raise
-        entry["rejects"] = rejects
         entry["stats"] = stats
         return {"entry": [json.dumps(entry)]}
     return fn

@@ -63,6 +63,17 @@ class TarShardWriter:
         self._tar.close()
 
 
+def split_sample(members: Dict[str, bytes]) -> Tuple[bytes, bytes, str]:
+    """``(record json, audio bytes, audio ext)`` of one sample's members; ValueError
+    naming the problem when it is not one ``.json`` plus one audio member."""
+    if "json" not in members:
+        raise ValueError("sample has no .json member")
+    audio = [(e, b) for e, b in members.items() if e != "json"]
+    if len(audio) != 1:
+        raise ValueError(f"sample has {len(audio)} audio members ({', '.join(e for e, _ in audio) or 'none'})")
+    return members["json"], audio[0][1], audio[0][0]
+
+
 def iter_tar_samples(path: Union[str, Path]) -> Iterator[Tuple[str, Dict[str, bytes]]]:
     """Yield ``(key, {ext: bytes})`` per sample, in file order, streaming.
 

@@ -85,8 +85,9 @@ def audio_seconds(rec: Utterance) -> float:
 class ShardCommitter:
     """Writes one shard in every requested format under temporary names, then commits.
 
-    ``write(sample)`` streams a sample to each format; ``commit()`` closes, fsyncs and
-    renames the files and returns the journal entry (files with sha256, counts).
+    ``add(outcome)`` streams a sample to each format, or keeps a rejection (the shard
+    writer's own or a stage's) for the entry; ``commit()`` closes, fsyncs and renames
+    the files and returns the journal entry (files with sha256, counts, rejects).
     ``abort()`` removes the temporary files.
     """
 
@@ -101,6 +102,7 @@ class ShardCommitter:
         self.first: Optional[str] = None
         self.last: Optional[str] = None
         self.counts: Dict[str, Counter] = {f: Counter() for f in COUNTED_FIELDS}
+        self.rejects: List[dict] = []
         try:
             for fmt, rel in self.paths.items():
                 final = self.out_dir / rel
@@ -111,6 +113,12 @@ class ShardCommitter:
         except OSError as e:
             self.abort()
             raise ix.io_error(self.out_dir, e) from None
+
+    def add(self, outcome: Union[EncodedSample, Rejection]) -> None:
+        if isinstance(outcome, Rejection):
+            self.rejects.append(outcome.to_dict())
+        else:
+            self.write(outcome)
 
     def write(self, sample: EncodedSample) -> None:
         rec = sample.record
@@ -150,6 +158,7 @@ class ShardCommitter:
             "audio_seconds": self.seconds, "first_index": self.first, "last_index": self.last,
             "files": files,
             "counts": {f: dict(sorted(c.items())) for f, c in self.counts.items() if c},
+            "rejects": self.rejects,
         }
 
     def abort(self) -> None:
@@ -227,9 +236,13 @@ def rejects_sort_key(r: Rejection):
 def finish(out_dir: Union[str, Path], *, name: str, formats: Sequence[str], audio_format: str,
            shard_entries: Sequence[dict], rejects: Iterable[Rejection], fingerprint: Dict[str, str],
            pipeline_yaml: Optional[str] = None, command: Optional[Sequence[str]] = None) -> dict:
-    """Write rejects.jsonl, provenance.json, pipeline.yaml (if given) and index.json last."""
+    """Write rejects.jsonl (``rejects`` plus every shard entry's), provenance.json,
+    pipeline.yaml (if given) and, last, index.json."""
     out_dir = Path(out_dir)
-    rej = sorted(rejects, key=rejects_sort_key)
+    rej = list(rejects)
+    for e in shard_entries:
+        rej.extend(Rejection.from_dict(r) for r in e.get("rejects", []))
+    rej.sort(key=rejects_sort_key)
     by_reason = Counter(f"{r.stage}: {r.reason}" for r in rej)
     text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for r in rej)
     ix.write_text_atomic(out_dir / ix.REJECTS_NAME, text)
@@ -283,11 +296,7 @@ def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, na
     for k, members in enumerate(plan):
         committer = ShardCommitter(out_dir, name, k, formats)
         for idx in members:
-            res = encode_record(by_index[idx], audio_format)
-            if isinstance(res, Rejection):
-                all_rejects.append(res)
-            else:
-                committer.write(res)
+            committer.add(encode_record(by_index[idx], audio_format))
         entries.append(committer.commit())
     from .index import canonical_json, sha256_text
 
