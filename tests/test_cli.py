@@ -51,3 +51,15 @@ def test_errors_are_one_line_and_nonzero(tmp_path):
 
 def test_unknown_command_is_a_usage_error(capsys):
     assert main(["no-such-command"]) == 2
+
+
+def test_exit_codes_raised_inside_commands_reach_the_shell():
+    @app.command("zz-exit-test", hidden=True, help="Exit with a code (test only).")
+    def _exit_test(code: int = typer.Option(3, help="code")) -> None:
+        raise typer.Exit(code)
+
+    try:
+        assert main(["zz-exit-test", "--code", "4"]) == 4
+        assert main(["zz-exit-test", "--code", "0"]) == 0
+    finally:
+        app.registered_commands = [c for c in app.registered_commands if c.name != "zz-exit-test"]

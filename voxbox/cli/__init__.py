@@ -76,8 +76,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         _state["debug"] = True
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="voxbox", standalone_mode=False)
-        return 0
+        # Without standalone mode click returns the code of a typer.Exit(n) raised inside
+        # a command instead of raising it; anything else a command returns means success.
+        rv = command.main(args=args, prog_name="voxbox", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:

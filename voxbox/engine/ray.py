@@ -28,7 +28,6 @@ filesystem), since workers read audio by path.
 
 from __future__ import annotations
 
-import itertools
 import os
 import pickle
 from typing import Iterable, Iterator, List, Optional, Sequence
