@@ -8,9 +8,7 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,60 +18,9 @@ from voxbox.cli import main
 from voxbox.download import download_corpus, fetch, safe_extract
 from voxbox.errors import VoxboxError
 
+from http_fixtures import Server, md5, tar_gz
+
 NO_SLEEP = lambda s: None  # noqa: E731
-
-
-class Server:
-    """Serves `files` (path -> bytes). `drop[path] = n` sends only n bytes of the body
-    on the first request for path, then closes the connection. `no_range` paths
-    ignore Range headers (answer 200 with the whole file)."""
-
-    def __init__(self):
-        self.files, self.drop, self.no_range, self.requests = {}, {}, set(), []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                rng = self.headers.get("Range")
-                server.requests.append((self.path, rng))
-                data = server.files.get(self.path)
-                if data is None:
-                    self.send_error(404, "Not Found")
-                    return
-                start = 0
-                if rng and self.path not in server.no_range:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                cut = server.drop.pop(self.path, None)
-                if cut is not None:
-                    self.wfile.write(body[:cut])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -83,22 +30,8 @@ def server():
     s.close()
 
 
-def md5(data: bytes) -> str:
-    return "md5:" + hashlib.md5(data).hexdigest()
-
-
 def payload(n: int = 300_000) -> bytes:
     return bytes((i * 7919 + i // 256) % 251 for i in range(n))
-
-
-def tar_gz(members: dict) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_interrupted_transfer_resumes_with_range(server, tmp_path):
