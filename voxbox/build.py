@@ -486,7 +486,11 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
                   download_dir: Optional[Union[str, Path]] = None, mirror: Optional[str] = None,
                   log: Optional[Log] = None) -> Iterator[Result]:
     """A corpus recipe's prepare output as a build source; downloads first (resumable,
-    checksummed) when no local ``root`` is given."""
+    checksummed) when no local ``root`` is given.
+
+    The download and the root check run now, not when the source is first iterated:
+    a failed download must stop ``voxbox build`` before it touches the output folder.
+    """
     from .corpora import get_recipe
 
     log = log or (lambda msg: None)
@@ -502,4 +506,4 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
         root = dest
     elif not Path(root).exists():
         raise VoxboxError(f"{root}: corpus root not found")
-    yield from recipe.prepare(root, subsets)
+    return recipe.prepare(root, subsets)
