@@ -174,4 +174,11 @@ def test_checksum_mismatch_stops_the_build_with_one_line_and_no_shards(server, a
     assert not (dest / "archives" / "dev-clean.tar.gz").exists()
     assert not (dest / "archives" / "dev-clean.tar.gz.part").exists()
     assert not (dest / "LibriTTS").exists()
-    assert shard_files(out) == [] and not (out / "index.json").exists()
+    # The download failed before the build started: the output folder was not touched.
+    assert not out.exists()
+
+    # With the right checksum the same command downloads again and builds.
+    write_catalog(tmp_path / "catalog", md5(archive))
+    assert main(build_args(out)) == 0
+    assert server.requests == [(ARCHIVE_PATH, None)] * 2
+    assert validate(out).ok and len(open_dataset(out)) == len(UTTERANCES)

@@ -13,11 +13,12 @@ rejects unreadable, empty or truncated audio and duplicate ids.
 from __future__ import annotations
 
 import os
+import posixpath
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..errors import VoxboxError
 from ..record import NATIVE, Rejection, Utterance, age_group, make_index
@@ -39,6 +40,15 @@ def map_gender(value: Optional[str]) -> Optional[str]:
     if value is None:
         return None
     return _GENDERS.get(str(value).strip().lower())
+
+
+def speaker_genders(lines: Iterable[str], sep: str) -> Iterator[Tuple[str, str]]:
+    """(speaker, gender) for each table row whose second column names a gender; rows
+    without one (headers, unknown values) are passed over."""
+    for line in lines:
+        cols = [c.strip() for c in line.split(sep)]
+        if len(cols) >= 2 and map_gender(cols[1]):
+            yield cols[0], map_gender(cols[1])
 
 
 def map_age_years(value: Any) -> Optional[str]:
@@ -241,6 +251,17 @@ def read_table_lines(path: Union[str, Path]) -> Tuple[List[str], Optional[str]]:
     return text.splitlines(), None
 
 
+def table_text(path: str, utt: str, texts: Dict[str, str], err: Optional[str], table: str,
+               corpus: str) -> Union[str, Rejection]:
+    """The transcript of ``utt`` from a table read with :func:`read_table_lines` (``err``
+    its error), or the rejection of the audio file ``path`` when there is none."""
+    if err and "UTF-8" in err:
+        return reject(path, "text_not_utf8", f"{table}: {err}", corpus)
+    if not texts.get(utt):
+        return reject(path, "missing_transcript", err or f"{utt} not in {table}", corpus)
+    return texts[utt]
+
+
 def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
     """Relative paths ("/"-separated) of all files under root/top, sorted per folder,
     depth first: deterministic on every file system."""
@@ -269,6 +290,22 @@ def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
 
     prefix = str(top).replace(os.sep, "/").strip("/") if top else ""
     yield from _rec(start, prefix)
+
+
+def by_folder(paths: Iterable[str]) -> Iterator[Tuple[str, List[str]]]:
+    """(folder, its files) for each run of paths in one folder. :func:`walk` lists a
+    folder's files together, so this streams a corpus one folder at a time."""
+    group: List[str] = []
+    parent = None
+    for rel in paths:
+        d = posixpath.dirname(rel)
+        if d != parent and group:
+            yield parent, group
+            group = []
+        parent = d
+        group.append(rel)
+    if group:
+        yield parent, group
 
 
 def reject(path: str, reason: str, detail: Optional[str] = None, corpus: Optional[str] = None) -> Rejection:
@@ -311,6 +348,7 @@ class Recipe:
     options: Dict[str, RecipeOption] = {}
     non_emotional: bool = True
     check_tail: bool = True
+    top_dirs: Tuple[str, ...] = ()  # folders the layout may sit in, below the root given
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.options))
@@ -346,7 +384,11 @@ class Recipe:
         raise NotImplementedError
 
     def find_root(self, root: Path) -> Path:
-        """The folder the layout starts at; recipes accept the download folder too."""
+        """The folder the layout starts at: the first of ``top_dirs`` found under the root
+        (so recipes accept the download folder too), else the root itself."""
+        for name in self.top_dirs:
+            if (root / name).is_dir():
+                return root / name
         return root
 
     # -- shared -----------------------------------------------------------------------

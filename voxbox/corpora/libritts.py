@@ -7,8 +7,8 @@ import posixpath
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .base import (InputError, Item, Recipe, RecipeOption, map_gender, read_table_lines,
-                   read_text_file, reject, unexplained, walk)
+from .base import (InputError, Item, Recipe, RecipeOption, by_folder, read_table_lines, read_text_file,
+                   reject, speaker_genders, unexplained, walk)
 
 SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other",
            "train-clean-100", "train-clean-360", "train-other-500")
@@ -24,67 +24,63 @@ def read_libri_speakers(base: Path) -> Dict[str, str]:
     tsv = base / "speakers.tsv"
     if tsv.is_file():
         lines, _ = read_table_lines(tsv)
-        for line in lines[1:] if lines and lines[0].upper().startswith("READER") else lines:
-            cols = line.split("\t")
-            if len(cols) >= 2 and map_gender(cols[1]):
-                genders[cols[0].strip()] = map_gender(cols[1])
+        for spk, gender in speaker_genders(
+                lines[1:] if lines and lines[0].upper().startswith("READER") else lines, "\t"):
+            genders[spk] = gender
     for name in ("SPEAKERS.txt", "SPEAKERS.TXT"):
         txt = base / name
         if txt.is_file():
             lines, _ = read_table_lines(txt)
-            for line in lines:
-                if line.startswith(";"):
-                    continue
-                cols = [c.strip() for c in line.split("|")]
-                if len(cols) >= 2 and map_gender(cols[1]):
-                    genders.setdefault(cols[0], map_gender(cols[1]))
+            for spk, gender in speaker_genders((x for x in lines if not x.startswith(";")), "|"):
+                genders.setdefault(spk, gender)
     return genders
 
 
-class LibriTTS(Recipe):
-    name = "libritts"
-    top_dir = "LibriTTS"
+class LibriChapters(Recipe):
+    """The layout LibriTTS, LibriTTS-R and LibriSpeech share: <subset>/<speaker>/<chapter>/
+    folders, scanned one chapter at a time; subclasses read a chapter with ``chapter()``."""
+
+    subsets: Tuple[str, ...] = SUBSETS
     subset_help = ", ".join(SUBSETS)
-    subsets = SUBSETS
+
+    def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
+        chosen = self.check_subsets(subsets, [s for s in self.subsets if (base / s).is_dir()])
+        genders = read_libri_speakers(base)
+        for subset in chosen:
+            for folder, paths in by_folder(walk(base, subset)):
+                parts = folder.split("/")
+                if len(parts) != 3:
+                    for p in paths:
+                        yield unexplained(p, "expected <subset>/<speaker>/<chapter>/<file>")
+                    continue
+                yield from self.chapter(base, folder, paths, genders)
+
+    def chapter(self, base: Path, folder: str, paths: List[str], genders: Dict[str, str]) -> Iterator:
+        raise NotImplementedError
+
+    def item(self, path: str, folder: str, text: str, genders: Dict[str, str]) -> Item:
+        subset, spk, chapter = folder.split("/")
+        return Item(path, {"speaker": spk, "text": text, "split": split_of(subset), "gender": genders.get(spk)},
+                    {"subset": subset, "chapter": chapter})
+
+
+class LibriTTS(LibriChapters):
+    name = "libritts"
+    top_dirs = ("LibriTTS",)
     known_bad: Tuple[str, ...] = ()
     options = {
         "text": RecipeOption("normalized", "which transcript to use: normalized or original"),
     }
-
-    def find_root(self, root: Path) -> Path:
-        if (root / self.top_dir).is_dir():
-            return root / self.top_dir
-        return root
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if self.opts["text"] not in ("normalized", "original"):
             from ..errors import VoxboxError
 
             raise VoxboxError(f"{self.name}: option text must be 'normalized' or 'original'")
-        available = [s for s in self.subsets if (base / s).is_dir()]
-        chosen = self.check_subsets(subsets, available)
-        genders = read_libri_speakers(base)
-        for subset in chosen:
-            group: List[str] = []
-            parent = None
-            for rel in walk(base, subset):
-                d = posixpath.dirname(rel)
-                if d != parent and group:
-                    yield from self._chapter(base, subset, parent, group, genders)
-                    group = []
-                parent = d
-                group.append(rel)
-            if group:
-                yield from self._chapter(base, subset, parent, group, genders)
+        yield from super().scan(base, subsets)
 
-    def _chapter(self, base: Path, subset: str, folder: str, paths: List[str],
-                 genders: Dict[str, str]) -> Iterator:
-        parts = folder.split("/")
-        if len(parts) != 3:
-            for p in paths:
-                yield unexplained(p, "expected <subset>/<speaker>/<chapter>/<file>")
-            return
-        _, spk, chapter = parts
+    def chapter(self, base: Path, folder: str, paths: List[str], genders: Dict[str, str]) -> Iterator:
+        _, spk, chapter = folder.split("/")
         stem = f"{spk}_{chapter}"
         names = {posixpath.basename(p) for p in paths}
         folder_abs = os.path.join(str(base), folder)
@@ -123,9 +119,7 @@ class LibriTTS(Recipe):
                 except InputError as e:
                     yield reject(p, e.reason, e.detail, self.name)
                     continue
-                yield Item(p, {"speaker": spk, "text": text, "split": split_of(subset),
-                               "gender": genders.get(spk)},
-                           {"subset": subset, "chapter": chapter})
+                yield self.item(p, folder, text, genders)
             elif name.endswith((".normalized.txt", ".original.txt")):
                 utt = name.rsplit(".", 2)[0]
                 if utt + ".wav" not in names:

@@ -7,6 +7,6 @@ from .libritts import LibriTTS
 
 class LibriTTSR(LibriTTS):
     name = "libritts_r"
-    top_dir = "LibriTTS_R"
+    top_dirs = ("LibriTTS_R",)
     # lhotse's recipe skips this file: it does not decode (known-corrupt in the release).
     known_bad = ("1092_134562_000013_000004.wav",)
