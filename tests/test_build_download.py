@@ -132,6 +132,8 @@ def test_build_without_root_downloads_then_builds_and_reruns_without_work(server
     report = validate(out)
     assert report.ok, report.problems
     ds = open_dataset(out)
+    # provenance records the build's own command, not the host process's argv (pytest's)
+    assert ds.provenance["command"] == ["voxbox", *build_args(out)]
     recs = sorted(ds.records(), key=lambda r: r.source_path)
     assert list(ds.rejects()) == []
     want = sorted(UTTERANCES, key=lambda u: f"{u[0]}_{u[1]}_{u[2]}")

@@ -54,6 +54,12 @@ def _root(
         _state["debug"] = True
 
 
+def command_line() -> List[str]:
+    """The command as the user typed it (for provenance), also when main() is called
+    from Python with its own argv rather than from the shell."""
+    return ["voxbox", *_state.get("argv", sys.argv[1:])]
+
+
 def _register_all() -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -72,6 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from click.exceptions import ClickException
 
     args = list(sys.argv[1:] if argv is None else argv)
+    _state["argv"] = args
     if "--debug" in args:
         _state["debug"] = True
     command = typer.main.get_command(app)

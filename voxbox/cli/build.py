@@ -68,8 +68,8 @@ def build_command(
     verified by checksum and kept. The result is identical to an uninterrupted run.
     """
     import os
-    import sys
 
+    from . import command_line
     from ..build import build, corpus_source, load_pipeline, manifest_source
     from ..errors import VoxboxError
     from ..shards.writer import format_summary
@@ -87,7 +87,7 @@ def build_command(
     else:
         source = manifest_source(manifest)
     index = build(source, out, pipe, engine=engine, workers=workers or os.cpu_count() or 1, force=force,
-                  ray_address=ray_address, command=["voxbox", *sys.argv[1:]], log=_echo)
+                  ray_address=ray_address, command=command_line(), log=_echo)
     typer.echo(format_summary(index))
     typer.echo(f"built {out}")
 

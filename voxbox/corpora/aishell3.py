@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .base import Item, Recipe, map_gender, read_table_lines, reject, unexplained, walk
+from ..record import Rejection
+from .base import Item, Recipe, map_gender, read_table_lines, table_text, unexplained, walk
 
 # AISHELL-3 age groups only partly overlap VoxBox's; each maps to the VoxBox group
 # covering most of its range. The raw group stays in extra["native_age_group"].
@@ -43,9 +44,7 @@ def parse_content(lines: List[str]) -> Dict[str, str]:
 class AISHELL3(Recipe):
     name = "aishell3"
     subset_help = "train, test"
-
-    def find_root(self, root: Path) -> Path:
-        return root / "data_aishell3" if (root / "data_aishell3").is_dir() else root
+    top_dirs = ("data_aishell3",)
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         chosen = self.check_subsets(subsets, [s for s in SPLITS if (base / s / "wav").is_dir()])
@@ -62,13 +61,11 @@ class AISHELL3(Recipe):
                         or not name.startswith(parts[2]):
                     yield unexplained(p)
                     continue
-                utt = name[:-4]
-                if err and "UTF-8" in err:
-                    yield reject(p, "text_not_utf8", f"{split}/content.txt: {err}", self.name)
-                elif not texts.get(utt):
-                    yield reject(p, "missing_transcript", err or f"{utt} not in {split}/content.txt", self.name)
-                else:
-                    spk = parts[2]
-                    gender, age, extra = info.get(spk, (None, None, {}))
-                    yield Item(p, {"speaker": spk, "text": texts[utt], "split": split,
-                                   "gender": gender, "age": age}, dict(extra))
+                text = table_text(p, name[:-4], texts, err, f"{split}/content.txt", self.name)
+                if isinstance(text, Rejection):
+                    yield text
+                    continue
+                spk = parts[2]
+                gender, age, extra = info.get(spk, (None, None, {}))
+                yield Item(p, {"speaker": spk, "text": text, "split": split,
+                               "gender": gender, "age": age}, dict(extra))

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from .base import Item, Recipe, map_emotion, read_table_lines, reject, unexplained, walk
+from ..record import Rejection
+from .base import Item, Recipe, map_emotion, read_table_lines, table_text, unexplained, walk
 
 SPLITS = {"train": "train", "evaluation": "dev", "test": "test"}
 # Speaker genders as the corpus README lists them (the files carry none).
@@ -23,12 +24,7 @@ class ESD(Recipe):
     name = "esd"
     subset_help = "zh (speakers 0001-0010), en (0011-0020)"
     non_emotional = False
-
-    def find_root(self, root: Path) -> Path:
-        for name in ("Emotion Speech Dataset", "Emotional Speech Dataset (ESD)", "ESD"):
-            if (root / name).is_dir():
-                return root / name
-        return root
+    top_dirs = ("Emotion Speech Dataset", "Emotional Speech Dataset (ESD)", "ESD")
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         speakers = sorted(p.name for p in base.iterdir() if p.is_dir() and _SPK.match(p.name))
@@ -55,12 +51,10 @@ class ESD(Recipe):
                         or not name.startswith(spk + "_")):
                     yield unexplained(p)
                     continue
-                utt = name[:-4]
-                if err and "UTF-8" in err:
-                    yield reject(p, "text_not_utf8", f"{spk}/{tfile}: {err}", self.name)
-                elif not texts.get(utt):
-                    yield reject(p, "missing_transcript", err or f"{utt} not in {spk}/{tfile}", self.name)
-                else:
-                    yield Item(p, {"speaker": spk, "text": texts[utt], "split": split, "emotion": emotion,
-                                   "language": language_of(spk), "gender": "female" if spk in FEMALE else "male"},
-                               {"native_emotion": parts[1]})
+                text = table_text(p, name[:-4], texts, err, f"{spk}/{tfile}", self.name)
+                if isinstance(text, Rejection):
+                    yield text
+                    continue
+                yield Item(p, {"speaker": spk, "text": text, "split": split, "emotion": emotion,
+                               "language": language_of(spk), "gender": "female" if spk in FEMALE else "male"},
+                           {"native_emotion": parts[1]})

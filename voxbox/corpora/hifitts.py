@@ -19,9 +19,7 @@ _MANIFEST = re.compile(r"^(?P<spk>\d+)_manifest_(?P<q>clean|other)_(?P<split>tra
 class HiFiTTS(Recipe):
     name = "hifitts"
     subset_help = "clean, other (audio quality class)"
-
-    def find_root(self, root: Path) -> Path:
-        return root / "hi_fi_tts_v0" if (root / "hi_fi_tts_v0").is_dir() else root
+    top_dirs = ("hi_fi_tts_v0",)
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         manifests = sorted(p.name for p in base.iterdir() if _MANIFEST.match(p.name))

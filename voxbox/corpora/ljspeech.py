@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from ..errors import VoxboxError
-from .base import Item, Recipe, read_table_lines, reject, unexplained, walk
-
+from ..record import Rejection
+from .base import Item, Recipe, read_table_lines, table_text, unexplained, walk
 
 
 class LJSpeech(Recipe):
     name = "ljspeech"
-
-    def find_root(self, root: Path) -> Path:
-        return root / "LJSpeech-1.1" if (root / "LJSpeech-1.1").is_dir() else root
+    top_dirs = ("LJSpeech-1.1",)
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
@@ -33,10 +31,5 @@ class LJSpeech(Recipe):
             if p.count("/") != 1 or not name.endswith(".wav") or not name.startswith("LJ"):
                 yield unexplained(p)
                 continue
-            utt = name[:-4]
-            if err and "UTF-8" in err:
-                yield reject(p, "text_not_utf8", f"metadata.csv: {err}", self.name)
-            elif not texts.get(utt):
-                yield reject(p, "missing_transcript", err or f"{utt} not in metadata.csv", self.name)
-            else:
-                yield Item(p, {"speaker": "LJ", "text": texts[utt], "gender": "female"})
+            text = table_text(p, name[:-4], texts, err, "metadata.csv", self.name)
+            yield text if isinstance(text, Rejection) else Item(p, {"speaker": "LJ", "text": text, "gender": "female"})

@@ -6,7 +6,7 @@ from array import array
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from .base import Item, Recipe, is_audio, map_gender, read_table_lines, reject, unexplained, walk
+from .base import Item, Recipe, is_audio, read_table_lines, reject, speaker_genders, unexplained, walk
 
 SPLITS = ("train", "dev", "test")
 SPLIT_FILES = ("transcripts.txt", "segments.txt")
@@ -15,22 +15,15 @@ SPLIT_FILES = ("transcripts.txt", "segments.txt")
 def read_metainfo(path: Path) -> Dict[str, str]:
     out: Dict[str, str] = {}
     lines, _ = read_table_lines(path)
-    for line in lines:
-        cols = [c.strip() for c in line.split("|")]
-        if len(cols) >= 2 and map_gender(cols[1]):
-            out.setdefault(cols[0], map_gender(cols[1]))
+    for spk, gender in speaker_genders(lines, "|"):
+        out.setdefault(spk, gender)
     return out
 
 
 class MLSEnglish(Recipe):
     name = "mls_english"
     subset_help = "train, dev, test"
-
-    def find_root(self, root: Path) -> Path:
-        for name in ("mls_english", "mls_english_opus"):
-            if (root / name).is_dir():
-                return root / name
-        return root
+    top_dirs = ("mls_english", "mls_english_opus")
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         chosen = self.check_subsets(subsets, [s for s in SPLITS if (base / s / "transcripts.txt").is_file()])
