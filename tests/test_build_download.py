@@ -184,3 +184,19 @@ def test_checksum_mismatch_stops_the_build_with_one_line_and_no_shards(server, a
     assert main(build_args(out)) == 0
     assert server.requests == [(ARCHIVE_PATH, None)] * 2
     assert validate(out).ok and len(open_dataset(out)) == len(UTTERANCES)
+
+
+def test_foreign_out_folder_is_refused_before_downloading(server, archive, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VOXBOX_CATALOG", str(write_catalog(tmp_path / "catalog", md5(archive))))
+    monkeypatch.setenv("VOXBOX_MIRROR", server.url)
+    monkeypatch.setenv("VOXBOX_DATA", str(tmp_path / "cache"))
+    out = tmp_path / "not-ours"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    requests_before = len(server.requests)
+    assert main(build_args(out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a voxbox build" in err[0]
+    assert len(server.requests) == requests_before == 0
+    assert not (tmp_path / "cache").exists()
+    assert (out / "thesis.tex").read_text() == "precious"

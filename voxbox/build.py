@@ -360,6 +360,13 @@ def make_engine(engine: str, stages: list, pipe: Pipeline, workers: int, ray_add
     raise VoxboxError(f"unknown engine {engine!r} (use local or ray)")
 
 
+def check_out_dir(out_dir: Union[str, Path], force: bool = False) -> None:
+    """Refuse a foreign --out before any slow work (a corpus download) starts."""
+    out = Path(out_dir)
+    if out.is_dir():
+        _check_foreign(out, force)
+
+
 def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optional[Pipeline] = None, *,
           engine: str = "local", workers: int = 1, force: bool = False, ray_address: Optional[str] = None,
           command: Optional[Sequence[str]] = None, log: Optional[Log] = None) -> dict:

@@ -16,11 +16,12 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Tuple, Union
 
 from .errors import VoxboxError
 
@@ -373,6 +374,17 @@ def count_manifest(path: Union[str, Path]) -> int:
     opener = gzip.open if manifest_format(path) == "jsonl.gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         return sum(1 for line in fh if line.strip())
+
+
+def open_manifest(path: Union[str, Path], limit: Optional[int] = None) -> Tuple[int, Iterator[Utterance]]:
+    """(number of records, the records) of a manifest, both cut to the first ``limit``
+    records when a limit is given; the records are read lazily, as they are consumed."""
+    total = count_manifest(path)
+    records = read_manifest(path)
+    if limit is not None:
+        total = min(total, limit)
+        records = itertools.islice(records, limit)
+    return total, records
 
 
 class RejectsWriter:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import VoxboxError
-from .record import (ManifestWriter, Rejection, RejectsWriter, Result, Utterance, count_manifest,
+from .record import (ManifestWriter, Rejection, RejectsWriter, Result, Utterance, open_manifest,
                      read_manifest, rejects_path)
 from .stages import Stage
 
@@ -159,12 +159,7 @@ def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: U
         jpath.parent.mkdir(parents=True, exist_ok=True)
         jpath.write_text(json.dumps({"header": header}) + "\n", encoding="utf-8")
 
-    total = count_manifest(src)
-    if limit is not None:
-        total = min(total, limit)
-    records = read_manifest(src)
-    if limit is not None:
-        records = itertools.islice(records, limit)
+    total, records = open_manifest(src, limit)
     records = itertools.islice(records, done, None)
 
     stage = stage or TokenizeStage(model_dir=model_dir, device=device, batch_size=batch_size, dtype=dtype)

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 from ..errors import VoxboxError
 from ..record import (ManifestWriter, Rejection, RejectsWriter, Utterance, count_manifest,
-                      read_manifest, rejects_path)
+                      open_manifest, read_manifest, rejects_path)
 
 _WORKER: Dict[str, Any] = {}
 
@@ -96,12 +96,7 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
         from ..errors import VoxboxError
 
         raise VoxboxError(f"{out}: output must differ from the input manifest")
-    total = count_manifest(src)
-    if limit is not None:
-        total = min(total, limit)
-    records = read_manifest(src)
-    if limit is not None:
-        records = itertools.islice(records, limit)
+    total, records = open_manifest(src, limit)
     rej_path = rejects_path(out)
     audio_s = 0.0
     with ManifestWriter(out) as writer, RejectsWriter(rej_path) as rejects, \

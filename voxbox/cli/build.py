@@ -70,7 +70,7 @@ def build_command(
     import os
 
     from . import command_line
-    from ..build import build, corpus_source, load_pipeline, manifest_source
+    from ..build import build, check_out_dir, corpus_source, load_pipeline, manifest_source
     from ..errors import VoxboxError
     from ..shards.writer import format_summary
 
@@ -82,6 +82,7 @@ def build_command(
                          model_dir=model_dir, device=device, stages=stage_list)
     if model_dir is not None and not Path(model_dir).is_dir():
         raise VoxboxError(f"{model_dir}: model folder not found")
+    check_out_dir(out, force)
     if corpus is not None:
         source = corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo)
     else:
