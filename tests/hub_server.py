@@ -233,6 +233,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
         return commit
 
+    def _read_at(self, repo_type: str, repo_id: str, revision: str) -> Optional[Tuple[Repo, Commit]]:
+        """The repo and the commit a read names, or None after sending the Hub's error."""
+        repo = self._repo_for_read(repo_type, repo_id)
+        if repo is None:
+            return None
+        commit = self._commit_for(repo, revision)
+        if commit is None:
+            return None
+        return repo, commit
+
     # -- routing -------------------------------------------------------------------
     def do_GET(self) -> None:
         self._route()
@@ -346,12 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"warnings": []})
 
     def _info(self, repo_type: str, repo_id: str, revision: str) -> None:
-        repo = self._repo_for_read(repo_type, repo_id)
-        if repo is None:
+        found = self._read_at(repo_type, repo_id, revision)
+        if found is None:
             return
-        commit = self._commit_for(repo, revision)
-        if commit is None:
-            return
+        repo, commit = found
         blobs = "blobs" in parse_qs(urlsplit(self.path).query)
         siblings = []
         for path in sorted(commit.files):
@@ -389,12 +397,10 @@ class _Handler(BaseHTTPRequestHandler):
         return d
 
     def _tree(self, repo_type: str, repo_id: str, revision: str, path: str, query: dict) -> None:
-        repo = self._repo_for_read(repo_type, repo_id)
-        if repo is None:
+        found = self._read_at(repo_type, repo_id, revision)
+        if found is None:
             return
-        commit = self._commit_for(repo, revision)
-        if commit is None:
-            return
+        _, commit = found
         recursive = query.get("recursive", ["False"])[0].lower() in ("1", "true")
         expand = query.get("expand", ["False"])[0].lower() in ("1", "true")
         path = path.strip("/")
@@ -418,12 +424,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, out)
 
     def _paths_info(self, repo_type: str, repo_id: str, revision: str) -> None:
-        repo = self._repo_for_read(repo_type, repo_id)
-        if repo is None:
+        found = self._read_at(repo_type, repo_id, revision)
+        if found is None:
             return
-        commit = self._commit_for(repo, revision)
-        if commit is None:
-            return
+        _, commit = found
         body = self._body()
         if self.headers.get("Content-Type", "").startswith("application/json"):
             form = json.loads(body or b"{}")
@@ -585,12 +589,10 @@ class _Handler(BaseHTTPRequestHandler):
                          "commitUrl": f"{self.base}/{prefix}{repo_id}/commit/{commit.oid}"})
 
     def _resolve(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
-        repo = self._repo_for_read(repo_type, repo_id)
-        if repo is None:
+        found = self._read_at(repo_type, repo_id, revision)
+        if found is None:
             return
-        commit = self._commit_for(repo, revision)
-        if commit is None:
-            return
+        repo, commit = found
         entry = commit.files.get(path)
         if entry is None:
             return self._error(404, f"Entry not found: {path}", "EntryNotFound")

@@ -35,10 +35,10 @@ def make_corpus(root: Path, n: int = 12, corpus: str = "synth", seed: int = 0,
         secs = 0.4 + 0.1 * (i % 5)
         t = np.arange(int(sr * secs)) / sr
         y = 0.3 * np.sin(2 * np.pi * (120 + 15 * i) * t) + 0.01 * rng.standard_normal(t.size)
-        channels, subtype, ext = 1, "PCM_16", "wav"
+        subtype, ext = "PCM_16", "wav"
         if i == 3:
             y = np.stack([y, 0.5 * y], axis=1)
-            channels, subtype = 2, "PCM_24"
+            subtype = "PCM_24"
         if i == 5:
             ext, subtype = "flac", "PCM_16"
         rel = f"spk{i % 3}/utt{i:03d}.{ext}"
