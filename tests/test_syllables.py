@@ -108,3 +108,11 @@ def test_no_nltk_or_g2p_needed(syl):
     assert os.environ.get("NLTK_DATA") == "/nonexistent"
     syl("Completely offline pronunciation.")
     assert "nltk" not in sys.modules and "g2p_en" not in sys.modules
+
+
+def test_numbers_too_long_for_scale_words_are_read_digit_by_digit():
+    from voxbox.annotate.numbers import normalize_en, normalize_zh
+
+    assert normalize_en("id 1234567890123456789") == (
+        "id one two three four five six seven eight nine zero one two three four five six seven eight nine")
+    assert normalize_zh("数12345678901234567.5") == "数一二三四五六七八九零一二三四五六七点五"

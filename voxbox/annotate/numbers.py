@@ -55,9 +55,11 @@ def _zh_under_10000(n: int, leading: bool) -> str:
 
 
 def zh_cardinal(n: int) -> str:
-    """Chinese reading of a non-negative integer (up to 10^16)."""
+    """Chinese reading of a non-negative integer; beyond 10^16 digit by digit."""
     if n == 0:
         return "零"
+    if n >= 10 ** 16:
+        return "".join(ZH_DIGITS[int(c)] for c in str(n))
     groups = []
     while n > 0:
         groups.append(n % 10000)
@@ -130,12 +132,14 @@ def _en_under_1000(n: int) -> list:
 def en_cardinal(n: int) -> str:
     if n == 0:
         return "zero"
+    digits = str(n)
     groups = []
     while n > 0:
         groups.append(n % 1000)
         n //= 1000
     if len(groups) > len(_SCALES):
-        return " ".join(_ONES[int(c)] for c in str(n))
+        # Too large for scale words: read it digit by digit.
+        return " ".join(_ONES[int(c)] for c in digits)
     words = []
     for i in range(len(groups) - 1, -1, -1):
         if groups[i]:
