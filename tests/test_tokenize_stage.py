@@ -177,3 +177,12 @@ def test_cli_errors_are_one_line(tmp_path, tiny_bicodec, manifest, capsys):
     assert main(["detokenize", str(manifest), "--index", "0", "--model-dir", str(tiny_bicodec),
                  "--out", str(tmp_path / "x.wav")]) == 1
     assert "has no tokens" in capsys.readouterr().err
+
+
+def test_default_batch_size_batches_on_gpu_only():
+    from voxbox.tokenize_stage import TokenizeStage, default_batch_size
+
+    assert default_batch_size("cpu") == 1 and default_batch_size("cuda:1") == 16
+    assert TokenizeStage(model_dir="x").params["batch_size"] == 1
+    assert TokenizeStage(model_dir="x", device="cuda").params["batch_size"] == 16
+    assert TokenizeStage(model_dir="x", batch_size=4).params["batch_size"] == 4

@@ -18,8 +18,10 @@ def tokenize(
                              help="Output manifest (.jsonl, .jsonl.gz or .parquet) with global_tokens and "
                                   "semantic_tokens filled; rejected records go to OUT's .rejects.jsonl."),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu or cuda (cuda:N)."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1,
-                                   help="Clips per padded batch. Tokens do not depend on it."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
+                                             help="Clips per padded batch. Tokens do not depend on it. "
+                                                  "Default: 16 on CUDA, 1 on CPU (where batching is "
+                                                  "slower)."),
     dtype: str = typer.Option("float32", "--dtype",
                               help="float32 (exact, default) or bfloat16 (CUDA only, faster, tokens may "
                                    "differ slightly). float16 is refused: it breaks the model."),
