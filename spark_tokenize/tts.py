@@ -190,8 +190,8 @@ class SparkTTS:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
             self.model = AutoModelForCausalLM.from_pretrained(str(llm_dir), **_dtype_kwarg(self.dtype))
-        except OSError as e:
-            raise TokenizerError(f"{llm_dir}: cannot load the LLM ({str(e).splitlines()[0]})") from None
+        except (OSError, ValueError) as e:  # ValueError: transformers found no tokenizer files
+            raise TokenizerError(f"{llm_dir}: cannot load the LLM ({str(e).splitlines()[0].strip()})") from None
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else P.ENDOFTEXT_ID

@@ -146,6 +146,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                  str(tmp_path / "nope.json")]) == 1
     assert "boundaries file not found" in capsys.readouterr().err
     assert main(["annotate", str(src), "--out", str(src)]) == 1
+    capsys.readouterr()
+    # A path that does not exist is named as such, not checked as a Hub repo id.
+    assert main(["annotate", str(src), "--out", str(tmp_path / "o.jsonl"), "--gender-model",
+                 str(tmp_path / "mine.json")]) == 1
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "voxbox train-gender" in err and "Repo id" not in err
+    assert main(["annotate", str(src), "--out", str(tmp_path / "o.jsonl"), "--zh-numbers", "roman"]) == 1
+    assert "error: unknown Chinese number style 'roman' (choose from" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_loudness_is_bs1770_integrated_loudness():
@@ -179,3 +188,11 @@ def test_worker_setup_errors_reach_the_parent(tmp_path):
         list(annotate_records([rec("a")], workers=2, emotion_model=str(tmp_path / "no-model")))
     with pytest.raises(VoxboxError, match="not VoxBox labels"):
         AnnotateStage(emotion_labels="x=JOYFUL")
+
+
+def test_a_release_line_without_source_path_says_what_to_set():
+    # A VoxBox release JSONL fed as is: every line was rejected with a bare "no source_path".
+    out = AnnotateStage(gender_model="none").process(
+        Utterance(index="m3ed_1", text="阿伊。", wav_path="m3ed/m3ed_1.wav"))
+    assert isinstance(out, Rejection) and out.reason == "no_audio_path"
+    assert "wav_path 'm3ed/m3ed_1.wav'" in out.detail and "corpus_root" in out.detail

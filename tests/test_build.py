@@ -217,3 +217,56 @@ def test_disk_full_stops_cleanly_and_resumes(tmp_path):
     assert subprocess.run(voxbox_cmd(*args, "--out", str(out)), env=subprocess_env()).returncode == 0
     assert not list(out.rglob("*.partial"))
     assert shard_bytes(out) == shard_bytes(ref)
+
+
+def test_bad_options_fail_before_any_work(manifest, tmp_path, tiny_bicodec):
+    pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml"))
+    out = tmp_path / "out"
+    for kw, msg in (({"workers": 0}, "workers must be at least 1"), ({"engine": "spark"}, "unknown engine")):
+        with pytest.raises(VoxboxError, match=msg):
+            build(manifest_source(manifest), out, pipe, **kw)
+        assert not out.exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(VoxboxError, match="exists and is not a folder"):
+        build(manifest_source(manifest), tmp_path / "afile", pipe)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(VoxboxError, match="the input has no usable records"):
+        build([], out, pipe)
+    with pytest.raises(VoxboxError, match=r"no usable records \(1 rejected: 1 unreadable_audio\)"):
+        build([Rejection("prepare", "a.wav", "unreadable_audio")], out, pipe)
+    assert not (out / "index.json").exists()
+    # A model folder with a missing or truncated file is found before the corpus is read,
+    # not by a worker halfway through.
+    model = tmp_path / "model"
+    for sub in ("BiCodec", "wav2vec2-large-xlsr-53"):
+        (model / sub).mkdir(parents=True)
+        for f in (tiny_bicodec / sub).iterdir():
+            (model / sub / f.name).symlink_to(f)
+    (model / "config.yaml").symlink_to(tiny_bicodec / "config.yaml")
+    weights = model / "BiCodec" / "model.safetensors"
+    weights.unlink()
+    weights.write_bytes((tiny_bicodec / "BiCodec" / "model.safetensors").read_bytes()[:100_000])
+
+    def never_read():
+        raise AssertionError("the input was read before the model folder was checked")
+        yield
+
+    with pytest.raises(VoxboxError, match="not a complete safetensors file"):
+        build(never_read(), tmp_path / "o2", load_pipeline(model_dir=model))
+    weights.unlink()
+    with pytest.raises(VoxboxError, match="lacks BiCodec/model.safetensors"):
+        build(never_read(), tmp_path / "o2", load_pipeline(model_dir=model))
+
+
+def test_a_run_that_finished_no_shard_does_not_block_the_corrected_command(manifest, tmp_path):
+    from voxbox.shards import index as ix
+
+    out = tmp_path / "out"
+    out.mkdir()
+    # What a run that died after starting (say, on a wrong model folder) leaves behind.
+    ix.Journal(out / ix.JOURNAL_NAME).append({"kind": "start", "name": "synth",
+                                              "fingerprint": {"input": "other", "pipeline": "other"}})
+    index = build(manifest_source(manifest), out, load_pipeline(write_pipeline(tmp_path / "p.yaml")))
+    assert index["totals"]["records"] > 0
+    assert main(["validate", str(out)]) == 0

@@ -24,6 +24,9 @@ def test_every_command_has_help_that_documents_every_option(capsys):
     assert len(commands) > 5
     for path, cmd in commands:
         assert cmd.help or path == (), f"voxbox {' '.join(path)} has no help text"
+        # Command lists print the summary verbatim: a hard line break there splits a sentence.
+        summary = (cmd.short_help or cmd.help or "").strip().split("\n\n")[0]  # what typer lists
+        assert "\n" not in summary, f"voxbox {' '.join(path)}: summary has a line break"
         for param in cmd.params:
             if param.param_type_name == "option" and param.name not in ("help",):
                 assert param.help, f"voxbox {' '.join(path)} {param.opts[0]} has no help"
@@ -53,6 +56,19 @@ def test_unknown_command_is_a_usage_error(capsys):
     assert main(["no-such-command"]) == 2
 
 
+def test_usage_errors_are_one_error_line_too(capsys):
+    for argv in (["no-such-command"], ["annotate"], ["annotate", "m.jsonl", "--out", "o.jsonl", "--workers", "0"],
+                 ["export", "nope", "x"], ["annotate", "m.jsonl", "--out", "o.jsonl", "--bogus"]):
+        assert main(argv) == 2
+        cap = capsys.readouterr()
+        lines = cap.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "--help`" in lines[0], (argv, cap.err)
+    # A bare command group still shows its help, without an empty error line.
+    assert main(["synth"]) == 2
+    cap = capsys.readouterr()
+    assert "error:" not in cap.out + cap.err and "codec" in cap.out + cap.err
+
+
 def test_exit_codes_raised_inside_commands_reach_the_shell():
     @app.command("zz-exit-test", hidden=True, help="Exit with a code (test only).")
     def _exit_test(code: int = typer.Option(3, help="code")) -> None:
@@ -63,3 +79,19 @@ def test_exit_codes_raised_inside_commands_reach_the_shell():
         assert main(["zz-exit-test", "--code", "0"]) == 0
     finally:
         app.registered_commands = [c for c in app.registered_commands if c.name != "zz-exit-test"]
+
+
+def test_file_system_errors_name_the_path_and_what_to_do(tmp_path, capsys):
+    # mkdir under a file: once "error: FileExistsError: [Errno 17] File exists: ..."
+    (tmp_path / "afile").write_text("x")
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "voice").mkdir()
+    sf.write(str(tmp_path / "voice" / "a.wav"), np.zeros(1600, np.float32), 16000)
+    (tmp_path / "voice" / "a.txt").write_text("hi")
+    assert main(["prepare", "folder", "--root", str(tmp_path / "voice"),
+                 "--out", str(tmp_path / "afile" / "sub" / "m.jsonl")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Errno" not in err, err
+    assert "afile" in err and ("a file is in the way" in err or "part of this path is a file" in err)

@@ -75,3 +75,21 @@ def test_malformed_sample_is_a_clear_error(built, tmp_path):
         list(open_dataset(bad).samples("webdataset"))
     with pytest.raises(VoxboxError, match="has no csv"):
         list(open_dataset(bad).records("csv"))
+
+
+def test_damaged_shards_are_one_clear_error_that_points_at_validate(built, tmp_path):
+    # Report/export/synth read through here; a cut shard once surfaced as a raw ArrowInvalid.
+    import shutil
+
+    _, out = built
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    for fmt in ("parquet", "webdataset"):
+        shard = open_dataset(bad).shard_files(fmt)[0]
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 3])
+        for read in (open_dataset(bad).records, open_dataset(bad).samples):
+            with pytest.raises(VoxboxError, match=r"shard cannot be read .*voxbox validate"):
+                list(read(fmt))
+    shard.unlink()
+    with pytest.raises(VoxboxError, match="shard cannot be read"):
+        list(open_dataset(bad).samples("webdataset"))

@@ -126,6 +126,15 @@ def _malicious_tars():
     }
 
 
+def test_unreachable_host_announces_each_retry_then_fails_clearly(tmp_path):
+    # These waits (up to a minute) used to pass in silence, which looked like a hang.
+    waits, lines = [], []
+    with pytest.raises(VoxboxError, match=r"download failed: http://127\.0\.0\.1:9/x\.tgz: .*after 3 retries"):
+        fetch("http://127.0.0.1:9/x.tgz", tmp_path / "x.tgz", retries=3, sleep=waits.append, log=lines.append)
+    assert waits == [2, 4, 8] and len(lines) == 3
+    assert lines[0].startswith("x.tgz: ") and "retry 1 of 3 in 2 s" in lines[0]
+
+
 @pytest.mark.parametrize("kind", list(_malicious_tars()))
 def test_malicious_tar_is_refused_and_nothing_lands_outside(tmp_path, kind):
     data, why = _malicious_tars()[kind]

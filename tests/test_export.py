@@ -143,6 +143,29 @@ def test_export_parquet_with_token_ids(built, tmp_path):
     assert short["skipped"]["controllable_tts"]["over_max_tokens"] == 3
     with pytest.raises(VoxboxError, match="needs --tokenizer"):
         export_sparktts(built, tmp_path / "short2", max_tokens=10)
+    with pytest.raises(VoxboxError, match="at least 1"):
+        export_sparktts(built, tmp_path / "short2", tokenizer_dir=tok_dir, max_tokens=-5)
+
+
+def test_a_dataset_without_tokens_is_refused_not_exported_empty(tmp_path):
+    root = tmp_path / "audio"
+    root.mkdir()
+    out = tmp_path / "built"
+    write_dataset([_rec(root, "x", global_tokens=None, semantic_tokens=None)], out, name="t", formats=("parquet",))
+    with pytest.raises(VoxboxError, match="no record has BiCodec tokens.*--model-dir"):
+        export_sparktts(out, tmp_path / "ex")
+    assert not (tmp_path / "ex").exists()
+
+
+def test_a_folder_without_a_tokenizer_is_refused_before_writing(built, tmp_path):
+    # e.g. the BiCodec-only model folder: transformers raised a bare ValueError here
+    (tmp_path / "codec-only").mkdir()
+    (tmp_path / "codec-only" / "config.yaml").write_text("sample_rate: 16000\n")
+    with pytest.raises(VoxboxError, match="cannot load a tokenizer.*LLM/"):
+        export_sparktts(built, tmp_path / "out", tokenizer_dir=tmp_path / "codec-only")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(VoxboxError, match="is a file"):
+        export_sparktts(tmp_path / "codec-only" / "config.yaml", tmp_path / "out")
 
 
 def test_export_rejects_a_tokenizer_with_other_ids(built, tmp_path):

@@ -101,6 +101,23 @@ def test_levels_cli_writes_a_file_annotate_accepts(tmp_path, capsys):
     assert b.bounds("speed", "zh") is None
 
 
+def test_levels_refuses_to_write_a_table_without_any_boundaries(tmp_path, capsys):
+    # Too few values per group used to write an all-empty file that nulled every level later.
+    man = tmp_path / "few.jsonl"
+    write_manifest(man, [_rec(i, "male", 120.0 + i, "hi there", 3, 1.0) for i in range(6)])
+    out = tmp_path / "b.json"
+    assert main(["levels", str(man), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no group has --min-count 20 values (pitch/male 6" in err and "lower --min-count" in err
+    assert not out.exists()
+    assert main(["levels", str(man), "--out", str(out), "--min-count", "5"]) == 0
+    assert "male" in json.loads(out.read_text())["pitch"]
+    bare = tmp_path / "bare.jsonl"
+    write_manifest(bare, [Utterance(index="a_1", text="hi")])
+    assert main(["levels", str(bare), "--out", str(out)]) == 1
+    assert "run `voxbox annotate` first" in capsys.readouterr().err
+
+
 def test_boundaries_from_another_pitch_backend_are_refused(tmp_path):
     from voxbox.annotate.stage import AnnotateStage
 

@@ -159,6 +159,11 @@ def test_folder_bad_options_are_one_line_errors(tmp_path):
     write(tmp_path / "meta.csv", "file,text\na.wav,x\n")
     with pytest.raises(VoxboxError, match="no column 'path'"):
         list(get_recipe("folder", metadata="meta.csv").prepare(tmp_path))
+    # Any misspelt column option, not only the path: once every row became missing_transcript.
+    with pytest.raises(VoxboxError, match="no column 'sentence'.*set -o text_column=NAME"):
+        list(get_recipe("folder", metadata="meta.csv", path_column="file", text_column="sentence").prepare(tmp_path))
+    with pytest.raises(VoxboxError, match="set -o gender_column=NAME"):
+        list(get_recipe("folder", metadata="meta.csv", path_column="file", gender_column="sex").prepare(tmp_path))
     write(tmp_path / "latin.csv", "path,text\na.wav,caf\xe9\n".encode("latin-1"))
     with pytest.raises(VoxboxError, match="not UTF-8"):
         list(get_recipe("folder", metadata="latin.csv").prepare(tmp_path))
@@ -221,3 +226,13 @@ def test_manifest_written_inside_the_root_is_not_part_of_the_corpus(tmp_path):
     for _ in range(2):  # the second run sees the first run's manifest in the root
         s = prepare_manifest("folder", tmp_path, tmp_path / "m.jsonl")
         assert (s.records, s.rejected) == (1, 0), s.line()
+
+
+def test_no_usable_recording_is_an_error_not_an_empty_manifest(tmp_path):
+    # e.g. the wrong --root or recipe: it used to write an empty manifest and exit 0.
+    tone(tmp_path / "a.wav")  # no transcript
+    out = tmp_path / "m.jsonl"
+    with pytest.raises(VoxboxError, match=r"folder: no usable recordings under .*1 rejected: 1 missing_transcript"):
+        prepare_manifest("folder", tmp_path, out)
+    assert not out.exists() and not out.with_name("m.jsonl.partial").exists()
+    assert [r.reason for r in read_rejects(rejects_path(out))] == ["missing_transcript"]

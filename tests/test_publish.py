@@ -255,6 +255,17 @@ def test_errors_are_one_line_and_name_the_problem(built, hub, online):
     assert ("dataset", "alice/tiny") not in hub.state.repos
 
 
+def test_anonymous_dry_run_against_a_dead_endpoint_fails_at_once(built, online, caplog):
+    # Without a token there is no whoami probe; the paged listing used to retry for ~25 s.
+    from voxbox.publish import publish
+
+    with pytest.raises(VoxboxError, match="cannot reach the Hub at http://127.0.0.1:9"):
+        publish(built, "alice/tiny", endpoint="http://127.0.0.1:9", dry_run=True, progress=False)
+    assert "Retry" not in caplog.text
+    with pytest.raises(VoxboxError, match="--endpoint must be an http"):
+        publish(built, "alice/tiny", endpoint="huggingface.co", dry_run=True, progress=False)
+
+
 def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built, hub, tmp_path):
     env = cli_env(hub, tmp_path, HF_HUB_VERBOSITY="debug")
     r = run_cli(["publish", str(built), "--repo-id", "alice/tiny", "--token", DEFAULT_TOKEN], env)
@@ -301,3 +312,17 @@ def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built
     assert {"audio", "text", "semantic_tokens", "pitch_level"} <= set(got["cols"])
     wav, sr = sf.read(io.BytesIO(bytes.fromhex(got["audio"])))
     assert sr == 16000 and len(wav) == recs[0].num_samples
+
+
+def test_a_shard_damaged_after_the_build_is_not_published(hub, online, tmp_path):
+    from voxbox.errors import VoxboxError
+    from voxbox.publish import publish
+
+    folder = make_built_dataset(tmp_path / "ds")
+    shard = sorted((folder / "parquet").glob("*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes
+    shard.write_bytes(bytes(data))
+    with pytest.raises(VoxboxError, match="differ from index.json.*voxbox validate"):
+        publish(folder, "alice/damaged", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
+    assert not any(p.startswith("parquet/") for p in hub.repo_files("dataset", "alice/damaged"))

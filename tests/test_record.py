@@ -8,7 +8,7 @@ import pytest
 from voxbox.errors import VoxboxError
 from voxbox.record import (
     VOXBOX_FIELDS, ManifestWriter, Rejection, RejectsWriter, Utterance, age_group,
-    count_manifest, make_index, read_manifest, read_rejects, rejects_path, write_manifest,
+    count_manifest, make_index, open_manifest, read_manifest, read_rejects, rejects_path, write_manifest,
 )
 
 
@@ -72,6 +72,16 @@ def test_crashed_writer_leaves_no_complete_looking_file(tmp_path):
             w.write(_rec(1))
             raise RuntimeError("boom")
     assert not path.exists()
+    assert list(tmp_path.iterdir()) == []  # and no .partial litter either
+
+
+def test_a_folder_as_output_manifest_is_refused_before_writing(tmp_path):
+    # It used to fail only at the final rename, after the whole run, leaving a .partial.
+    (tmp_path / "out.jsonl").mkdir()
+    with pytest.raises(VoxboxError, match="is a folder; give a manifest file name"):
+        with ManifestWriter(tmp_path / "out.jsonl"):
+            raise AssertionError("opened")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
 def test_unknown_keys_are_kept_not_dropped(tmp_path):
@@ -87,12 +97,37 @@ def test_bad_manifest_lines_name_the_line(tmp_path):
     with pytest.raises(VoxboxError, match=r"m\.jsonl:2"):
         list(read_manifest(path))
     path.write_text('{"text": "no index"}\n')
-    with pytest.raises(VoxboxError, match="without an index"):
+    with pytest.raises(VoxboxError, match=r"m\.jsonl:1: record without an index"):
         list(read_manifest(path))
     with pytest.raises(VoxboxError, match="unknown manifest format"):
         write_manifest(tmp_path / "m.csv", [])
     with pytest.raises(VoxboxError, match="not found"):
         list(read_manifest(tmp_path / "missing.jsonl"))
+
+
+def test_unreadable_manifests_are_one_line_errors(tmp_path):
+    # Each of these once escaped as a raw AttributeError/FileNotFoundError/ArrowInvalid/...
+    (tmp_path / "list.jsonl").write_text('{"index": "a"}\n[1, 2]\n')
+    (tmp_path / "bin.jsonl").write_bytes(b'\xff\xfe{"index": "a"}\n')
+    (tmp_path / "g.jsonl.gz").write_text("not gzip")
+    (tmp_path / "g.parquet").write_text("not parquet")
+    (tmp_path / "d.jsonl").mkdir()
+    (tmp_path / "empty.jsonl").write_text("\n")
+    cases = {"list.jsonl": r"list\.jsonl:2: expected a JSON object", "bin.jsonl": "expected a UTF-8 JSONL",
+             "g.jsonl.gz": "expected a gzipped JSONL", "g.parquet": "expected a Parquet file",
+             "d.jsonl": "is a folder", "missing.jsonl": "manifest not found",
+             "empty.jsonl": "manifest has no records"}
+    for name, msg in cases.items():
+        with pytest.raises(VoxboxError, match=msg):
+            total, recs = open_manifest(tmp_path / name)
+            list(recs)
+    # A built dataset's Parquet shard carries audio: pointed at the right reader, not a TypeError later.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"index": ["a"], "audio": [{"bytes": b"RIFF", "path": "a.wav"}]}),
+                   tmp_path / "shard.parquet")
+    with pytest.raises(VoxboxError, match="dataset shard"):
+        list(read_manifest(tmp_path / "shard.parquet"))
 
 
 def test_rejects_file_sits_next_to_manifest_and_summarises(tmp_path):

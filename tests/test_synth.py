@@ -159,6 +159,17 @@ def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     assert "no such dataset folder" in capsys.readouterr().err
 
 
+def test_bad_check_options_fail_before_writing(built, tmp_path):
+    # A negative threshold flagged every record; a bad backend failed after wavs/ was made.
+    for kw, msg in (({"threshold": -1.0}, "--threshold must be a positive"),
+                    ({"pitch_backend": "yin"}, "unknown pitch backend 'yin'")):
+        with pytest.raises(VoxboxError, match=msg):
+            codec_check(built, None, tmp_path / "r", **kw)
+    with pytest.raises(VoxboxError, match="unknown pitch backend 'yin'"):
+        control_check(tmp_path / "no-model", "Hi.", tmp_path / "c", pitch_backend="yin")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
 def test_annotate_wav_on_real_speech(shared, tmp_path):
     import soundfile as sf
 

@@ -166,7 +166,13 @@ def test_cli_tokenize_and_detokenize(manifest, tmp_path, tiny_bicodec, tok, caps
 def test_cli_errors_are_one_line(tmp_path, tiny_bicodec, manifest, capsys):
     assert main(["tokenize", str(manifest), "--model-dir", str(tmp_path / "nomodel"),
                  "--out", str(tmp_path / "o.jsonl")]) == 1
-    assert "error: model folder not found" in capsys.readouterr().err
+    assert "model folder not found" in capsys.readouterr().err
+    # The failed run left no progress journal, so the corrected command is not refused.
+    assert list(tmp_path.glob("o.jsonl*")) == []
+    (tmp_path / "file").write_text("x")
+    assert main(["tokenize", str(manifest), "--model-dir", str(tmp_path / "file"),
+                 "--out", str(tmp_path / "o.jsonl")]) == 1
+    assert "is a file, not a model folder" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"global_tokens": [1] * 31, "semantic_tokens": [1, 2]}))
     assert main(["detokenize", str(bad), "--model-dir", str(tiny_bicodec), "--out", str(tmp_path / "x.wav")]) == 1
@@ -177,6 +183,22 @@ def test_cli_errors_are_one_line(tmp_path, tiny_bicodec, manifest, capsys):
     assert main(["detokenize", str(manifest), "--index", "0", "--model-dir", str(tiny_bicodec),
                  "--out", str(tmp_path / "x.wav")]) == 1
     assert "has no tokens" in capsys.readouterr().err
+    # An --out that cannot be written is refused before tokenizing, not at the very end.
+    (tmp_path / "dir.jsonl").mkdir()
+    assert main(["tokenize", str(manifest), "--model-dir", str(tmp_path / "nomodel"),
+                 "--out", str(tmp_path / "dir.jsonl")]) == 1
+    assert "is a folder; give a manifest file name" in capsys.readouterr().err
+    (tmp_path / "d.jsonl").mkdir()
+    assert main(["detokenize", str(tmp_path / "d.jsonl"), "--model-dir", str(tiny_bicodec),
+                 "--out", str(tmp_path / "x.wav")]) == 1
+    assert "is a folder; give a token JSON file" in capsys.readouterr().err
+    # A manifest without --index, and outputs that cannot hold the wav: told before decoding.
+    assert main(["detokenize", str(manifest), "--model-dir", str(tiny_bicodec), "--out", str(tmp_path / "x.wav")]) == 1
+    assert "is a manifest; pick a record with --index" in capsys.readouterr().err
+    for out, msg in ((tmp_path / "x.mp3", "write .wav or .flac"), (tmp_path / "d.wav", "is a folder")):
+        (tmp_path / "d.wav").mkdir(exist_ok=True)
+        assert main(["detokenize", str(bad), "--model-dir", str(tiny_bicodec), "--out", str(out)]) == 1
+        assert msg in capsys.readouterr().err
 
 
 def test_default_batch_size_batches_on_gpu_only():

@@ -167,3 +167,27 @@ def test_synth_tts_cli(model_dir, shared, tmp_path, capsys):
     assert main(["synth", "tts", "--model-dir", str(model_dir), "--text", "x", "--gender", "male", "--pitch", "low",
                  "--speed", "low", "--dtype", "fp16", "--out", str(tmp_path / "x.wav")]) == 1
     assert "float16 is known to break" in capsys.readouterr().err
+
+
+def test_synth_tts_refuses_a_bad_out_before_loading_the_model(shared, tmp_path, capsys):
+    from voxbox.cli import main
+
+    prompt = str(shared / PROMPT_WAV)
+    missing_model = str(tmp_path / "no-model")  # never reached: --out is checked first
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["--text", "a", "--out", str(tmp_path)], "is a folder; one --text writes one file"),
+        (["--text", "a", "--out", str(tmp_path / "x.mp3")], "write .wav or .flac"),
+        (["--text", "a", "--text", "b", "--out", str(tmp_path / "x.wav")], "give a folder as --out"),
+        (["--text", "a", "--out", str(tmp_path / "afile" / "x.wav")], "a file is in the way"),
+    ]
+    for args, msg in cases:
+        assert main(["synth", "tts", "--model-dir", missing_model, "--prompt-audio", prompt, *args]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and msg in err and len(err.splitlines()) == 1, err
+    assert main(["synth", "tts", "--model-dir", missing_model, "--prompt-audio", prompt, "--gender", "male",
+                 "--text", "a", "--out", str(tmp_path / "y.wav")]) == 1
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["synth", "tts", "--model-dir", missing_model, "--prompt-audio", str(tmp_path),
+                 "--text", "a", "--out", str(tmp_path / "y.wav")]) == 1
+    assert "is a folder, not an audio file" in capsys.readouterr().err

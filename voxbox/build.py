@@ -325,6 +325,12 @@ def _check_existing(out: Path, fingerprint: Dict[str, str], force: bool, log: Lo
     changed = [k for k in ("pipeline", "input") if old.get(k) != fingerprint[k]]
     if not changed:
         return
+    if not journal.shards() and not (out / ix.INDEX_NAME).exists():
+        # The earlier run failed before finishing any shard (say, a wrong model folder):
+        # nothing to protect, so the corrected command just starts over.
+        log(f"{out}: the previous run finished no shard; starting over")
+        _clean(out)
+        return
     what = " and ".join({"pipeline": "a different pipeline", "input": "different input"}[k] for k in changed)
     if not force:
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
@@ -363,6 +369,8 @@ def make_engine(engine: str, stages: list, pipe: Pipeline, workers: int, ray_add
 def check_out_dir(out_dir: Union[str, Path], force: bool = False) -> None:
     """Refuse a foreign --out before any slow work (a corpus download) starts."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise VoxboxError(f"{out}: exists and is not a folder; choose another --out")
     if out.is_dir():
         _check_foreign(out, force)
 
@@ -381,6 +389,11 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
 
     log = log or (lambda msg: None)
     pipe = pipeline or load_pipeline()
+    if engine not in ("local", "ray"):
+        raise VoxboxError(f"unknown engine {engine!r} (use local or ray)")
+    if workers < 1:
+        raise VoxboxError(f"workers must be at least 1, got {workers}")
+    check_out_dir(out_dir, force)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -392,10 +405,23 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     for stage, why in pipe.skipped():
         log(f"stage {stage} skipped: {why}")
     stages = make_stages(pipe)  # fail early on unknown stages, before any work
+    for stage in stages:
+        stage.check()  # e.g. a model folder with missing or truncated files
     _check_foreign(out, force)
 
     work = out / WORK_DIR
     prep = prepare_input(source, work, pipe.audio_format, log)
+    if not prep.keys:
+        # An empty dataset is never the goal: say why nothing is usable instead of building one.
+        reasons: Dict[str, int] = {}
+        for r in read_rejects(prep.rejects_path):
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        shutil.rmtree(work, ignore_errors=True)
+        why = (f" ({sum(reasons.values())} rejected: "
+               + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])) + ")"
+               if reasons else "")
+        raise VoxboxError(f"the input has no usable records{why}: nothing to build "
+                          "(check --manifest, or --corpus, --root and --subset)")
     fingerprint = {"input": prep.fingerprint, "pipeline": pipe.fingerprint()}
     _check_existing(out, fingerprint, force, log)
     journal = ix.Journal(out / ix.JOURNAL_NAME)

@@ -144,10 +144,14 @@ class BuiltDataset:
             import pyarrow.parquet as pq
 
             for path in self.shard_files(fmt):
-                pf = pq.ParquetFile(str(path))
-                cols = [c for c in pf.schema_arrow.names if c != "audio"]
-                for i in range(pf.num_row_groups):
-                    for row in pf.read_row_group(i, columns=cols).to_pylist():
+                with self._reading(path):
+                    pf = pq.ParquetFile(str(path))
+                    cols = [c for c in pf.schema_arrow.names if c != "audio"]
+                    groups = range(pf.num_row_groups)
+                for i in groups:
+                    with self._reading(path):
+                        rows = pf.read_row_group(i, columns=cols).to_pylist()
+                    for row in rows:
                         yield _from_arrow_row(row)
         else:
             for rec, _audio, _ext in self.samples(fmt):
@@ -160,17 +164,44 @@ class BuiltDataset:
             from .shards.parquet import iter_parquet_rows
 
             for path in self.shard_files(fmt):
-                yield from iter_parquet_rows(path)
+                yield from self._guarded(path, iter_parquet_rows(path))
         else:
             from .shards.webdataset import iter_tar_samples, record_from_json, split_sample
 
             for path in self.shard_files(fmt):
-                for key, members in iter_tar_samples(path):
+                for key, members in self._guarded(path, iter_tar_samples(path)):
                     try:
                         rec_json, audio, ext = split_sample(members)
                     except ValueError as e:
                         raise VoxboxError(f"{path}: {key}: {e}") from None
                     yield record_from_json(rec_json), audio, ext
+
+    def _reading(self, path: Path):
+        """Turn a damaged or missing shard into one clear error that points at validate."""
+        import contextlib
+        import tarfile
+
+        import pyarrow as pa
+
+        @contextlib.contextmanager
+        def guard():
+            try:
+                yield
+            except (pa.ArrowException, tarfile.TarError, EOFError, OSError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise VoxboxError(f"{path}: shard cannot be read ({msg}); "
+                                  f"run `voxbox validate {self.path}`") from None
+
+        return guard()
+
+    def _guarded(self, path: Path, items: Iterator) -> Iterator:
+        while True:
+            with self._reading(path):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
 
     def rejects(self) -> Iterator[Rejection]:
         """Every rejection of the build (prepare and stages), from rejects.jsonl."""
@@ -181,5 +212,7 @@ def open_dataset(path: Union[str, Path]) -> BuiltDataset:
     """Open a built folder; raises VoxboxError if it has no (finished) index."""
     p = Path(path)
     if not p.is_dir():
+        if p.exists():
+            raise VoxboxError(f"{p}: is a file; give a built dataset folder (the --out of voxbox build)")
         raise VoxboxError(f"{p}: no such dataset folder")
     return BuiltDataset(p)

@@ -63,9 +63,10 @@ def _marker_dir(dest: Path) -> Path:
 def fetch(url: str, target: Union[str, Path], checksum: Optional[str] = None,
           size_bytes: Optional[int] = None, retries: int = 5, timeout: float = 60.0,
           marker: Optional[Path] = None, progress: bool = True,
-          sleep: Callable[[float], None] = time.sleep) -> FetchResult:
+          sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] = lambda s: None) -> FetchResult:
     """Download url to target, resuming target.part with HTTP Range after interruptions
-    (within this run: up to `retries` reconnects; across runs: from the .part file)."""
+    (within this run: up to `retries` reconnects, each announced through `log`; across
+    runs: from the .part file)."""
     from .progress import Progress
 
     target = Path(target)
@@ -83,6 +84,14 @@ def fetch(url: str, target: Union[str, Path], checksum: Optional[str] = None,
     attempt = 0
     total: Optional[int] = size_bytes
     bar = None
+
+    def backoff(reason) -> None:
+        # Waiting up to a minute in silence looks like a hang: say what is going on.
+        nonlocal attempt
+        attempt += 1
+        wait = min(2 ** attempt, 30)
+        log(f"{target.name}: {reason}; retry {attempt} of {retries} in {wait} s")
+        sleep(wait)
     try:
         while True:
             offset = part.stat().st_size if part.exists() else 0
@@ -100,14 +109,13 @@ def fetch(url: str, target: Union[str, Path], checksum: Optional[str] = None,
                                       + (" (the URL may have moved; try --mirror)" if e.code in (404, 410) else "")) from None
                 if attempt >= retries:
                     raise VoxboxError(f"download failed: HTTP {e.code} {e.reason} for {url} after {attempt} retries") from None
-                attempt += 1
-                sleep(min(2 ** attempt, 30))
+                backoff(f"HTTP {e.code} {e.reason}")
                 continue
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 if attempt >= retries:
-                    raise VoxboxError(f"download failed: {url}: {getattr(e, 'reason', e)}") from None
-                attempt += 1
-                sleep(min(2 ** attempt, 30))
+                    raise VoxboxError(f"download failed: {url}: {getattr(e, 'reason', e)} (after {attempt} "
+                                      "retries; check the network, or try --mirror)") from None
+                backoff(getattr(e, "reason", e))
                 continue
             with resp:
                 status = resp.status
@@ -144,15 +152,13 @@ def fetch(url: str, target: Union[str, Path], checksum: Optional[str] = None,
                     # Connection dropped mid-body (reset, timeout, IncompleteRead): resume.
                     if attempt >= retries:
                         raise VoxboxError(f"download interrupted: {url}: {e}; rerun to resume") from None
-                    attempt += 1
-                    sleep(min(2 ** attempt, 30))
+                    backoff(f"connection dropped ({e})")
                     continue
             have = part.stat().st_size
             if total is not None and have < total:
                 if attempt >= retries:
                     raise VoxboxError(f"download interrupted: {url}: {have} of {total} bytes; rerun to resume")
-                attempt += 1
-                sleep(min(2 ** attempt, 30))
+                backoff(f"got {have} of {total} bytes")
                 continue
             break
     finally:
@@ -316,7 +322,7 @@ def download_corpus(entry: CorpusEntry, dest: Union[str, Path], subsets: Optiona
             log(f"{a.filename}: the catalog has no checksum for this archive; it will NOT be verified "
                 "(only its size, when the server states one)")
         res = fetch(url, target, checksum=a.checksum, size_bytes=a.size_bytes, retries=retries,
-                    marker=marks / f"{a.filename}.downloaded")
+                    marker=marks / f"{a.filename}.downloaded", log=log)
         log(f"{a.filename}: {'already complete' if res.skipped else 'downloaded'} ({res.bytes} bytes"
             + (f", {a.checksum.split(':')[0]} verified)" if a.checksum else ", not verified: no checksum)"))
         members = 0

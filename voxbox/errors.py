@@ -17,3 +17,21 @@ class MissingExtraError(VoxboxError):
         super().__init__(
             f"this needs the optional package '{package}': pip install 'voxbox[{extra}]'"
         )
+
+
+def os_error_reason(e: OSError) -> str:
+    """What went wrong with a file operation, in words a user acts on (no errno)."""
+    import errno
+    import os
+
+    if isinstance(e, FileExistsError) and not (e.filename and os.path.isdir(e.filename)):
+        return "a file is in the way where a folder is needed; choose another path"
+    if isinstance(e, NotADirectoryError):
+        return "part of this path is a file, not a folder; choose another path"
+    if isinstance(e, IsADirectoryError):
+        return "is a folder; give a file path"
+    if isinstance(e, PermissionError) or e.errno == errno.EROFS:
+        return f"{(e.strerror or 'not allowed').lower()}; choose a writable location"
+    if e.errno == errno.ENOSPC:
+        return "no space left on the device; free some space and rerun"
+    return (e.strerror or type(e).__name__).lower()

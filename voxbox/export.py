@@ -210,8 +210,10 @@ class IdEncoder:
             check_tokenizer(self.tokenizer, path)
         except TokenizerError as e:
             raise VoxboxError(str(e)) from None
-        except OSError as e:
-            raise VoxboxError(f"{path}: cannot load a tokenizer ({str(e).splitlines()[0]})") from None
+        except (OSError, ValueError) as e:
+            # transformers raises ValueError when the folder holds no tokenizer files at all
+            raise VoxboxError(f"{path}: cannot load a tokenizer ({str(e).splitlines()[0].strip()}); "
+                              "give a Spark-TTS model folder (with LLM/) or its LLM/ folder") from None
         self.path = path
 
     def __call__(self, ex: Example) -> Example:
@@ -307,14 +309,22 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
         raise VoxboxError(f"unknown task(s) {', '.join(bad) or '(none)'}: use {', '.join(TASKS)}")
     if shard_size < 1:
         raise VoxboxError(f"shard size must be at least 1, got {shard_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise VoxboxError(f"--max-tokens must be at least 1, got {max_tokens}")
     if max_tokens is not None and tokenizer_dir is None:
         raise VoxboxError("--max-tokens counts token ids and needs --tokenizer")
     ds = open_dataset(dataset_dir)
-    out = Path(out_dir)
-    _prepare_out(out, overwrite)
+    # Every example's target is semantic tokens: without any, the export would be empty.
+    # (Stops at the first tokenized record; records are read without their audio.)
+    if not any(r.semantic_tokens for r in ds.records()):
+        raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens, so there is nothing to export; "
+                          "build it with --model-dir (the tokenize stage)")
+    # Everything that can fail on bad input is loaded before the output folder is touched.
     encoder = IdEncoder(tokenizer_dir) if tokenizer_dir is not None else None
     with_ids = encoder is not None
     bounds = Boundaries.load(boundaries)
+    out = Path(out_dir)
+    _prepare_out(out, overwrite)
 
     series: Dict[str, _ShardSeries] = {}
     made: Counter = Counter()

@@ -54,11 +54,11 @@ def resolve_token(token: Optional[str] = None) -> Optional[str]:
 
 
 def endpoint_url(endpoint: Optional[str] = None) -> str:
-    if endpoint:
-        return endpoint.rstrip("/")
-    env = os.environ.get("HF_ENDPOINT")
-    if env:
-        return env.rstrip("/")
+    for given, where in ((endpoint, "--endpoint"), (os.environ.get("HF_ENDPOINT"), "HF_ENDPOINT")):
+        if given:
+            if not given.startswith(("http://", "https://")):
+                raise VoxboxError(f"{where} must be an http(s) URL such as https://huggingface.co, got {given!r}")
+            return given.rstrip("/")
     from huggingface_hub import constants
 
     return constants.ENDPOINT
@@ -236,7 +236,9 @@ def fetch_model(repo_id: str = DEFAULT_MODEL_REPO, dest: Union[str, Path] = "pre
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise VoxboxError(f"{dest}: cannot create the destination folder ({e.strerror})") from None
+        from .errors import os_error_reason
+
+        raise VoxboxError(f"{dest}: cannot create the destination folder ({os_error_reason(e)})") from None
     with hub_errors(action=f"download {repo_id}", endpoint=url, repo_id=repo_id, repo_type="model", token=token):
         snapshot_download(repo_id=repo_id, repo_type="model", revision=revision, local_dir=str(dest),
                           token=token or False, endpoint=url, ignore_patterns=ignore)

@@ -53,6 +53,16 @@ class LocalFile:
                 h.update(block)
         return h.hexdigest()
 
+    def verify(self) -> None:
+        """A shard must still hold the bytes index.json vouches for: publishing a shard
+        damaged after the build would ship corrupt data under a valid-looking index."""
+        if self.sha256 is None or isinstance(self.source, bytes):
+            return
+        actual = LocalFile(self.path_in_repo, self.source, self.size).content_sha256()
+        if actual != self.sha256:
+            raise VoxboxError(f"{self.source}: contents differ from index.json (sha256 {actual[:12]}... "
+                              f"instead of {self.sha256[:12]}...); run `voxbox validate` and rebuild")
+
     def git_blob_id(self) -> str:
         data = self.read()
         return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
@@ -182,6 +192,8 @@ def _dry_run(api, repo_id, branch, url, user, files, batch_files, batch_bytes, e
     missing = tuple(getattr(hf, n) for n in ("RepositoryNotFoundError", "RevisionNotFoundError") if hasattr(hf, n))
     with hub_errors(action=f"list the files of {repo_id}", **errors):
         try:
+            # One plain request first: the paged file listing retries a dead endpoint for ~25 s.
+            api.repo_info(repo_id, repo_type="dataset")
             remote = remote_state(api, repo_id, branch)
         except missing:
             remote = {}  # nothing published yet: everything would be uploaded
@@ -257,6 +269,8 @@ def publish(dataset_dir: Union[str, Path], repo_id: str, *, private: bool = Fals
     bar = Progress("upload", total=total, unit="B") if progress else _NoBar()
     with quiet_hub_progress(), bar:
         for i, batch in enumerate(batches, 1):
+            for f in batch:
+                f.verify()
             ops = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=f.source if isinstance(
                 f.source, bytes) else str(f.source)) for f in batch]
             with hub_errors(action=f"upload shards (batch {i} of {len(batches)}); rerun to resume", **errors):

@@ -19,6 +19,7 @@ import io
 import itertools
 import json
 import os
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Tuple, Union
@@ -141,6 +142,14 @@ class Utterance:
         root = Path(self.corpus_root) if self.corpus_root else Path(".")
         return root / self.source_path
 
+    def missing_audio_detail(self) -> str:
+        """Why a stage cannot find this record's audio (for a ``no_audio_path`` rejection)."""
+        if self.wav_path:
+            # A VoxBox release line: its wav_path is relative to an unknown folder.
+            return (f"record has no source_path, only the release's wav_path {self.wav_path!r}; set "
+                    "source_path to the audio file (and corpus_root to the folder it is relative to)")
+        return "record has no source_path"
+
     def replace(self, **changes: Any) -> "Utterance":
         return dataclasses.replace(self, **changes)
 
@@ -163,7 +172,8 @@ class Utterance:
                 extra[k] = data[k]
             kwargs["extra"] = extra
         if "index" not in kwargs or not kwargs["index"]:
-            raise VoxboxError(f"record without an index: {json.dumps(data)[:200]}")
+            raise VoxboxError(f"record without an index (every record needs a unique 'index'; "
+                              f"`voxbox prepare` makes manifests with one): {json.dumps(data, ensure_ascii=False)[:80]}...")
         return cls(**kwargs)
 
 
@@ -260,11 +270,20 @@ def _from_arrow_row(row: dict) -> Utterance:
     return Utterance.from_dict(row)
 
 
+def check_manifest_out(path: Union[str, Path]) -> None:
+    """Refuse an output manifest path that cannot work (unknown suffix, an existing folder)
+    before any work is done."""
+    path = Path(path)
+    fmt = manifest_format(path)
+    if path.is_dir():
+        raise VoxboxError(f"{path}: is a folder; give a manifest file name such as {path / ('out.' + fmt)}")
+
+
 class ManifestWriter:
     """Streams records to JSONL, JSONL.gz or Parquet. Use as a context manager.
 
     Writes to ``<path>.partial`` and renames on a clean close, so a crashed run never
-    leaves a file that looks complete.
+    leaves a file that looks complete; an error inside the ``with`` block removes it.
     """
 
     def __init__(self, path: Union[str, Path], parquet_batch: int = 1000):
@@ -278,6 +297,7 @@ class ManifestWriter:
         self._pq = None
 
     def __enter__(self) -> "ManifestWriter":
+        check_manifest_out(self.path)  # found now, not after the whole run when the rename fails
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.format == "jsonl":
             self._fh = open(self.tmp, "w", encoding="utf-8")
@@ -327,6 +347,9 @@ class ManifestWriter:
             self._fh = None
         if ok:
             os.replace(self.tmp, self.path)
+        else:
+            # A failed run has nothing to resume from a half manifest; leave no litter.
+            self.tmp.unlink(missing_ok=True)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(ok=exc_type is None)
@@ -337,49 +360,94 @@ def write_manifest(path: Union[str, Path], records: Iterable[Utterance]) -> int:
         return w.write_all(records)
 
 
+def _check_readable(path: Path) -> str:
+    fmt = manifest_format(path)
+    if not path.exists():
+        raise VoxboxError(f"{path}: manifest not found")
+    if path.is_dir():
+        raise VoxboxError(f"{path}: is a folder, not a manifest file")
+    return fmt
+
+
+def _unreadable(path: Path, fmt: str, e: Exception) -> VoxboxError:
+    what = {"parquet": "a Parquet file", "jsonl.gz": "a gzipped JSONL file"}.get(fmt, "a UTF-8 JSONL file")
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return VoxboxError(f"{path}: not a readable manifest, expected {what} ({msg})")
+
+
 def read_manifest(path: Union[str, Path]) -> Iterator[Utterance]:
     """Yield records one by one (Parquet is read a row group at a time)."""
     path = Path(path)
-    if not path.exists():
-        raise VoxboxError(f"{path}: manifest not found")
-    fmt = manifest_format(path)
+    fmt = _check_readable(path)
     if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
-        for i in range(pf.num_row_groups):
-            for row in pf.read_row_group(i).to_pylist():
-                yield _from_arrow_row(row)
+        try:
+            pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names
+            if "index" not in names:
+                raise VoxboxError(f"{path}: not a voxbox manifest (no 'index' column)")
+            if "audio" in names:
+                raise VoxboxError(f"{path}: a dataset shard with audio, not a manifest; read built "
+                                  "datasets with voxbox.dataset.open_dataset, or use the manifest you built from")
+            for i in range(pf.num_row_groups):
+                rows = pf.read_row_group(i).to_pylist()
+                for row in rows:
+                    yield _from_arrow_row(row)
+        except (pa.ArrowException, OSError) as e:
+            raise _unreadable(path, fmt, e) from None
         return
     opener = gzip.open if fmt == "jsonl.gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise VoxboxError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            yield Utterance.from_dict(data)
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise VoxboxError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(data, dict):
+                    raise VoxboxError(f"{path}:{lineno}: expected a JSON object (one record per line), "
+                                      f"got {type(data).__name__}")
+                try:
+                    rec = Utterance.from_dict(data)
+                except VoxboxError as e:
+                    raise VoxboxError(f"{path}:{lineno}: {e}") from None
+                yield rec
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise _unreadable(path, fmt, e) from None
 
 
 def count_manifest(path: Union[str, Path]) -> int:
     """Number of records, cheaply (Parquet metadata, or a line count)."""
     path = Path(path)
-    if manifest_format(path) == "parquet":
+    fmt = _check_readable(path)
+    if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
-    opener = gzip.open if manifest_format(path) == "jsonl.gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as e:
+            raise _unreadable(path, fmt, e) from None
+    opener = gzip.open if fmt == "jsonl.gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            return sum(1 for line in fh if line.strip())
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise _unreadable(path, fmt, e) from None
 
 
 def open_manifest(path: Union[str, Path], limit: Optional[int] = None) -> Tuple[int, Iterator[Utterance]]:
     """(number of records, the records) of a manifest, both cut to the first ``limit``
-    records when a limit is given; the records are read lazily, as they are consumed."""
+    records when a limit is given; the records are read lazily, as they are consumed.
+    An empty manifest is an error: a run over it would only write another empty file."""
     total = count_manifest(path)
+    if total == 0:
+        raise VoxboxError(f"{path}: manifest has no records")
     records = read_manifest(path)
     if limit is not None:
         total = min(total, limit)

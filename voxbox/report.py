@@ -588,5 +588,7 @@ def write_report(dataset_dir: Union[str, Path], out: Union[str, Path], *, title:
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(out)
     except OSError as e:
-        raise VoxboxError(f"{out}: cannot write the report ({e.strerror})") from None
+        from .errors import os_error_reason
+
+        raise VoxboxError(f"{out}: cannot write the report ({os_error_reason(e)})") from None
     return out

@@ -35,6 +35,11 @@ class Stage:
     def setup(self) -> None:
         """Load models and other heavy state. Called once per worker before use."""
 
+    def check(self) -> None:
+        """Cheap checks of the parameters (files exist, headers parse), run once by the
+        driver before any work so a bad option fails at once rather than inside a worker.
+        Loads no model. Raise VoxboxError on a problem."""
+
     def ensure_setup(self) -> None:
         if not self._ready:
             self.setup()

@@ -240,8 +240,14 @@ def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Pa
     from .dataset import open_dataset
     from .progress import Progress
 
+    from .annotate.pitch import BACKENDS
+
     if n < 1:
         raise VoxboxError(f"--n must be at least 1, got {n}")
+    if not threshold > 0:
+        raise VoxboxError(f"--threshold must be a positive robust z-score, got {threshold}")
+    if pitch_backend not in BACKENDS:
+        raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
     ds = open_dataset(dataset_dir)
     if model_dir is None and codec is None:
         model_dir = tokenizer_model_dir(ds)
@@ -398,19 +404,33 @@ def synth_tts(model_dir, texts: Sequence[str], out: Union[str, Path], *, prompt_
     if not texts or any(not t.strip() for t in texts):
         raise VoxboxError("every --text must be non-empty")
     if prompt_audio is not None and not Path(prompt_audio).is_file():
-        raise VoxboxError(f"{prompt_audio}: prompt audio not found")
+        what = "is a folder, not an audio file" if Path(prompt_audio).is_dir() else "prompt audio not found"
+        raise VoxboxError(f"{prompt_audio}: {what}")
+    # Check where the wavs go before generating: a bad --out must not cost a whole generation.
+    out = Path(out)
+    if len(texts) == 1:
+        if out.is_dir():
+            raise VoxboxError(f"{out}: is a folder; one --text writes one file, e.g. --out {out / 'out.wav'}")
+        if out.suffix.lower() not in (".wav", ".flac"):
+            raise VoxboxError(f"{out}: write .wav or .flac (16-bit PCM)")
+        paths = [out]
+        folder = out.parent
+    else:
+        if out.suffix.lower() in (".wav", ".flac") or out.is_file():
+            raise VoxboxError(f"{out}: {len(texts)} texts write one wav each (000.wav, ...): give a folder as --out")
+        paths = [out / f"{i:03d}.wav" for i in range(len(texts))]
+        folder = out
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from .errors import os_error_reason
+
+        raise VoxboxError(f"{out}: cannot create the output folder ({os_error_reason(e)})") from None
     model = model or load_tts(model_dir, device, dtype)
     if prompt_audio is not None:
         results = model.clone(texts, str(prompt_audio), prompt_text, options=options, batch_size=batch_size)
     else:
         results = model.control([(t, gender, pitch, speed) for t in texts], options=options, batch_size=batch_size)
-    out = Path(out)
-    if len(texts) == 1:
-        paths = [out]
-        out.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / f"{i:03d}.wav" for i in range(len(texts))]
     for res, path in zip(results, paths):
         if res.ok:
             _write_wav(path, res.wav, res.sample_rate)
@@ -508,10 +528,10 @@ def control_check(model_dir, text: str, out_dir: Union[str, Path], *, genders: S
     if not genders or not pitch_levels or not speed_levels:
         raise VoxboxError("the grid is empty: give at least one gender, pitch level and speed level")
     grid = [(g, p, s, k) for g in genders for p in pitch_levels for s in speed_levels for k in range(repeats)]
+    annotator = make_annotator(pitch_backend)  # a bad --pitch-backend fails before the model loads
     model = model or load_tts(model_dir, device, dtype)
     out = Path(out_dir)
     (out / "wavs").mkdir(parents=True, exist_ok=True)
-    annotator = make_annotator(pitch_backend)
     rows: List[dict] = []
     with Progress("control grid", total=len(grid)) as bar:
         step = max(1, batch_size)

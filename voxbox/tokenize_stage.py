@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import VoxboxError
-from .record import (ManifestWriter, Rejection, RejectsWriter, Result, Utterance, open_manifest,
-                     read_manifest, rejects_path)
+from .record import (ManifestWriter, Rejection, RejectsWriter, Result, Utterance, check_manifest_out,
+                     open_manifest, read_manifest, rejects_path)
 from .stages import Stage
 
 JOURNAL_SUFFIX = ".tokenize-progress.jsonl"
@@ -34,6 +34,25 @@ def default_batch_size(device: str) -> int:
     CPU, where one clip at a time was faster (batches of 8 ran at 0.63x on 2 cores;
     benchmarks/bench_tokenize.py)."""
     return 16 if str(device).startswith("cuda") else 1
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """A truncated or foreign weights file, found by its header alone (no tensor is read)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            size = os.fstat(fh.fileno()).st_size
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            ok = 0 < n <= size - 8
+            if ok:
+                header = json.loads(fh.read(n))
+                ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+                ok = bool(ends) and max(ends) == size - 8 - n  # the data ends where the file does
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        ok = False
+    if not ok:
+        raise VoxboxError(f"{path}: not a complete safetensors file (truncated or corrupted); "
+                          "download the model again")
 
 
 class TokenizeStage(Stage):
@@ -49,6 +68,22 @@ class TokenizeStage(Stage):
         self.tokenizer = None
         if str(device).startswith("cuda"):
             self.resources = {"num_gpus": 1}  # tells GPU-aware engines (Ray) to reserve one
+
+    def check(self) -> None:
+        from spark_tokenize.bicodec.checkpoint import ModelLayout
+        from spark_tokenize.errors import TokenizerError
+
+        if not self.params.get("model_dir"):
+            raise VoxboxError("the tokenize stage needs model_dir (a Spark-TTS model folder; "
+                              "see `voxbox fetch-model`)")
+        layout = ModelLayout(Path(self.params["model_dir"]))
+        try:
+            layout.check()
+        except TokenizerError as e:
+            raise VoxboxError(str(e)) from None
+        for weights in (layout.bicodec_weights, layout.wav2vec2_dir / "model.safetensors"):
+            if weights.is_file():
+                _check_safetensors_header(weights)
 
     def setup(self) -> None:
         from spark_tokenize import BiCodecTokenizer, TokenizerError
@@ -73,7 +108,7 @@ class TokenizeStage(Stage):
         todo, paths = [], []
         for i, rec in enumerate(recs):
             if rec.source_path is None:
-                out[i] = self.reject(rec, "no_audio_path", "record has no source_path")
+                out[i] = self.reject(rec, "no_audio_path", rec.missing_audio_detail())
                 continue
             todo.append(i)
             paths.append(rec.audio_path)
@@ -154,30 +189,31 @@ def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: U
         raise VoxboxError(f"{src}: manifest not found")
     if src.resolve() == out.resolve():
         raise VoxboxError(f"{out}: output must differ from the input manifest")
+    check_manifest_out(out)  # written last: a bad --out must not waste the whole run
     if batch_size is None:
         batch_size = default_batch_size(device)
     if batch_size < 1:
         raise VoxboxError("batch size must be at least 1")
     header = {"src": str(src.resolve()), "model_dir": str(Path(model_dir).resolve()), "dtype": dtype,
               "limit": limit}
+    total, records = open_manifest(src, limit)
     jpath = journal_path(out)
-    done = 0
-    if jpath.exists():
-        done, keep = _read_journal(jpath, header)
+    done, keep = _read_journal(jpath, header) if jpath.exists() else (0, None)
+    stage = stage or TokenizeStage(model_dir=model_dir, device=device, batch_size=batch_size, dtype=dtype)
+    if done < total:
+        # Load the model before writing anything: a bad model folder must not leave a
+        # journal behind that then blocks the corrected command.
+        stage.ensure_setup()
+    if keep is not None:
         with open(jpath, "r+b") as fh:
             fh.truncate(keep)
     else:
         jpath.parent.mkdir(parents=True, exist_ok=True)
         jpath.write_text(json.dumps({"header": header}) + "\n", encoding="utf-8")
-
-    total, records = open_manifest(src, limit)
     records = itertools.islice(records, done, None)
 
-    stage = stage or TokenizeStage(model_dir=model_dir, device=device, batch_size=batch_size, dtype=dtype)
     chunk = max(1, batch_size * chunk_batches)  # sorted by length inside: less padding
     audio_s, t0 = 0.0, time.perf_counter()
-    if done < total:
-        stage.ensure_setup()
     with Progress("tokenize", total=total) as bar, open(jpath, "a", encoding="utf-8") as journal:
         bar.update(done)
         while True:
@@ -224,7 +260,10 @@ def load_tokens(token_file: Optional[Union[str, Path]] = None, manifest: Optiona
     if token_file is not None:
         p = Path(token_file)
         if not p.is_file():
-            raise VoxboxError(f"{p}: token file not found")
+            raise VoxboxError(f"{p}: " + ("is a folder; give a token JSON file or a manifest with --index"
+                                          if p.is_dir() else "token file not found"))
+        if p.name.endswith((".jsonl", ".jsonl.gz", ".parquet")):
+            raise VoxboxError(f"{p}: is a manifest; pick a record with --index (its index or 0-based position)")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
@@ -249,13 +288,22 @@ def detokenize_to_wav(out: Union[str, Path], model_dir: Union[str, Path], token_
 
     from spark_tokenize import BiCodecTokenizer, TokenizerError
 
+    out = Path(out)
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise VoxboxError(f"{out}: write .wav or .flac")
+    if out.is_dir():
+        raise VoxboxError(f"{out}: is a folder; give a file name such as {out / 'rec.wav'}")
     g, s, name = load_tokens(token_file, manifest, index)
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         tok = BiCodecTokenizer(model_dir, device=device)
         wav = tok.detokenize(g, s)
     except TokenizerError as e:
         raise VoxboxError(str(e)) from None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(out), wav, 16000, subtype="PCM_16" if out.suffix.lower() == ".wav" else None)
+    try:  # opened by Python so a failure says why (libsndfile only says "System error")
+        fh = open(out, "wb")
+    except OSError as e:
+        raise VoxboxError(f"{out}: cannot write the audio ({e.strerror})") from None
+    with fh:
+        sf.write(fh, wav, 16000, format=out.suffix[1:].upper(), subtype="PCM_16")
     return {"name": name, "path": str(out), "seconds": round(len(wav) / 16000, 3)}

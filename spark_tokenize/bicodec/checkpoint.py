@@ -50,7 +50,8 @@ class ModelLayout:
     def check(self) -> "ModelLayout":
         """Fail with the first missing piece, before anything is loaded."""
         if not self.root.is_dir():
-            raise TokenizerError(f"model folder not found: {self.root}")
+            what = "is a file, not a model folder" if self.root.exists() else "model folder not found"
+            raise TokenizerError(f"{self.root}: {what}")
         for p in (self.tokenizer_config, self.bicodec_config, self.bicodec_weights,
                   self.wav2vec2_dir / "config.json"):
             if not p.is_file():
@@ -83,7 +84,8 @@ def read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as e:
-        raise TokenizerError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise TokenizerError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
+                             "(truncated or corrupted? download the model again)") from None
 
 
 def load_bicodec(model_dir: Path, config: Optional[dict] = None, fold: bool = True) -> BiCodec:

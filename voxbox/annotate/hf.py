@@ -116,6 +116,13 @@ class HFClassifier:
             from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
         except ImportError:
             raise VoxboxError("the model plug-in needs torch and transformers installed") from None
+        spec = self.model_id
+        if not Path(spec).expanduser().exists() and (
+                spec.startswith((".", "/", "~")) or spec.endswith(".json") or spec.count("/") > 1):
+            # Clearly meant as a local path: do not let it fall through to a Hub id check.
+            hint = "a model JSON from `voxbox train-gender`, " if self.task == "gender" else ""
+            raise VoxboxError(f"cannot load {self.task} model '{spec}': no such file or folder (give {hint}"
+                              "a local model folder, or a Hugging Face model id like owner/name)")
         try:
             self._extractor = AutoFeatureExtractor.from_pretrained(self.model_id)
             self._model = AutoModelForAudioClassification.from_pretrained(self.model_id).to(self.device).eval()

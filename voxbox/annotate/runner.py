@@ -122,6 +122,14 @@ def levels_from_manifest(src: Union[str, Path], out: Union[str, Path], min_count
     table = compute_boundaries(track(read_manifest(src), "levels", total=count_manifest(src)),
                                min_count=min_count)
     table["source"] = f"recomputed from {Path(src).name}"
+    if not any(table.get(attr) for attr in ("pitch", "speed", "pitch_std", "loudness")):
+        # An all-empty table would silently turn every level null in a later annotate run.
+        skipped = table.get("skipped") or {}
+        if not skipped:
+            raise VoxboxError(f"{src}: no annotated pitch or speed values (run `voxbox annotate` first)")
+        found = ", ".join(f"{k} {n}" for k, n in skipped.items())
+        raise VoxboxError(f"{src}: no group has --min-count {min_count} values ({found}); "
+                          "use more records or a lower --min-count")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

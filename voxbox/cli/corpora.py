@@ -34,9 +34,9 @@ def corpora(
         for e in sorted(cat.values(), key=lambda e: e.name):
             labels = ",".join(k for k, v in e.native_labels.items()
                               if k in ("gender", "age", "emotion") and not v.startswith("none"))
-            rows.append((e.name, ",".join(e.languages), e.license.split(" (")[0][:28],
+            rows.append((e.name, ",".join(e.languages), _clip(e.license.split(" (")[0], 28),
                          str(e.sample_rate or "?"), labels or "-",
-                         "yes" if e.archives else "manual", ",".join(e.subsets)[:40] or "-"))
+                         "yes" if e.archives else "manual", _clip(",".join(e.subsets), 40) or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -127,6 +127,11 @@ def download(
     typer.echo(f"{entry.name}: {len(reports)} archive(s) ready in {dest}"
                + (f"; {unverified} not checksum-verified (the catalog has no checksum)" if unverified else ""))
     typer.echo(f"next: voxbox prepare {entry.name} --root {dest} --out {entry.name}.jsonl")
+
+
+def _clip(text: str, width: int) -> str:
+    """Shorten a table cell visibly (a silent cut reads like a wrong value)."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def register(app: typer.Typer) -> None:

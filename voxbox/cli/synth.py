@@ -65,7 +65,7 @@ def tts_cmd(
     model_dir: Path = typer.Option(..., "--model-dir", help=_MODEL_DIR),
     text: List[str] = typer.Option(..., "--text", help="Text to speak; repeat for several utterances "
                                    "(batched)."),
-    out: Path = typer.Option(..., "--out", help="Output wav (one text) or folder for 000.wav, 001.wav, ... "
+    out: Path = typer.Option(..., "--out", help="Output .wav or .flac (one text), or a folder for 000.wav, 001.wav, ... "
                              "(several)."),
     prompt_audio: Optional[Path] = typer.Option(None, "--prompt-audio", help="Reference audio to clone the voice of."),
     prompt_text: Optional[str] = typer.Option(None, "--prompt-text", help="Transcript of the reference audio (optional; "
@@ -84,7 +84,10 @@ def tts_cmd(
     """
     from ..errors import VoxboxError
 
-    if (prompt_audio is None) == (gender is None):
+    if prompt_audio is not None and gender is not None:
+        raise VoxboxError("--prompt-audio (voice cloning) and --gender (controllable TTS) exclude each other: "
+                          "give one of them")
+    if prompt_audio is None and gender is None:
         raise VoxboxError("give either --prompt-audio (voice cloning) or --gender with --pitch and --speed")
     if prompt_audio is not None and (pitch or speed):
         raise VoxboxError("--pitch/--speed need --gender (controllable TTS), not --prompt-audio")

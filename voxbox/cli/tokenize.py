@@ -44,7 +44,7 @@ def detokenize(
     source: Path = typer.Argument(..., help="A token file (JSON with global_tokens and semantic_tokens) "
                                             "or, with --index, a tokenized manifest."),
     model_dir: Path = typer.Option(..., "--model-dir", "-m", help="Spark-TTS model folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Waveform to write (16 kHz; .wav is 16-bit PCM)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Waveform to write: .wav or .flac (16 kHz, 16-bit PCM)."),
     index: Optional[str] = typer.Option(None, "--index", "-i",
                                         help="Record to decode when SOURCE is a manifest: its index field "
                                              "or its 0-based position."),

@@ -119,9 +119,15 @@ class Folder(Recipe):
         reader = csv.DictReader(io.StringIO(text), delimiter=delim)
         if reader.fieldnames is None:
             raise VoxboxError(f"folder: metadata {path} is empty")
-        if self.opts["path_column"] not in reader.fieldnames:
-            raise VoxboxError(f"folder: metadata {path} has no column '{self.opts['path_column']}' "
-                              f"(columns: {', '.join(reader.fieldnames)}); set -o path_column=NAME")
+        # Every column the options name must exist: a misspelt text_column used to reject
+        # every row as missing_transcript instead of saying so.
+        for opt in sorted(k for k in self.opts if k.endswith("_column")):
+            col = self.opts[opt]
+            if col and col not in reader.fieldnames:
+                shown = ", ".join(reader.fieldnames)
+                shown = shown if len(shown) <= 120 else shown[:120] + "..."
+                raise VoxboxError(f"folder: metadata {path} has no column '{col}' "
+                                  f"(columns: {shown}); set -o {opt}=NAME")
         for row in reader:
             yield reader.line_num, row, None
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+from ..errors import VoxboxError
 from ..record import ManifestWriter, RejectsWriter, Utterance, rejects_path
 from . import get_recipe
 
@@ -58,5 +59,15 @@ def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
                 summary.rejected += 1
                 summary.by_reason[res.reason] = summary.by_reason.get(res.reason, 0) + 1
                 bar.update(1)
+        if not summary.records:
+            # An empty manifest is never what was wanted (wrong --root, corpus or subset, or
+            # every file unusable); raising here also keeps it from being written.
+            raise VoxboxError(f"{recipe.name}: no usable recordings under {root}" + (
+                f" ({summary.rejected} rejected: " + ", ".join(
+                    f"{n} {r}" for r, n in sorted(summary.by_reason.items(), key=lambda x: -x[1]))
+                + f"; reasons per file in {summary.rejects})" if summary.rejected else "")
+                + ("; a clip needs a sidecar .txt or a -o metadata=FILE row (`voxbox corpora folder`)"
+                   if recipe.name == "folder" else
+                   f"; is --root a copy of {recipe.name}? (`voxbox corpora {recipe.name}` shows the layout)"))
     summary.skipped = dict(recipe.skipped)
     return summary
