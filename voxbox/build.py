@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -445,6 +446,7 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
         log(f"resuming: {len(done)} of {len(plan)} shard(s) already finished and verified")
 
     eng = make_engine(engine, stages, pipe, workers, ray_address)
+    t_run = time.monotonic()
     bars: Dict[str, Progress] = {}
     shard_bar = Progress("shards", total=len(plan), unit="shard")
     shard_bar.update(len(done))
@@ -453,7 +455,7 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     def stage_progress(stats: Dict[str, list]) -> None:
         for name, (n_in, _n_out, secs, _cpu) in stats.items():
             if name not in bars:
-                bars[name] = Progress(name)
+                bars[name] = Progress(name, start=t_run)
             bars[name].update(n_in, secs)
 
     def record(entry: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
@@ -26,10 +27,14 @@ def _disabled() -> Optional[bool]:
 class Progress:
     """A counter bar that also tracks audio seconds, for audio-hours/s."""
 
-    def __init__(self, desc: str, total: Optional[int] = None, unit: str = "rec"):
+    def __init__(self, desc: str, total: Optional[int] = None, unit: str = "rec",
+                 start: Optional[float] = None):
+        """``start`` (a time.monotonic() value) is when the measured work began, for bars
+        created after it (e.g. a stage bar that appears with the first finished batch)."""
         from tqdm import tqdm
 
         self.audio_seconds = 0.0
+        self._t0 = time.monotonic() if start is None else start
         self._bar = tqdm(total=total, desc=desc, unit=unit, disable=_disabled(),
                          file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
@@ -37,9 +42,9 @@ class Progress:
         self.audio_seconds += audio_seconds
         self._bar.update(n)
         if audio_seconds and not self._bar.disable:
-            elapsed = max(self._bar.format_dict.get("elapsed", 0.0), 1e-9)
+            rate = self.audio_seconds / max(time.monotonic() - self._t0, 1e-3)  # audio-s per s
             self._bar.set_postfix_str(
-                f"{self.audio_seconds / 3600:.2f} h audio, {self.audio_seconds / 3600 / elapsed * 3600:.2f} h/h",
+                f"{self.audio_seconds / 3600:.2f} h audio, {rate / 3600:.3g} audio-h/s ({rate:.0f}x real time)",
                 refresh=False,
             )
 
