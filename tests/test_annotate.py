@@ -196,3 +196,15 @@ def test_a_release_line_without_source_path_says_what_to_set():
         Utterance(index="m3ed_1", text="阿伊。", wav_path="m3ed/m3ed_1.wav"))
     assert isinstance(out, Rejection) and out.reason == "no_audio_path"
     assert "wav_path 'm3ed/m3ed_1.wav'" in out.detail and "corpus_root" in out.detail
+
+
+def test_all_records_rejected_is_an_error_with_the_reasons_kept(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    write_manifest(src, [Utterance(index=f"m{i}", text="x", source_path=f"missing{i}.wav",
+                                   corpus_root=str(tmp_path)) for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    assert main(["annotate", str(src), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "every record was rejected" in err[0] and "3 annotate: missing_audio" in err[0]
+    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+    assert [r.reason for r in read_rejects(rejects_path(out))] == ["missing_audio"] * 3

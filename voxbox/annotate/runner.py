@@ -109,6 +109,12 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
             writer.write(res)
             audio_s += res.duration or 0.0
             bar.update(1, audio_seconds=res.duration or 0.0)
+        if rejects.count and not writer.count:
+            from ..errors import VoxboxError
+
+            # Raising inside the writer's block keeps the empty manifest from being written;
+            # the rejects file stays, with a reason per record.
+            raise VoxboxError(f"every record was rejected, nothing to write: {rejects.summary()}")
         summary = {"records": writer.count, "rejected": rejects.count, "audio_hours": round(audio_s / 3600, 4),
                    "rejects": str(rej_path) if rejects.count else None, "reject_summary": rejects.summary()}
     return summary
