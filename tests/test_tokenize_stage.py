@@ -208,3 +208,20 @@ def test_default_batch_size_batches_on_gpu_only():
     assert TokenizeStage(model_dir="x").params["batch_size"] == 1
     assert TokenizeStage(model_dir="x", device="cuda").params["batch_size"] == 16
     assert TokenizeStage(model_dir="x", batch_size=4).params["batch_size"] == 4
+
+
+def test_all_records_rejected_is_an_error_and_a_fixed_rerun_redoes_them(tok, tmp_path):
+    bad = tmp_path / "audio"
+    bad.mkdir()
+    src = tmp_path / "in.jsonl"
+    write_manifest(src, [_rec(bad, "a.wav"), _rec(bad, "b.wav")])
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(VoxboxError, match="every record was rejected.*2 tokenize: audio_not_found"):
+        tokenize_manifest(src, out, tok.model_dir, stage=_stage(tok))
+    assert not out.exists() and not journal_path(out).exists()
+    assert len(list(read_rejects(rejects_path(out)))) == 2
+    for name in ("a.wav", "b.wav"):  # the user restores the audio and reruns
+        sf.write(bad / name, 0.3 * np.sin(np.arange(24000) / 8.0), 16000, subtype="PCM_16")
+    s = tokenize_manifest(src, out, tok.model_dir, stage=_stage(tok))
+    assert s["records"] == 2 and s["rejected"] == 0
+    assert all(len(r.global_tokens) == 32 for r in read_manifest(out))

@@ -241,6 +241,11 @@ def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: U
                 writer.write(Utterance.from_dict(entry["record"]))
             else:
                 rejects.write(Rejection.from_dict(entry["rejection"]))
+        if rejects.count and not writer.count:
+            # No empty manifest (raising inside the writer's block discards it), the rejects
+            # file stays, and the journal goes so that a rerun after fixing the audio redoes it.
+            jpath.unlink()
+            raise VoxboxError(f"every record was rejected, nothing to write: {rejects.summary()}")
         summary = {"records": writer.count, "rejected": rejects.count, "resumed_from": done,
                    "audio_seconds": round(audio_s, 3), "wall_seconds": round(wall, 3),
                    "audio_seconds_per_second": round(audio_s / wall, 3) if wall > 0 and audio_s else 0.0,
