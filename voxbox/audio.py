@@ -153,15 +153,7 @@ def load_audio(path: Union[str, Path], sr: int = TARGET_SR, normalize: bool = Tr
 def front_end(path: Union[str, Path], sr: int = TARGET_SR) -> FrontEnd:
     """Load, check, resample, normalise and find the speech bounds of one clip."""
     raw, source_sr, channels = read_audio(path)
-    if raw.shape[0] == 0:
-        raise AudioError("empty_audio", f"{path}: file has no samples")
-    if not np.all(np.isfinite(raw)):
-        raise AudioError("non_finite_samples", f"{path}: audio contains NaN or infinite samples")
-    clipped = clipping_ratio(raw)
-    audio = volume_normalize(resample(raw, source_sr, sr))
-    start, end = speech_bounds(audio, sr)
-    return FrontEnd(audio=audio, sr=sr, start=start, end=end, source_sr=source_sr,
-                    channels=channels, source_samples=int(raw.shape[0]), clipping_ratio=clipped)
+    return _analyse(raw, source_sr, sr, channels, f"{path}: file has", f"{path}: audio contains")
 
 
 def prepare_array(audio: np.ndarray, sr: int, target_sr: int = TARGET_SR,
@@ -170,13 +162,20 @@ def prepare_array(audio: np.ndarray, sr: int, target_sr: int = TARGET_SR,
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim > 1:
         audio = audio[:, 0]
-    if audio.shape[0] == 0:
-        raise AudioError("empty_audio", "audio has no samples")
-    if not np.all(np.isfinite(audio)):
-        raise AudioError("non_finite_samples", "audio contains NaN or infinite samples")
-    n = audio.shape[0]
-    clipped = clipping_ratio(audio)
-    audio = volume_normalize(resample(audio, sr, target_sr))
-    start, end = speech_bounds(audio, target_sr)
-    return FrontEnd(audio=audio, sr=target_sr, start=start, end=end,
-                    source_sr=source_sr or sr, channels=1, source_samples=n, clipping_ratio=clipped)
+    fe = _analyse(audio, sr, target_sr, 1, "audio has", "audio contains")
+    if source_sr:
+        fe.source_sr = source_sr
+    return fe
+
+
+def _analyse(raw: np.ndarray, source_sr: int, sr: int, channels: int, has: str, contains: str) -> FrontEnd:
+    """The checks and steps shared by files and arrays; ``has``/``contains`` start the messages."""
+    if raw.shape[0] == 0:
+        raise AudioError("empty_audio", f"{has} no samples")
+    if not np.all(np.isfinite(raw)):
+        raise AudioError("non_finite_samples", f"{contains} NaN or infinite samples")
+    clipped = clipping_ratio(raw)
+    audio = volume_normalize(resample(raw, source_sr, sr))
+    start, end = speech_bounds(audio, sr)
+    return FrontEnd(audio=audio, sr=sr, start=start, end=end, source_sr=source_sr,
+                    channels=channels, source_samples=int(raw.shape[0]), clipping_ratio=clipped)

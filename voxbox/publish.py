@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import VoxboxError
 from .hub import check_user, hub_errors, make_api, quiet_hub_progress, resolve_token
+from .shards.index import sha256_file
 
 DEFAULT_BATCH_FILES = 50  # the Hub's guidance (and datasets' own push_to_hub) per commit
 DEFAULT_BATCH_BYTES = 2 * 1024 ** 3
@@ -47,18 +48,14 @@ class LocalFile:
             return self.sha256
         if isinstance(self.source, bytes):
             return hashlib.sha256(self.source).hexdigest()
-        h = hashlib.sha256()
-        with open(self.source, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(self.source)
 
     def verify(self) -> None:
         """A shard must still hold the bytes index.json vouches for: publishing a shard
         damaged after the build would ship corrupt data under a valid-looking index."""
         if self.sha256 is None or isinstance(self.source, bytes):
             return
-        actual = LocalFile(self.path_in_repo, self.source, self.size).content_sha256()
+        actual = sha256_file(self.source)
         if actual != self.sha256:
             raise VoxboxError(f"{self.source}: contents differ from index.json (sha256 {actual[:12]}... "
                               f"instead of {self.sha256[:12]}...); run `voxbox validate` and rebuild")
