@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import traceback
-from typing import Any, Callable, ClassVar, Dict, List, Sequence, Type
+from typing import Any, ClassVar, Dict, List, Sequence, Type
 
 from .errors import VoxboxError
 from .record import Rejection, Result, Utterance
@@ -125,20 +125,3 @@ def stage_class(name: str) -> Type[Stage]:
 
 def make_stage(name: str, **params: Any) -> Stage:
     return stage_class(name)(**params)
-
-
-def run_stages(stages: Sequence[Stage], recs: Sequence[Utterance],
-               on_reject: Callable[[Rejection], None]) -> List[Utterance]:
-    """Run records through stages in order, in this process; rejections go to on_reject."""
-    current = list(recs)
-    for st in stages:
-        nxt = []
-        for res in st.safe_process_batch(current):
-            if isinstance(res, Rejection):
-                on_reject(res)
-            else:
-                nxt.append(res)
-        current = nxt
-        if not current:
-            break
-    return current
