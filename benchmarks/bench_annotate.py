@@ -45,8 +45,9 @@ def main() -> None:
     from voxbox.annotate.pitch import f0_world, import_pyworld, pitch_stats
     from voxbox.annotate.runner import annotate_manifest
     from voxbox.annotate.syllables import Syllabifier
-    from voxbox.audio import front_end
-    from voxbox.record import Utterance, write_manifest
+    from voxbox.annotate.frontend import front_end
+    from voxbox.record import Utterance
+    from voxbox.manifest import write_manifest
 
     rows = [json.loads(line) for line in (args.data / "m3ed.jsonl").read_text(encoding="utf-8").splitlines()
             if line][: args.n]

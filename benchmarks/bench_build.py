@@ -40,7 +40,7 @@ AVG_CLIP_S = 2.5  # build_tree draws clip lengths uniformly in 1..4 s
 
 def bare_kernels(root: Path, out: Path) -> int:
     from voxbox.annotate.stage import AnnotateStage
-    from voxbox.corpora import get_recipe
+    from voxbox.sources.corpora import get_recipe
     from voxbox.record import Utterance
     from voxbox.shards.encode import EncodedSample, encode_record
     from voxbox.shards.parquet import ParquetShardWriter
@@ -69,7 +69,7 @@ def bare_kernels(root: Path, out: Path) -> int:
 
 
 def voxbox_build(root: Path, out: Path, workers: int, stages=("annotate",)) -> dict:
-    from voxbox.build import build, corpus_source, load_pipeline
+    from voxbox.build.run import build, corpus_source, load_pipeline
 
     pipe = load_pipeline(stages=list(stages), shard_mb=50)
     return build(corpus_source("libritts", root=root), out, pipe, workers=workers)
@@ -77,7 +77,7 @@ def voxbox_build(root: Path, out: Path, workers: int, stages=("annotate",)) -> d
 
 def compare(a: Path, b: Path) -> str:
     """'True', or which files and record fields differ."""
-    from voxbox.dataset import open_dataset
+    from voxbox.dataset.reader import open_dataset
 
     bad = [p.relative_to(b).as_posix() for p in sorted(b.rglob("*"))
            if p.is_file() and p.suffix in (".tar", ".parquet") and (a / p.relative_to(b)).read_bytes() != p.read_bytes()]

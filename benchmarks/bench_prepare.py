@@ -89,7 +89,7 @@ def main() -> None:
 
     from lhotse.recipes.libritts import prepare_libritts
 
-    from voxbox.corpora.prepare import prepare_manifest
+    from voxbox.sources.prepare import prepare_manifest
 
     work = Path(tempfile.mkdtemp(prefix="bench_prepare_", dir=args.workdir))
     try:

@@ -76,9 +76,10 @@ def main() -> None:
     from huggingface_hub.utils import disable_progress_bars
 
     from hub_server import DEFAULT_TOKEN, HubServer
-    from voxbox.dataset import open_dataset
-    from voxbox.publish import publish
-    from voxbox.report import collect_stats, write_report
+    from voxbox.dataset.reader import open_dataset
+    from voxbox.release.publish import publish
+    from voxbox.dataset.stats import collect_stats
+    from voxbox.release.report import write_report
 
     disable_progress_bars()
     tmp = Path(tempfile.mkdtemp(prefix="bench-publish-"))

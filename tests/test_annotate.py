@@ -11,10 +11,11 @@ import soundfile as sf
 
 from voxbox.annotate.runner import annotate_records
 from voxbox.annotate.stage import AnnotateStage
-from voxbox.audio import front_end
+from voxbox.annotate.frontend import front_end
 from voxbox.cli import main
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance, read_manifest, read_rejects, rejects_path, write_manifest
+from voxbox.record import Rejection, Utterance
+from voxbox.manifest import read_manifest, read_rejects, rejects_path, write_manifest
 
 SR = 16000
 

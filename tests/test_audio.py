@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voxbox.audio import (AudioError, clipping_ratio, front_end, load_audio, prepare_array,
+from voxbox.annotate.frontend import (AudioError, clipping_ratio, front_end, load_audio, prepare_array,
                           speech_bounds, volume_normalize)
 
 SR = 16000

@@ -10,11 +10,12 @@ import subprocess
 import pytest
 import yaml
 
-from voxbox.build import build, load_pipeline, manifest_source
+from voxbox.build.run import build, load_pipeline, manifest_source
 from voxbox.cli import main
-from voxbox.dataset import open_dataset
+from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, read_manifest
+from voxbox.record import Rejection
+from voxbox.manifest import read_manifest
 
 from voxbox_build_fixtures import (make_corpus, shard_bytes, subprocess_env, voxbox_cmd,
                                    write_corpus_manifest, write_pipeline)

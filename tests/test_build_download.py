@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 from voxbox.cli import main
-from voxbox.dataset import open_dataset
-from voxbox.validate import validate
+from voxbox.dataset.reader import open_dataset
+from voxbox.dataset.validate import validate
 
 from http_fixtures import Server, md5, tar_gz
 

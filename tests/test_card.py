@@ -11,9 +11,9 @@ import yaml
 
 from test_publish import make_built_dataset
 
-from voxbox.card import FIELD_DESCRIPTIONS, hub_license, render_card, size_category, split_front_matter
-from voxbox.dataset import open_dataset
-from voxbox.report import collect_stats
+from voxbox.release.card import FIELD_DESCRIPTIONS, hub_license, render_card, size_category, split_front_matter
+from voxbox.dataset.reader import open_dataset
+from voxbox.dataset.stats import collect_stats
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_unknown_license_is_other_with_a_name(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from voxbox.card import card_metadata
+    from voxbox.release.card import card_metadata
     from voxbox.record import Utterance
     from voxbox.shards import write_dataset
 
@@ -133,7 +133,7 @@ def test_single_format_and_redacted_command(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from voxbox.card import card_metadata
+    from voxbox.release.card import card_metadata
     from voxbox.record import Utterance
     from voxbox.shards import write_dataset
 

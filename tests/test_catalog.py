@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from voxbox.catalog import get_entry, load_catalog, parse_checksum
+from voxbox.sources.catalog import get_entry, load_catalog, parse_checksum
 from voxbox.cli import main
-from voxbox.corpora import recipe_class, recipe_names
+from voxbox.sources.corpora import recipe_class, recipe_names
 from voxbox.errors import VoxboxError
 from voxbox.record import EMOTIONS
 
@@ -71,7 +71,7 @@ def test_cli_corpora_table_and_entry(capsys):
 
 
 def test_emotion_words_map_into_the_25_classes():
-    from voxbox.corpora.base import EMOTION_WORDS, map_emotion, map_gender
+    from voxbox.sources.corpora.base import EMOTION_WORDS, map_emotion, map_gender
 
     assert set(EMOTION_WORDS.values()) <= set(EMOTIONS)
     assert map_emotion("Surprise") == "SURPRISED" and map_emotion("no-agreement") == "NO-AGREEMENT"

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voxbox.corpora import get_recipe, recipe_names
-from voxbox.corpora.prepare import prepare_manifest
-from voxbox.record import EMOTIONS, Rejection, Utterance, make_index, read_manifest
+from voxbox.sources.corpora import get_recipe, recipe_names
+from voxbox.sources.prepare import prepare_manifest
+from voxbox.record import EMOTIONS, Rejection, Utterance, make_index
+from voxbox.manifest import read_manifest
 
 
 def tone(path: Path, sr: int = 16000, seconds: float = 0.05, fmt: str | None = None, seed: int = 0) -> int:

@@ -1,4 +1,4 @@
-"""voxbox.dataset: the reader every later command uses."""
+"""voxbox.dataset.reader: the reader every later command uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from voxbox.dataset import decode_audio, hf_record_features, open_dataset
+from voxbox.dataset.reader import decode_audio, hf_record_features, open_dataset
 from voxbox.errors import VoxboxError
 from voxbox.shards import write_dataset
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from voxbox.catalog import Archive, CorpusEntry, apply_mirror
+from voxbox.sources.catalog import Archive, CorpusEntry, apply_mirror
 from voxbox.cli import main
-from voxbox.download import download_corpus, fetch, safe_extract
+from voxbox.sources.download import download_corpus, fetch, safe_extract
 from voxbox.errors import VoxboxError
 
 from http_fixtures import Server, md5, tar_gz
@@ -225,7 +225,7 @@ def test_download_then_prepare_end_to_end(server, tmp_path, monkeypatch, capsys)
     import numpy as np
     import soundfile as sf
 
-    from voxbox.record import read_manifest
+    from voxbox.manifest import read_manifest
 
     wav = io.BytesIO()
     sf.write(wav, np.zeros(1200, dtype="float32"), 24000, format="WAV", subtype="PCM_16")

@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from voxbox.engine.common import Task, run_task
-from voxbox.engine.local import LocalEngine
+from voxbox.build.engine.common import Task, run_task
+from voxbox.build.engine.local import LocalEngine
 from voxbox.record import Rejection
 from voxbox.shards.encode import EncodedSample
 

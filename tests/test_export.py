@@ -10,7 +10,7 @@ import soundfile as sf
 
 from spark_tokenize import prompts as P
 from voxbox.errors import VoxboxError
-from voxbox.export import export_sparktts, tts_example
+from voxbox.sparktts.export import export_sparktts, tts_example
 from voxbox.record import Utterance
 from voxbox.shards import write_dataset
 
@@ -182,7 +182,7 @@ def test_export_rejects_a_tokenizer_with_other_ids(built, tmp_path):
 
 
 def test_tts_example_rejects_out_of_range_tokens(tmp_path):
-    from voxbox.export import Skip
+    from voxbox.sparktts.export import Skip
 
     rec = Utterance(index="x", text="hi", global_tokens=[4096] * 32, semantic_tokens=[1])
     with pytest.raises(Skip, match="token_out_of_range"):
@@ -207,8 +207,8 @@ def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     """The real chain: voxbox build (annotate + tokenize) -> export -> codec check with the
     model folder taken from the build's pipeline.yaml."""
     from voxbox.cli import main
-    from voxbox.dataset import open_dataset
-    from voxbox.synth import codec_check
+    from voxbox.dataset.reader import open_dataset
+    from voxbox.sparktts.synth import codec_check
 
     built = tmp_path / "built"
     assert main(["build", "--corpus", "libritts", "--root",

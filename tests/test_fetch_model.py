@@ -52,7 +52,7 @@ def resolve_gets(hub: HubServer, since: int = 0):
 
 
 def test_fetch_model_downloads_the_layout_and_resumes(hub, online, tmp_path):
-    from voxbox.hub import fetch_model, missing_model_files
+    from voxbox.release.hub import fetch_model, missing_model_files
 
     dest = tmp_path / "Spark-TTS-0.5B"
     out = fetch_model(dest=dest, endpoint=hub.url)
@@ -77,7 +77,7 @@ def test_fetch_model_downloads_the_layout_and_resumes(hub, online, tmp_path):
 
 
 def test_tokenizer_only_skips_the_llm(hub, online, tmp_path):
-    from voxbox.hub import TOKENIZER_PARTS, fetch_model, missing_model_files
+    from voxbox.release.hub import TOKENIZER_PARTS, fetch_model, missing_model_files
 
     dest = tmp_path / "tok"
     fetch_model("SparkAudio/Spark-TTS-0.5B", dest, endpoint=hub.url, tokenizer_only=True)
@@ -87,7 +87,7 @@ def test_tokenizer_only_skips_the_llm(hub, online, tmp_path):
 
 
 def test_incomplete_repo_names_what_is_missing(hub, online, tmp_path):
-    from voxbox.hub import fetch_model
+    from voxbox.release.hub import fetch_model
 
     partial = {k: v for k, v in FAKE_MODEL.items()
                if not k.startswith("LLM/") and k != "BiCodec/model.safetensors"}
@@ -101,7 +101,7 @@ def test_incomplete_repo_names_what_is_missing(hub, online, tmp_path):
 
 
 def test_private_repo_needs_a_token(hub, online, tmp_path):
-    from voxbox.hub import fetch_model
+    from voxbox.release.hub import fetch_model
 
     hub.add_files("model", "alice/private-spark", FAKE_MODEL, private=True)
     with pytest.raises(VoxboxError, match="not found .* or it is private"):

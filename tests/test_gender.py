@@ -14,7 +14,8 @@ from voxbox.annotate.hf import map_label, parse_label_map
 from voxbox.annotate.stage import AnnotateStage
 from voxbox.cli import main
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance, write_manifest
+from voxbox.record import Rejection, Utterance
+from voxbox.manifest import write_manifest
 
 SR = 16000
 # Measured: the shipped model gets 72/74 (0.973) of the real-speech clips right; none

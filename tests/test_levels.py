@@ -10,7 +10,8 @@ import pytest
 from voxbox.annotate import levels as lv
 from voxbox.cli import main
 from voxbox.errors import VoxboxError
-from voxbox.record import Utterance, write_manifest
+from voxbox.record import Utterance
+from voxbox.manifest import write_manifest
 
 
 def test_comparison_rule_edges():

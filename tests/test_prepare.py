@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 
 from voxbox.cli import main
-from voxbox.corpora import get_recipe
-from voxbox.corpora.prepare import prepare_manifest
+from voxbox.sources.corpora import get_recipe
+from voxbox.sources.prepare import prepare_manifest
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance, read_manifest, read_rejects, rejects_path
+from voxbox.record import Rejection, Utterance
+from voxbox.manifest import read_manifest, read_rejects, rejects_path
 
 
 def tone(path: Path, sr: int = 16000, n: int = 800, fmt: str | None = None, seed: int = 0) -> None:

@@ -117,7 +117,7 @@ def run_cli(args, env) -> subprocess.CompletedProcess:
 
 
 def test_publish_creates_repo_and_uploads_everything(built, hub, online):
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     res = publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
     repo = hub.state.repos[("dataset", "alice/tiny")]
@@ -139,7 +139,7 @@ def test_publish_creates_repo_and_uploads_everything(built, hub, online):
 
 
 def test_republish_unchanged_uploads_nothing(built, hub, online):
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
     commits, puts, seen = len(hub.state.commits), len(hub.state.lfs_uploads), len(hub.state.requests)
@@ -153,7 +153,7 @@ def test_republish_unchanged_uploads_nothing(built, hub, online):
 
 
 def test_interrupted_upload_resumes_with_only_missing_files(built, hub, online):
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     hub.state.fail_commits_after = 2  # two shard batches land, the third dies
     with pytest.raises(VoxboxError) as err:
@@ -182,7 +182,7 @@ def test_interrupted_upload_resumes_with_only_missing_files(built, hub, online):
 
 
 def test_dry_run_changes_nothing(built, hub, online):
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     res = publish(built, "alice/tiny", endpoint=hub.url, dry_run=True, batch_files=4, progress=False)
     assert ("dataset", "alice/tiny") not in hub.state.repos and hub.state.commits == []
@@ -196,7 +196,7 @@ def test_dry_run_changes_nothing(built, hub, online):
 
 
 def test_changed_folder_replaces_stale_shards(built, hub, online, tmp_path):
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
     other = make_built_dataset(tmp_path / "built2", n=7, shard_records=4, seed=1, text_suffix=" again")
@@ -213,7 +213,7 @@ def test_changed_folder_replaces_stale_shards(built, hub, online, tmp_path):
 def test_private_repo_and_branch(built, hub, online):
     from huggingface_hub import HfApi
 
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     res = publish(built, "voxorg/tiny", private=True, revision="v1", token=DEFAULT_TOKEN, endpoint=hub.url,
                   progress=False)
@@ -236,7 +236,7 @@ def test_private_repo_and_branch(built, hub, online):
 
 
 def test_errors_are_one_line_and_name_the_problem(built, hub, online):
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     cases = [
         (dict(token="hf_not_a_valid_token_at_all", endpoint=hub.url), "authentication failed"),
@@ -257,7 +257,7 @@ def test_errors_are_one_line_and_name_the_problem(built, hub, online):
 
 def test_anonymous_dry_run_against_a_dead_endpoint_fails_at_once(built, online, caplog):
     # Without a token there is no whoami probe; the paged listing used to retry for ~25 s.
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     with pytest.raises(VoxboxError, match="cannot reach the Hub at http://127.0.0.1:9"):
         publish(built, "alice/tiny", endpoint="http://127.0.0.1:9", dry_run=True, progress=False)
@@ -292,7 +292,7 @@ def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built
         "import json, datasets\n"
         "d = datasets.load_dataset('alice/tiny', split='train')\n"
         "a = d.cast_column('audio', datasets.Audio(decode=False))[0]['audio']\n"
-        "from voxbox.dataset import hf_webdataset_features\n"
+        "from voxbox.dataset.reader import hf_webdataset_features\n"
         "w = datasets.load_dataset('webdataset', data_files='hf://datasets/alice/tiny/webdataset/*.tar',"
         " split='train', features=hf_webdataset_features(decode_audio=False))\n"
         "print(json.dumps({'n': len(d), 'cols': d.column_names, 'index': list(d['index']),"
@@ -303,7 +303,7 @@ def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    from voxbox.dataset import open_dataset
+    from voxbox.dataset.reader import open_dataset
 
     recs = list(open_dataset(built).records())
     assert got["n"] == len(recs) == 12
@@ -316,7 +316,7 @@ def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built
 
 def test_a_shard_damaged_after_the_build_is_not_published(hub, online, tmp_path):
     from voxbox.errors import VoxboxError
-    from voxbox.publish import publish
+    from voxbox.release.publish import publish
 
     folder = make_built_dataset(tmp_path / "ds")
     shard = sorted((folder / "parquet").glob("*.parquet"))[0]

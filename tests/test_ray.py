@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from voxbox.build import build, load_pipeline, manifest_source
-from voxbox.dataset import open_dataset
+from voxbox.build.run import build, load_pipeline, manifest_source
+from voxbox.dataset.reader import open_dataset
 
 from voxbox_build_fixtures import TESTS, shard_bytes, write_corpus_manifest, write_pipeline
 
@@ -41,7 +41,7 @@ def test_ray_build_matches_local(tmp_path, monkeypatch):
 
 
 def test_ray_engine_groups_stages():
-    from voxbox.engine.ray import _segments
+    from voxbox.build.engine.ray import _segments
 
     from voxbox_build_fixtures import TinyBatchStage, TinyStage
 

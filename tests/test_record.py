@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 
 from voxbox.errors import VoxboxError
-from voxbox.record import (
-    VOXBOX_FIELDS, ManifestWriter, Rejection, RejectsWriter, Utterance, age_group,
-    count_manifest, make_index, open_manifest, read_manifest, read_rejects, rejects_path, write_manifest,
-)
+from voxbox.record import VOXBOX_FIELDS, Rejection, Utterance, age_group, make_index
+from voxbox.manifest import ManifestWriter, RejectsWriter, count_manifest, open_manifest, read_manifest, read_rejects, rejects_path, write_manifest
 
 
 def _rec(i: int, **kw) -> Utterance:

@@ -25,8 +25,9 @@ import pytest
 
 from test_publish import make_built_dataset
 
-from voxbox.dataset import open_dataset
-from voxbox.report import collect_stats, hz_to_mel, level_boundaries, write_report
+from voxbox.dataset.reader import open_dataset
+from voxbox.dataset.stats import collect_stats, hz_to_mel, level_boundaries
+from voxbox.release.report import write_report
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",

@@ -1,7 +1,7 @@
 """Crash safety for real: SIGKILL a build subprocess at chosen moments, rerun, and
 compare with an uninterrupted build byte for byte.
 
-The moments are made exact with the VOXBOX_KILL_AT hook (voxbox.engine.common): the
+The moments are made exact with the VOXBOX_KILL_AT hook (voxbox.build.engine.common): the
 build SIGKILLs its own process group when it reaches the named point for the N-th time.
 """
 
@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from voxbox.dataset import open_dataset
+from voxbox.dataset.reader import open_dataset
 
 from voxbox_build_fixtures import shard_bytes, subprocess_env, voxbox_cmd, write_corpus_manifest, write_pipeline
 

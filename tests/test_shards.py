@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from voxbox.dataset import decode_audio, hf_webdataset_features, open_dataset
+from voxbox.dataset.reader import decode_audio, hf_webdataset_features, open_dataset
 from voxbox.record import Utterance
 from voxbox.shards import plan_shards, write_dataset
 from voxbox.shards.index import sha256_file

@@ -11,7 +11,7 @@ import torch
 from voxbox.errors import VoxboxError
 from voxbox.record import Utterance
 from voxbox.shards import write_dataset
-from voxbox.synth import (annotate_wav, codec_check, confusion, control_check, cosine, f0_errors, flag_outliers,
+from voxbox.sparktts.synth import (annotate_wav, codec_check, confusion, control_check, cosine, f0_errors, flag_outliers,
                           log_mel_distance, robust_z, sample_indices)
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -122,7 +122,7 @@ def test_codec_check_report(built, tiny_bicodec, tmp_path, codec):
 
 
 def test_roundtrip_record_reports_unusable_input(codec):
-    from voxbox.synth import roundtrip_record
+    from voxbox.sparktts.synth import roundtrip_record
 
     rec = Utterance(index="bad", global_tokens=[0] * 32, semantic_tokens=[1, 2])
     row = roundtrip_record(codec, rec, b"this is not audio")
@@ -175,7 +175,7 @@ def test_annotate_wav_on_real_speech(shared, tmp_path):
 
     from voxbox.annotate import levels
 
-    from voxbox.synth import make_annotator
+    from voxbox.sparktts.synth import make_annotator
 
     annotator = make_annotator()
     a = annotate_wav(shared / "data/real-speech/audio" / CLIPS[3][0], CLIPS[3][1], "female", annotator)

@@ -12,9 +12,10 @@ import torch
 from spark_tokenize import BiCodecTokenizer
 from voxbox.cli import main
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance, make_index, read_manifest, read_rejects, rejects_path, write_manifest
+from voxbox.record import Rejection, Utterance, make_index
+from voxbox.manifest import read_manifest, read_rejects, rejects_path, write_manifest
 from voxbox.stages import make_stage
-from voxbox.tokenize_stage import TokenizeStage, journal_path, tokenize_manifest
+from voxbox.tokenize.stage import TokenizeStage, journal_path, tokenize_manifest
 
 torch.set_num_threads(1)
 
@@ -202,7 +203,7 @@ def test_cli_errors_are_one_line(tmp_path, tiny_bicodec, manifest, capsys):
 
 
 def test_default_batch_size_batches_on_gpu_only():
-    from voxbox.tokenize_stage import TokenizeStage, default_batch_size
+    from voxbox.tokenize.stage import TokenizeStage, default_batch_size
 
     assert default_batch_size("cpu") == 1 and default_batch_size("cuda:1") == 16
     assert TokenizeStage(model_dir="x").params["batch_size"] == 1

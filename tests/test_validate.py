@@ -13,7 +13,7 @@ import pytest
 from voxbox.cli import main
 from voxbox.record import Utterance
 from voxbox.shards import write_dataset
-from voxbox.validate import expected_semantic_tokens, validate
+from voxbox.dataset.validate import expected_semantic_tokens, validate
 
 from voxbox_build_fixtures import expected_semantic, make_corpus
 

@@ -14,9 +14,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from voxbox.record import Utterance, make_index, write_manifest
+from voxbox.record import Utterance, make_index
+
+from voxbox.manifest import write_manifest
 from voxbox.stages import Stage
-from voxbox.validate import expected_semantic_tokens as expected_semantic  # noqa: F401 - used by tests
+from voxbox.dataset.validate import expected_semantic_tokens as expected_semantic  # noqa: F401 - used by tests
 
 TESTS = Path(__file__).resolve().parent
 

@@ -1,3 +1,3 @@
-from .cli import run
+from voxbox.cli import run
 
 run()

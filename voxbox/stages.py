@@ -15,8 +15,8 @@ import importlib
 import traceback
 from typing import Any, ClassVar, Dict, List, Sequence, Type
 
-from .errors import VoxboxError
-from .record import Rejection, Result, Utterance
+from voxbox.errors import VoxboxError
+from voxbox.record import Rejection, Result, Utterance
 
 
 class Stage:
@@ -101,7 +101,7 @@ _REGISTRY: Dict[str, str] = {
     # name -> "module:Class"; modules are imported only when the stage is used, so
     # `voxbox --help` stays fast and optional extras stay optional.
     "annotate": "voxbox.annotate.stage:AnnotateStage",
-    "tokenize": "voxbox.tokenize_stage:TokenizeStage",
+    "tokenize": "voxbox.tokenize.stage:TokenizeStage",
 }
 
 

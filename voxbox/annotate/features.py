@@ -77,7 +77,7 @@ def gender_features(audio: np.ndarray, sr: int, f0: Optional[np.ndarray] = None,
     if unknown:
         raise ValueError(f"unknown gender features {unknown} (known: {', '.join(FEATURE_NAMES)})")
     if f0 is None:
-        from .pitch import f0_world
+        from voxbox.annotate.pitch import f0_world
 
         f0 = f0_world(audio, sr)
     feats = dict.fromkeys(FEATURE_NAMES, np.nan)

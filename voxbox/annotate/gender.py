@@ -17,9 +17,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import VoxboxError
-from ..record import GENDERS, PREDICTED, Utterance
-from .features import FEATURE_NAMES
+from voxbox.errors import VoxboxError
+from voxbox.record import GENDERS, PREDICTED, Utterance
+from voxbox.annotate.features import FEATURE_NAMES
 
 FORMAT = "voxbox-gender/1"
 BUILTIN = "builtin"
@@ -180,10 +180,10 @@ def labelled_gender(rec: Utterance) -> Optional[str]:
 def extract_features(recs: Iterable[Utterance], features: Sequence[str], progress_desc: str = "features"):
     """(X, labels, speakers, skipped) for labelled records; unreadable clips are skipped
     and counted by reason."""
-    from ..audio import AudioError, front_end
-    from ..progress import Progress
-    from .features import gender_features
-    from .pitch import f0_world, import_pyworld
+    from voxbox.annotate.frontend import AudioError, front_end
+    from voxbox.progress import Progress
+    from voxbox.annotate.features import gender_features
+    from voxbox.annotate.pitch import f0_world, import_pyworld
 
     pw = import_pyworld()
     X, labels, speakers, skipped = [], [], [], {}
@@ -214,7 +214,7 @@ def train_gender(manifest: Union[str, Path], out: Union[str, Path],
     The model records what it was trained on and, when the manifest has at least two
     speakers, its accuracy under speaker-disjoint cross-validation.
     """
-    from ..record import read_manifest
+    from voxbox.manifest import read_manifest
 
     unknown = [f for f in features if f not in FEATURE_NAMES]
     if unknown:

@@ -20,8 +20,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import VoxboxError
-from ..record import AGE_GROUPS, EMOTIONS, GENDERS
+from voxbox.errors import VoxboxError
+from voxbox.record import AGE_GROUPS, EMOTIONS, GENDERS
 
 TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "emotion": EMOTIONS}
 MAX_SECONDS = 30.0  # longer clips are cropped: memory stays bounded, labels do not need more
@@ -141,7 +141,7 @@ class HFClassifier:
             self.setup()
         target_sr = int(getattr(self._extractor, "sampling_rate", sr) or sr)
         if target_sr != sr:
-            from ..audio import resample
+            from voxbox.annotate.frontend import resample
 
             audio = resample(audio, sr, target_sr)
         audio = np.asarray(audio[: int(MAX_SECONDS * target_sr)], dtype=np.float32)

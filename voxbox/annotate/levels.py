@@ -32,8 +32,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import VoxboxError
-from ..record import LEVELS
+from voxbox.errors import VoxboxError
+from voxbox.record import LEVELS
 
 PITCH_PERCENTILES = (5, 20, 70, 90)
 SPREAD_PERCENTILES = (5, 20, 80, 95)
@@ -169,7 +169,7 @@ def compute_boundaries(records: Iterable, min_count: int = 20, cap: int = 2_000_
     loudness over all clips. Groups with fewer than ``min_count`` values are left
     out (and listed under ``skipped``): their percentiles would be noise.
     """
-    from .syllables import language_of as cjk_language
+    from voxbox.annotate.syllables import language_of as cjk_language
 
     language_of = language_of or cjk_language
     res: Dict[str, Dict[str, _Reservoir]] = {a: {} for a in ATTRIBUTES}
@@ -226,5 +226,5 @@ def speed_group(rec, language_of=None) -> Optional[str]:
     if rec.language and rec.language not in ("zh", "en"):
         return rec.language
     if language_of is None:
-        from .syllables import language_of
+        from voxbox.annotate.syllables import language_of
     return language_of(rec.text)

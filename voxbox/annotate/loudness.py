@@ -12,7 +12,7 @@ Measured on the shared data it averages -21.8 LUFS on the M3ED sample (sd 1.4) a
 VoxBox's own loudness table (mean -18.1 dB, spec 3.6) was made by a method nobody
 published, so its loudness boundaries are not applied by default.
 
-``clipping_ratio`` (:func:`voxbox.audio.clipping_ratio`) is measured on the source
+``clipping_ratio`` (:func:`voxbox.annotate.frontend.clipping_ratio`) is measured on the source
 samples, before resampling and normalisation hide it.
 """
 

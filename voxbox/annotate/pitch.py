@@ -22,7 +22,7 @@ from typing import Tuple
 
 import numpy as np
 
-from ..errors import VoxboxError
+from voxbox.errors import VoxboxError
 
 BACKENDS = ("world", "praat")
 FRAME_PERIOD_MS = 5.0

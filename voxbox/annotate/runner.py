@@ -13,9 +13,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
-from ..errors import VoxboxError
-from ..record import (ManifestWriter, Rejection, RejectsWriter, Utterance, count_manifest,
-                      open_manifest, read_manifest, rejects_path)
+from voxbox.errors import VoxboxError
+from voxbox.record import Rejection, Utterance
+from voxbox.manifest import ManifestWriter, RejectsWriter, count_manifest, open_manifest, read_manifest, rejects_path
 
 _WORKER: Dict[str, Any] = {}
 
@@ -23,7 +23,7 @@ _WORKER: Dict[str, Any] = {}
 def _init_worker(params: dict) -> None:
     import sys
 
-    from .stage import AnnotateStage
+    from voxbox.annotate.stage import AnnotateStage
 
     try:
         stage = AnnotateStage(**params)
@@ -67,7 +67,7 @@ def _chunks(it: Iterable[Utterance], size: int) -> Iterator[List[Utterance]]:
 def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size: int = 8,
                      **params: Any) -> Iterator[Union[Utterance, Rejection]]:
     """Annotated records (or rejections), in input order."""
-    from .stage import AnnotateStage
+    from voxbox.annotate.stage import AnnotateStage
 
     stage = AnnotateStage(**params)  # validates options before any worker starts
     if workers <= 1:
@@ -89,11 +89,11 @@ def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size:
 def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int = 1,
                       chunk_size: int = 8, limit: Optional[int] = None, **params: Any) -> dict:
     """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary."""
-    from ..progress import Progress
+    from voxbox.progress import Progress
 
     src, out = Path(src), Path(out)
     if src.resolve() == out.resolve():
-        from ..errors import VoxboxError
+        from voxbox.errors import VoxboxError
 
         raise VoxboxError(f"{out}: output must differ from the input manifest")
     total, records = open_manifest(src, limit)
@@ -110,7 +110,7 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
             audio_s += res.duration or 0.0
             bar.update(1, audio_seconds=res.duration or 0.0)
         if rejects.count and not writer.count:
-            from ..errors import VoxboxError
+            from voxbox.errors import VoxboxError
 
             # Raising inside the writer's block keeps the empty manifest from being written;
             # the rejects file stays, with a reason per record.
@@ -122,8 +122,8 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
 
 def levels_from_manifest(src: Union[str, Path], out: Union[str, Path], min_count: int = 20) -> dict:
     """Recompute percentile boundaries from an annotated manifest and write them as JSON."""
-    from ..progress import track
-    from .levels import compute_boundaries
+    from voxbox.progress import track
+    from voxbox.annotate.levels import compute_boundaries
 
     table = compute_boundaries(track(read_manifest(src), "levels", total=count_manifest(src)),
                                min_count=min_count)

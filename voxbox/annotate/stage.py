@@ -1,6 +1,6 @@
 """The "annotate" stage: every annotation field of the record, VoxBox-exact.
 
-Per record: the VoxBox front end (:mod:`voxbox.audio`), pitch and pitch_std
+Per record: the VoxBox front end (:mod:`voxbox.annotate.frontend`), pitch and pitch_std
 (:mod:`.pitch`), duration and speech_duration, syllables and speed
 (:mod:`.syllables`), language, gender/age/emotion with their provenance, the
 five-level labels and value tokens (:mod:`.levels`), loudness and clipping ratio.
@@ -31,8 +31,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..record import NATIVE, PREDICTED, Result, Utterance
-from ..stages import Stage
+from voxbox.record import NATIVE, PREDICTED, Result, Utterance
+from voxbox.stages import Stage
 
 LABEL_TASKS = ("gender", "age", "emotion")
 
@@ -54,8 +54,8 @@ class AnnotateStage(Stage):
                  age_model: Optional[str] = None, age_labels: Optional[str] = None,
                  emotion_model: Optional[str] = None, emotion_labels: Optional[str] = None,
                  zh_numbers: str = "voxbox", device: str = "cpu", **extra: Any):
-        from ..errors import VoxboxError
-        from .pitch import BACKENDS
+        from voxbox.errors import VoxboxError
+        from voxbox.annotate.pitch import BACKENDS
 
         if pitch_backend not in BACKENDS:
             raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
@@ -68,14 +68,14 @@ class AnnotateStage(Stage):
                          emotion_model=emotion_model, emotion_labels=emotion_labels,
                          zh_numbers=zh_numbers, device=device)
         self.pitch_backend = pitch_backend
-        from .hf import check_label_map, parse_label_map
+        from voxbox.annotate.hf import check_label_map, parse_label_map
 
         # A bad label map fails here, in the parent, before any worker starts.
         for task, spec in (("gender", gender_labels), ("age", age_labels), ("emotion", emotion_labels)):
             if spec:
                 check_label_map(parse_label_map(spec), task)
         # Fail early (in the parent, before workers start) on a bad boundaries file.
-        from .levels import Boundaries
+        from voxbox.annotate.levels import Boundaries
 
         self.boundaries = Boundaries.load(boundaries)
         made_with = self.boundaries.table.get("pitch_backend")
@@ -88,8 +88,8 @@ class AnnotateStage(Stage):
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        from .pitch import import_pyworld
-        from .syllables import Syllabifier
+        from voxbox.annotate.pitch import import_pyworld
+        from voxbox.annotate.syllables import Syllabifier
 
         p = self.params
         self._pyworld = import_pyworld()
@@ -97,7 +97,7 @@ class AnnotateStage(Stage):
         self._models = {}
         if p["gender_model"]:
             if _is_voxbox_gender_model(p["gender_model"]):
-                from .gender import GenderModel
+                from voxbox.annotate.gender import GenderModel
 
                 self._models["gender"] = GenderModel.load(p["gender_model"])
             else:
@@ -108,7 +108,7 @@ class AnnotateStage(Stage):
             self._models["emotion"] = self._hf(p["emotion_model"], "emotion", p["emotion_labels"])
 
     def _hf(self, model: str, task: str, labels: Optional[str]):
-        from .hf import HFClassifier
+        from voxbox.annotate.hf import HFClassifier
 
         clf = HFClassifier(model, task, labels, device=self.params["device"])
         clf.setup()
@@ -116,10 +116,10 @@ class AnnotateStage(Stage):
 
     # ------------------------------------------------------------------ work
     def process(self, rec: Utterance) -> Result:
-        from ..audio import AudioError, front_end
-        from . import levels as lv
-        from .loudness import integrated_lufs
-        from .pitch import f0_track, pitch_stats
+        from voxbox.annotate.frontend import AudioError, front_end
+        from voxbox.annotate import levels as lv
+        from voxbox.annotate.loudness import integrated_lufs
+        from voxbox.annotate.pitch import f0_track, pitch_stats
 
         self.ensure_setup()
         if not rec.source_path:
@@ -148,7 +148,7 @@ class AnnotateStage(Stage):
             # on all 653 sample rows, and the unrounded duration on only 651.
             speed = round(syl.syllable_num / speech_duration, 1)
 
-        from .syllables import language_of
+        from voxbox.annotate.syllables import language_of
 
         language = rec.language or (language_of(rec.text) if (rec.text or "").strip() else None)
         if language is None:
@@ -200,8 +200,8 @@ class AnnotateStage(Stage):
         )
 
     def _labels(self, rec: Utterance, speech, sr: int, f0, reasons: Dict[str, str]) -> Dict[str, Any]:
-        from .features import gender_features
-        from .gender import GenderModel
+        from voxbox.annotate.features import gender_features
+        from voxbox.annotate.gender import GenderModel
 
         out: Dict[str, Any] = {}
         for task in LABEL_TASKS:

@@ -27,8 +27,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-from ..errors import VoxboxError
-from . import numbers
+from voxbox.errors import VoxboxError
+from voxbox.annotate import numbers
 
 # CJK ideographs as the release delimited them: basic, extensions, compatibility,
 # radicals and strokes.

@@ -14,8 +14,8 @@ from typing import List, Optional
 
 import typer
 
-from .. import __version__
-from ..errors import VoxboxError
+from voxbox import __version__
+from voxbox.errors import VoxboxError
 
 app = typer.Typer(
     name="voxbox",
@@ -32,7 +32,8 @@ app = typer.Typer(
 
 # One module per command group; each defines register(app). Order = order in --help.
 COMMAND_MODULES = (
-    "corpora", "annotate", "tokenize", "build", "synth", "publish",
+    "corpora", "download", "prepare", "annotate", "levels", "train_gender", "tokenize", "detokenize",
+    "build", "validate", "report", "publish", "fetch_model", "synth", "export",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}
@@ -137,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _os_error_line(e: OSError) -> str:
-    from ..errors import os_error_reason
+    from voxbox.errors import os_error_reason
 
     target = f"{e.filename} -> {e.filename2}" if getattr(e, "filename2", None) else str(e.filename)
     return f"{target}: {os_error_reason(e)}"

@@ -1,4 +1,4 @@
-"""CLI commands: build, validate (see voxbox.cli for conventions)."""
+"""CLI command: voxbox build (see voxbox.cli for conventions)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+
 
 
 def _echo(msg: str) -> None:
@@ -69,10 +71,10 @@ def build_command(
     """
     import os
 
-    from . import command_line
-    from ..build import build, check_out_dir, corpus_source, load_pipeline, manifest_source
-    from ..errors import VoxboxError
-    from ..shards.writer import format_summary
+    from voxbox.cli import command_line
+    from voxbox.build.run import build, check_out_dir, corpus_source, load_pipeline, manifest_source
+    from voxbox.errors import VoxboxError
+    from voxbox.shards.writer import format_summary
 
     if (corpus is None) == (manifest is None):
         raise VoxboxError("give exactly one of --corpus or --manifest")
@@ -93,24 +95,5 @@ def build_command(
     typer.echo(f"built {out}")
 
 
-def validate_command(
-    path: Path = typer.Argument(..., help="A built dataset folder (the --out of voxbox build)."),
-    no_audio: bool = typer.Option(False, "--no-audio", help="Skip decoding audio (checksums, counts, tokens only)."),
-) -> None:
-    """Re-read every shard and check it against the index: counts, sha256, audio decodes,
-    durations, token ranges, duplicate keys. Lists each problem; exits 1 on any."""
-    from ..errors import VoxboxError
-    from ..validate import validate
-
-    report = validate(path, check_audio=not no_audio)
-    for p in report.problems:
-        typer.echo(p)
-    if not report.ok:
-        # A VoxboxError gives the one-line "error: ..." and exit code 1 (see voxbox.cli).
-        raise VoxboxError(f"{path}: {report.summary()}")
-    typer.echo(report.summary())
-
-
 def register(app: typer.Typer) -> None:
     app.command("build")(build_command)
-    app.command("validate")(validate_command)

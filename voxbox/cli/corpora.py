@@ -1,23 +1,17 @@
-"""CLI commands: corpora, prepare, download (see voxbox.cli for conventions)."""
+"""CLI command: voxbox corpora (see voxbox.cli for conventions)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 
-def _parse_options(pairs: List[str]) -> dict:
-    from ..errors import VoxboxError
 
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise VoxboxError(f"--option wants KEY=VALUE, got {pair!r}")
-        out[key.strip().replace("-", "_")] = value
-    return out
+
+def _clip(text: str, width: int) -> str:
+    """Shorten a table cell visibly (a silent cut reads like a wrong value)."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def corpora(
@@ -25,8 +19,8 @@ def corpora(
                                                     "Default: a table of all corpora."),
 ) -> None:
     """List the corpora voxbox knows (catalog in voxbox/manifests), or show one."""
-    from ..catalog import get_entry, load_catalog
-    from ..corpora import recipe_class, recipe_names
+    from voxbox.sources.catalog import get_entry, load_catalog
+    from voxbox.sources.corpora import recipe_class, recipe_names
 
     if name is None:
         cat = load_catalog()
@@ -44,7 +38,7 @@ def corpora(
         if extra:
             typer.echo(f"\nrecipes without a catalog entry: {', '.join(extra)} (voxbox corpora NAME for options)")
         return
-    from ..corpora import normalise
+    from voxbox.sources.corpora import normalise
 
     key = normalise(name)
     if key in load_catalog():
@@ -80,61 +74,5 @@ def corpora(
             typer.echo(f"    {k} (default {o.default!r}): {o.help}")
 
 
-def prepare(
-    corpus: str = typer.Argument(..., help="Corpus recipe name (see `voxbox corpora`), or `folder` for your own recordings."),
-    root: Path = typer.Option(..., "--root", help="Local copy of the corpus: the folder you downloaded/extracted into, "
-                                                  "or the corpus folder itself."),
-    out: Path = typer.Option(..., "--out", help="Manifest to write (.jsonl, .jsonl.gz or .parquet). Rejected files "
-                                                "go to <out>.rejects.jsonl next to it."),
-    subset: List[str] = typer.Option([], "--subset", "-s", help="Subset(s) to include, repeatable. Default: every "
-                                                                "subset found under --root."),
-    option: List[str] = typer.Option([], "--option", "-o", help="Recipe option KEY=VALUE, repeatable (e.g. "
-                                                                "-o mic=mic2 for vctk; `voxbox corpora NAME` lists them). "
-                                                                "Default: none."),
-    workers: int = typer.Option(4, "--workers", "-j", min=1, help="Threads reading audio headers."),
-) -> None:
-    """Turn a local corpus copy into a manifest of utterance records (reads audio headers only)."""
-    from ..corpora.prepare import prepare_manifest
-
-    summary = prepare_manifest(corpus, root, out, subsets=subset or None,
-                               options=_parse_options(option), workers=workers)
-    typer.echo(summary.line())
-
-
-def download(
-    corpus: str = typer.Argument(..., help="Corpus name (see `voxbox corpora`)."),
-    dest: Path = typer.Option(..., "--dest", help="Folder to download into; archives go to DEST/archives and are "
-                                                  "extracted into DEST."),
-    subset: List[str] = typer.Option([], "--subset", "-s", help="Subset(s) to fetch, repeatable. Default: all."),
-    mirror: Optional[str] = typer.Option(None, "--mirror", envvar="VOXBOX_MIRROR",
-                                         help="Base URL of a mirror: replaces scheme and host of every archive "
-                                              "URL and keeps the path (e.g. https://openslr.elda.org). "
-                                              "Default: $VOXBOX_MIRROR, else the publisher's URL."),
-    extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract each archive after verifying it."),
-    keep_archives: bool = typer.Option(True, "--keep-archives/--remove-archives",
-                                       help="Keep archives after extraction."),
-    retries: int = typer.Option(5, "--retries", min=0, help="Reconnects (resuming with HTTP Range) per archive."),
-) -> None:
-    """Download a corpus: resumable, checksum-verified, safely extracted; reruns skip finished archives."""
-    from ..catalog import get_entry
-    from ..download import download_corpus
-
-    entry = get_entry(corpus)
-    reports = download_corpus(entry, dest, subsets=subset or None, mirror=mirror, extract=extract,
-                              keep_archives=keep_archives, retries=retries,
-                              log=lambda s: typer.echo(s, err=True))
-    unverified = sum(1 for r in reports if not r.verified)
-    typer.echo(f"{entry.name}: {len(reports)} archive(s) ready in {dest}"
-               + (f"; {unverified} not checksum-verified (the catalog has no checksum)" if unverified else ""))
-    typer.echo(f"next: voxbox prepare {entry.name} --root {dest} --out {entry.name}.jsonl")
-
-
-def _clip(text: str, width: int) -> str:
-    """Shorten a table cell visibly (a silent cut reads like a wrong value)."""
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def register(app: typer.Typer) -> None:
     app.command("corpora")(corpora)
-    app.command("prepare")(prepare)
-    app.command("download")(download)

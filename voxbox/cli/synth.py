@@ -1,4 +1,4 @@
-"""CLI commands: ``synth`` (tts, codec, control) and ``export sparktts`` (see voxbox.cli for conventions)."""
+"""CLI command group: voxbox synth (tts, codec, control); see voxbox.cli for conventions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ synth_app = typer.Typer(
          "BiCodec, and check that the controllable TTS does what its labels say.",
     no_args_is_help=True,
 )
-export_app = typer.Typer(help="Export a built dataset as training data for other tools.", no_args_is_help=True)
 
 _MODEL_DIR = "Spark-TTS model folder in the official layout (LLM/, BiCodec/, wav2vec2-large-xlsr-53/, config.yaml)."
 _LEVELS = "very_low|low|moderate|high|very_high (or 1-5)"
@@ -31,7 +30,7 @@ def _tokenizer_errors():
 
     from spark_tokenize.errors import TokenizerError
 
-    from ..errors import VoxboxError
+    from voxbox.errors import VoxboxError
 
     @contextlib.contextmanager
     def ctx():
@@ -82,7 +81,7 @@ def tts_cmd(
 
     Voice cloning with --prompt-audio [--prompt-text], or controllable TTS with --gender --pitch --speed. Writes 16 kHz wavs.
     """
-    from ..errors import VoxboxError
+    from voxbox.errors import VoxboxError
 
     if prompt_audio is not None and gender is not None:
         raise VoxboxError("--prompt-audio (voice cloning) and --gender (controllable TTS) exclude each other: "
@@ -95,7 +94,7 @@ def tts_cmd(
         raise VoxboxError("controllable TTS needs --gender, --pitch and --speed")
     if prompt_text is not None and prompt_audio is None:
         raise VoxboxError("--prompt-text needs --prompt-audio")
-    from ..synth import synth_tts
+    from voxbox.sparktts.synth import synth_tts
 
     with _tokenizer_errors():
         results = synth_tts(model_dir, text, out, prompt_audio=prompt_audio, prompt_text=prompt_text,
@@ -132,7 +131,7 @@ def codec_cmd(
 
     Decodes the stored tokens and compares with the original audio (log-mel distance, F0 error, duration, speaker similarity); flags outliers.
     """
-    from ..synth import codec_check
+    from voxbox.sparktts.synth import codec_check
 
     with _tokenizer_errors():
         rep = codec_check(dataset, model_dir, out, n=n, seed=seed, device=device, threshold=threshold,
@@ -170,7 +169,7 @@ def control_cmd(
 
     Synthesises the grid gender x pitch level x speed level, annotates every output and reports requested vs measured levels as confusion tables.
     """
-    from ..synth import control_check
+    from voxbox.sparktts.synth import control_check
 
     def split(s: str) -> List[str]:
         return [x.strip() for x in s.split(",") if x.strip()]
@@ -191,35 +190,5 @@ def control_cmd(
     typer.echo(f"report: {out / 'report.html'}")
 
 
-@export_app.command("sparktts")
-def export_sparktts_cmd(
-    dataset: Path = typer.Argument(..., help="Built dataset folder (output of voxbox build) with BiCodec tokens."),
-    out: Path = typer.Option(..., "--out", help="Output folder: sparktts-<split>-NNNNNN.<ext> files + summary.json."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or parquet."),
-    tasks: str = typer.Option("tts,controllable_tts", "--tasks",
-                              help="Comma-separated examples to write: tts (zero-shot), controllable_tts."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Spark-TTS tokenizer folder (LLM/ or a model "
-                                             "folder): also write prompt_ids/target_ids."),
-    shard_size: int = typer.Option(50_000, "--shard-size", help="Examples per output file."),
-    boundaries: Optional[Path] = typer.Option(None, "--boundaries", help="Level boundaries JSON for records without "
-                                              "stored levels (default: VoxBox's)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Skip examples longer than this many ids "
-                                             "(prompt + target; SparkVox trains with 1500). Needs --tokenizer."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --out."),
-) -> None:
-    """Write Spark-TTS training examples for a built dataset.
-
-    Two examples per record with tokens: zero-shot TTS, and controllable TTS with the pitch/speed value chain. Skipped records are counted by reason.
-    """
-    from ..export import export_sparktts, format_summary
-
-    summary = export_sparktts(dataset, out, fmt=fmt, tasks=[t.strip() for t in tasks.split(",") if t.strip()],
-                              tokenizer_dir=tokenizer, shard_size=shard_size, overwrite=overwrite,
-                              boundaries=boundaries, max_tokens=max_tokens)
-    typer.echo(format_summary(summary))
-    typer.echo(f"summary: {out / 'summary.json'}")
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(synth_app, name="synth")
-    app.add_typer(export_app, name="export")

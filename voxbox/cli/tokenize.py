@@ -1,4 +1,4 @@
-"""CLI commands: tokenize, detokenize (see voxbox.cli for conventions)."""
+"""CLI command: voxbox tokenize (see voxbox.cli for conventions)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+
 
 
 def tokenize(
@@ -30,7 +32,7 @@ def tokenize(
     """Add BiCodec tokens (32 global + 50 semantic per second) to every record, exactly as the
     official Spark-TTS tokenizer computes them. Interrupted runs resume where they stopped when
     rerun with the same arguments (progress is kept in OUT.tokenize-progress.jsonl)."""
-    from ..tokenize_stage import tokenize_manifest
+    from voxbox.tokenize.stage import tokenize_manifest
 
     s = tokenize_manifest(manifest, out, model_dir, device=device, batch_size=batch_size, dtype=dtype,
                           limit=limit)
@@ -40,26 +42,5 @@ def tokenize(
                f"{s['reject_summary']}")
 
 
-def detokenize(
-    source: Path = typer.Argument(..., help="A token file (JSON with global_tokens and semantic_tokens) "
-                                            "or, with --index, a tokenized manifest."),
-    model_dir: Path = typer.Option(..., "--model-dir", "-m", help="Spark-TTS model folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Waveform to write: .wav or .flac (16 kHz, 16-bit PCM)."),
-    index: Optional[str] = typer.Option(None, "--index", "-i",
-                                        help="Record to decode when SOURCE is a manifest: its index field "
-                                             "or its 0-based position."),
-    device: str = typer.Option("cpu", "--device", help="Torch device: cpu or cuda."),
-) -> None:
-    """Decode BiCodec tokens back to a 16 kHz waveform (to listen to what the tokens keep)."""
-    from ..tokenize_stage import detokenize_to_wav
-
-    if index is None:
-        r = detokenize_to_wav(out, model_dir, token_file=source, device=device)
-    else:
-        r = detokenize_to_wav(out, model_dir, manifest=source, index=index, device=device)
-    typer.echo(f"wrote {r['path']} ({r['seconds']} s) from {r['name']}")
-
-
 def register(app: typer.Typer) -> None:
     app.command("tokenize")(tokenize)
-    app.command("detokenize")(detokenize)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from ..record import Rejection, Utterance
+from voxbox.record import Rejection, Utterance
 
 AUDIO_FORMATS = ("flac", "original")
 FLAC_COMPRESSION_LEVEL = 0.5  # soundfile's 0..1 scale; fixed for byte-stable output

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Union
 
-from ..errors import VoxboxError
+from voxbox.errors import VoxboxError
 
 INDEX_NAME = "index.json"
 JOURNAL_NAME = "journal.jsonl"

@@ -18,8 +18,10 @@ import json
 from pathlib import Path
 from typing import BinaryIO, Iterator, List, Tuple, Union
 
-from ..record import Utterance, _arrow_schema, _from_arrow_row, _to_arrow_row
-from .encode import EncodedSample
+from voxbox.record import Utterance
+
+from voxbox.manifest import _arrow_schema, _from_arrow_row, _to_arrow_row
+from voxbox.shards.encode import EncodedSample
 
 ROW_GROUP_SIZE = 100
 _HF_METADATA = {"info": {"features": {"audio": {"_type": "Audio"}}}}

@@ -22,8 +22,10 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO, Dict, Iterator, Tuple, Union
 
-from ..record import Utterance, _from_arrow_row, _to_arrow_row
-from .encode import EncodedSample
+from voxbox.record import Utterance
+
+from voxbox.manifest import _from_arrow_row, _to_arrow_row
+from voxbox.shards.encode import EncodedSample
 
 
 def record_json(rec: Utterance) -> bytes:

@@ -18,12 +18,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ..errors import VoxboxError
-from ..record import Rejection, Utterance
-from . import index as ix
-from .encode import AUDIO_FORMATS, EncodedSample
-from .parquet import ParquetShardWriter
-from .webdataset import TarShardWriter
+from voxbox.errors import VoxboxError
+from voxbox.record import Rejection, Utterance
+from voxbox.shards import index as ix
+from voxbox.shards.encode import AUDIO_FORMATS, EncodedSample
+from voxbox.shards.parquet import ParquetShardWriter
+from voxbox.shards.webdataset import TarShardWriter
 
 FORMATS = ("webdataset", "parquet")
 DEFAULT_SHARD_MB = 500.0
@@ -207,7 +207,7 @@ def provenance(command: Optional[Sequence[str]] = None) -> dict:
     """Versions of voxbox and key dependencies, the command line, the date."""
     from importlib import metadata
 
-    from .. import __version__
+    from voxbox import __version__
 
     versions = {"voxbox": __version__, "python": platform.python_version()}
     for pkg in _PROVENANCE_PACKAGES:
@@ -270,12 +270,12 @@ def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, na
     Unreadable audio and duplicate indices become rejections in ``rejects.jsonl``
     next to the ones passed in ``rejects``. Output: ``index.json``, ``provenance.json``,
     ``rejects.jsonl``, ``webdataset/NAME-000000.tar``, ``parquet/NAME-000000.parquet``.
-    Read the result with :func:`voxbox.dataset.open_dataset`.
+    Read the result with :func:`voxbox.dataset.reader.open_dataset`.
 
     This is the no-stages, in-process path (tests, exports, small tools); ``voxbox
-    build`` (:mod:`voxbox.build`) adds pipelines, parallel engines and resume.
+    build`` (:mod:`voxbox.build.run`) adds pipelines, parallel engines and resume.
     """
-    from .encode import encode_record
+    from voxbox.shards.encode import encode_record
 
     formats = check_formats(formats, audio_format)
     out_dir = Path(out_dir)
@@ -298,7 +298,7 @@ def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, na
         for idx in members:
             committer.add(encode_record(by_index[idx], audio_format))
         entries.append(committer.commit())
-    from .index import canonical_json, sha256_text
+    from voxbox.shards.index import canonical_json, sha256_text
 
     fingerprint = {"input": sha256_text(canonical_json(sorted(by_index))), "pipeline": "write_dataset"}
     return finish(out_dir, name=name, formats=formats, audio_format=audio_format, shard_entries=entries,

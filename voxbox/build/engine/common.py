@@ -1,0 +1,98 @@
+"""What every engine runs per batch, and the test-only fault hook.
+
+A *task* is a batch of consecutive records of one shard. Running it means: the
+pipeline's stages in order (rejections leave the batch), then the shard audio encoding
+(FLAC or original bytes) of the survivors. Engines differ only in where this runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence, Tuple, Union
+
+from voxbox.record import Rejection, Utterance
+from voxbox.shards.encode import EncodedSample, encode_record
+from voxbox.shards.writer import audio_seconds
+from voxbox.stages import Stage
+
+Outcome = Union[EncodedSample, Rejection]
+
+
+@dataclass
+class Task:
+    shard: int
+    seq: int           # position of this batch inside its shard
+    last: bool         # True for the shard's final batch
+    records: List[Utterance]
+
+
+@dataclass
+class TaskResult:
+    task: Task
+    outcomes: List[Outcome]                 # in record order; rejections included
+    # stage -> [records in, records out, audio seconds in, cpu seconds]
+    stats: Dict[str, list] = field(default_factory=dict)
+
+
+_fault_counts: Dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Test hook: ``VOXBOX_KILL_AT=name:N`` SIGKILLs this build's process group the N-th
+    time ``name`` is reached in this process. Lets crash tests hit exact moments
+    (during a stage, in the middle of a shard, between shards) without timing games."""
+    spec = os.environ.get("VOXBOX_KILL_AT")
+    if not spec:
+        return
+    point, _, n = spec.rpartition(":")
+    if point != name:
+        return
+    _fault_counts[name] = _fault_counts.get(name, 0) + 1
+    if _fault_counts[name] >= int(n):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def limit_threads(n: int) -> None:
+    """Cap BLAS/OpenMP and torch threads of this worker process to ``n``."""
+    import sys
+
+    for k in _THREAD_ENV:
+        os.environ[k] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def run_stages_on(stages: Sequence[Stage], recs: List[Utterance]) -> Tuple[List[Union[Utterance, Rejection]], Dict[str, list]]:
+    """Run the stages over a batch; return outcomes in input order and per-stage stats."""
+    slots: List[Union[Utterance, Rejection]] = list(recs)
+    stats: Dict[str, list] = {}
+    for st in stages:
+        live = [i for i, r in enumerate(slots) if isinstance(r, Utterance)]
+        if not live:
+            break
+        batch = [slots[i] for i in live]
+        t0 = time.process_time()
+        out = st.safe_process_batch(batch)
+        stats[st.name] = [len(batch), 0, sum(audio_seconds(r) for r in batch), time.process_time() - t0]
+        for i, res in zip(live, out):
+            slots[i] = res
+            if isinstance(res, Utterance):
+                stats[st.name][1] += 1
+        fault_point(f"stage:{st.name}")
+    return slots, stats
+
+
+def run_task(stages: Sequence[Stage], audio_format: str, task: Task) -> TaskResult:
+    slots, stats = run_stages_on(stages, task.records)
+    outcomes: List[Outcome] = []
+    for res in slots:
+        if isinstance(res, Utterance):
+            res = encode_record(res, audio_format)
+        outcomes.append(res)
+    return TaskResult(task, outcomes, stats)

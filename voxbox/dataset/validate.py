@@ -1,0 +1,231 @@
+"""``voxbox validate``: re-read every shard of a built folder and check it.
+
+Checks, each failure named as ``<file or record>: <problem>``:
+
+- the index: totals equal the sum of the shards; the rejects file has as many lines
+  as the index says;
+- every shard file: present, size and sha256 as in the index;
+- every sample (in every format): record count per shard, keys unique across the
+  dataset and in index order, first/last index as in the index, the same records
+  in every format;
+- every audio decodes; its length matches the record (``num_samples`` and
+  ``sample_rate`` exactly when known, ``duration`` within 0.05 s);
+- tokens, when present: 32 global tokens in 0..4095, semantic tokens in 0..8191 and
+  as many as BiCodec makes for the audio (``floor((N16 - 400) / 320) + 1`` for N16
+  samples at 16 kHz, i.e. ~50 per second, within 2 + 2 %).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from voxbox.dataset.reader import open_dataset
+from voxbox.errors import VoxboxError
+from voxbox.record import Utterance
+from voxbox.shards import index as ix
+
+GLOBAL_TOKENS = 32
+GLOBAL_VOCAB = 4096
+SEMANTIC_VOCAB = 8192
+DURATION_TOLERANCE_S = 0.05
+MAX_PROBLEMS_PER_KIND = 50
+
+
+@dataclass
+class ValidationReport:
+    path: Path
+    problems: List[str] = field(default_factory=list)
+    records: int = 0
+    shards: int = 0
+    files: int = 0
+    audio_seconds: float = 0.0
+    suppressed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, where: str, what: str) -> None:
+        if len(self.problems) >= MAX_PROBLEMS_PER_KIND * 20:
+            self.suppressed += 1
+            return
+        self.problems.append(f"{where}: {what}")
+
+    def summary(self) -> str:
+        head = (f"{self.records} records in {self.shards} shard(s), {self.files} file(s), "
+                f"{self.audio_seconds / 3600:.3f} h checked")
+        if self.ok:
+            return f"ok: {head}"
+        more = f" (+{self.suppressed} more not listed)" if self.suppressed else ""
+        return f"{len(self.problems) + self.suppressed} problem(s){more}; {head}"
+
+
+def expected_semantic_tokens(num_samples: int, sample_rate: int) -> int:
+    n16 = round(num_samples * 16000 / sample_rate)
+    return max(0, (n16 - 400) // 320 + 1)
+
+
+def check_tokens(rec: Utterance, seconds: Optional[float], report: ValidationReport, where: str) -> None:
+    g, s = rec.global_tokens, rec.semantic_tokens
+    if g is not None:
+        if len(g) != GLOBAL_TOKENS:
+            report.add(where, f"{len(g)} global tokens (expected {GLOBAL_TOKENS})")
+        bad = [t for t in g if not (isinstance(t, int) and 0 <= t < GLOBAL_VOCAB)]
+        if bad:
+            report.add(where, f"global token {bad[0]!r} out of range 0..{GLOBAL_VOCAB - 1}")
+    if s is not None:
+        bad = [t for t in s if not (isinstance(t, int) and 0 <= t < SEMANTIC_VOCAB)]
+        if bad:
+            report.add(where, f"semantic token {bad[0]!r} out of range 0..{SEMANTIC_VOCAB - 1}")
+        if rec.num_samples and rec.sample_rate:
+            want = expected_semantic_tokens(rec.num_samples, rec.sample_rate)
+        elif seconds:
+            want = expected_semantic_tokens(int(seconds * 16000), 16000)
+        else:
+            want = None
+        if want is not None and abs(len(s) - want) > 2 + 0.02 * want:
+            report.add(where, f"{len(s)} semantic tokens for {want / 50:.2f} s of audio (expected ~{want}, 50/s)")
+    if (g is None) != (s is None):
+        report.add(where, "has only one of global_tokens / semantic_tokens")
+
+
+def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: str) -> Optional[float]:
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(audio)) as f:
+            frames, sr = f.frames, f.samplerate
+            f.read(dtype="int16")  # a full decode: catches corrupt frames, not only headers
+    except Exception as e:  # noqa: BLE001 - any decoder error is a finding
+        report.add(where, f"audio does not decode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        return None
+    secs = frames / sr if sr else 0.0
+    if rec.num_samples is not None and rec.sample_rate:
+        if sr != rec.sample_rate or frames != rec.num_samples:
+            report.add(where, f"audio is {frames} samples at {sr} Hz, record says "
+                              f"{rec.num_samples} at {rec.sample_rate} Hz")
+    if rec.duration is not None and abs(secs - rec.duration) > DURATION_TOLERANCE_S:
+        report.add(where, f"audio lasts {secs:.3f} s, record duration is {rec.duration} s")
+    return secs
+
+
+def _record_digest(rec: Utterance) -> str:
+    return hashlib.sha1(json.dumps(rec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool = True) -> ValidationReport:
+    """Check a built folder; returns a report (``.ok``, ``.problems``); never raises for
+    problems in the data, only for a folder that is not a built dataset at all."""
+    from voxbox.progress import Progress
+    from voxbox.shards.parquet import iter_parquet_rows
+
+    ds = open_dataset(path)
+    report = ValidationReport(Path(path))
+    idx = ds.index
+    shards = ds.shards
+    report.shards = len(shards)
+
+    total = sum(s["records"] for s in shards)
+    if total != idx["totals"]["records"]:
+        report.add(ix.INDEX_NAME, f"totals.records is {idx['totals']['records']}, shards sum to {total}")
+    n_rej = sum(1 for _ in ds.rejects())
+    if n_rej != idx["rejects"]["count"]:
+        report.add(ix.REJECTS_NAME, f"{n_rej} rejections, index says {idx['rejects']['count']}")
+
+    # Files against the index first: a bad checksum explains later record problems.
+    for s in shards:
+        for fmt in ds.formats:
+            info = s["files"].get(fmt)
+            if info is None:
+                report.add(f"shard {s['shard']}", f"no {fmt} file in the index")
+                continue
+            p = ds.path / info["path"]
+            report.files += 1
+            if not p.exists():
+                report.add(info["path"], "missing")
+            elif p.stat().st_size != info["bytes"]:
+                report.add(info["path"], f"{p.stat().st_size} bytes, index says {info['bytes']}")
+            elif ix.sha256_file(p) != info["sha256"]:
+                report.add(info["path"], "sha256 does not match the index")
+
+    digests: Dict[int, List[str]] = {}
+    with Progress("validate", total=total * len(ds.formats)) as bar:
+        for fmt in ds.formats:
+            seen: set = set()
+            last: Optional[str] = None
+            for s in shards:
+                info = s["files"].get(fmt)
+                if info is None or not (ds.path / info["path"]).exists():
+                    continue
+                rel = info["path"]
+                try:
+                    if fmt == "parquet":
+                        stream = iter_parquet_rows(ds.path / rel)
+                    else:
+                        stream = _tar_stream(ds.path / rel, report, rel)
+                    n = 0
+                    first_key = last_key = None
+                    shard_digests = []
+                    for rec, audio, ext in stream:
+                        n += 1
+                        where = f"{rel}: {rec.index}"
+                        if rec.index in seen:
+                            report.add(where, "duplicate key")
+                        seen.add(rec.index)
+                        if last is not None and rec.index <= last:
+                            report.add(where, f"out of index order (after {last})")
+                        last = rec.index
+                        first_key = first_key or rec.index
+                        last_key = rec.index
+                        secs = None
+                        if audio is None:
+                            report.add(where, "no audio")
+                        elif check_audio:
+                            secs = _check_audio(rec, audio, report, where)
+                        if secs is not None and fmt == ds.formats[0]:
+                            report.audio_seconds += secs
+                        check_tokens(rec, secs, report, where)
+                        shard_digests.append(_record_digest(rec))
+                        bar.update(1, secs or 0.0)
+                except VoxboxError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
+                    report.add(rel, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+                    continue
+                if n != s["records"]:
+                    report.add(rel, f"{n} records, index says {s['records']}")
+                if s.get("first_index") is not None and (first_key, last_key) != (s["first_index"], s["last_index"]):
+                    report.add(rel, f"holds {first_key}..{last_key}, index says {s['first_index']}..{s['last_index']}")
+                if s["shard"] in digests:
+                    if digests[s["shard"]] != shard_digests:
+                        report.add(rel, f"records differ from the {ds.formats[0]} shard")
+                else:
+                    digests[s["shard"]] = shard_digests
+            if fmt == ds.formats[0]:
+                report.records = len(seen)
+    return report
+
+
+def _tar_stream(path, report: ValidationReport, rel: str):
+    from voxbox.shards.webdataset import iter_tar_samples, record_from_json, split_sample
+
+    for key, members in iter_tar_samples(path):
+        where = f"{rel}: {key}"
+        try:
+            rec_json, audio, ext = split_sample(members)
+        except ValueError as e:
+            report.add(where, str(e))
+            continue
+        try:
+            rec = record_from_json(rec_json)
+        except Exception as e:  # noqa: BLE001
+            report.add(where, f".json does not parse ({e})")
+            continue
+        if rec.index != key:
+            report.add(where, f"key differs from the record index {rec.index}")
+        yield rec, audio, ext

@@ -1,0 +1,1 @@
+"""After the build: the Hub client, publishing, the dataset card and the HTML report."""

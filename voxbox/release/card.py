@@ -1,0 +1,344 @@
+"""The dataset card (``README.md``) published with a built dataset.
+
+The YAML header is what the Hub reads: licenses derived from the source corpora,
+languages, task categories, size category, and ``configs`` whose ``data_files`` point
+at the Parquet shards (the default, so ``load_dataset(repo)`` works) and at the
+WebDataset shards (a second config). The body says what the dataset is, how it was
+built (pipeline and versions from the folder), statistics, field descriptions,
+per-corpus license and attribution, and known limitations.
+
+The card depends only on the built folder, never on the time it is generated, so
+publishing the same folder twice yields the same bytes (and uploads nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+from voxbox.record import LEVELS
+
+TASK_CATEGORIES = ["text-to-speech"]
+TAGS = ["speech", "voxbox", "spark-tts", "bicodec", "webdataset", "parquet"]
+
+# Hub license identifiers (https://huggingface.co/docs/hub/repositories-licenses) we map to.
+_HUB_LICENSES = {
+    "apache-2.0", "mit", "cc0-1.0", "cc-by-2.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0",
+    "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
+    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "odbl", "odc-by", "pddl", "gpl-3.0", "lgpl-3.0", "bsd-3-clause",
+    "cdla-permissive-2.0", "cdla-sharing-1.0",
+}
+
+FIELD_DESCRIPTIONS: Dict[str, str] = {
+    "audio": "The clip: `{bytes, path}` (FLAC, or the source file's own bytes); an `Audio` feature in `datasets`.",
+    "index": "Stable id `<corpus>_<16 hex>` (hash of corpus and source path); the WebDataset key.",
+    "split": "`train` or `test`, as assigned by the recipe (all rows are in the Hub split `train`; filter on this).",
+    "language": "Utterance language (`en`, `zh`, ...).",
+    "age": "Age group: Child, Teenager, Youth-Adult, Middle-aged, Elderly.",
+    "gender": "`female` or `male`.",
+    "emotion": "One of VoxBox's 25 upper-case emotion classes; `UNKNOWN` for non-emotional corpora.",
+    "pitch": "Mean F0 of voiced frames, Hz (3 dp).",
+    "pitch_std": "Standard deviation of min-max-normalised F0 (3 dp).",
+    "speed": "Syllables per second of speech (`syllable_num / speech_duration`, 1 dp).",
+    "duration": "Seconds after loading (2 dp).",
+    "speech_duration": "Seconds after trimming leading and trailing silence (3 dp).",
+    "syllable_num": "Number of syllables in the text.",
+    "text": "Transcript.",
+    "syllables": "Syllables: ARPAbet groups for English, characters for Chinese.",
+    "wav_path": "`<corpus>/<index>.<ext>`, as in the VoxBox release.",
+    "corpus": "Source corpus name.",
+    "speaker": "Speaker id within the corpus.",
+    "source_path": "Path of the source file inside the corpus.",
+    "corpus_root": "Where the corpus was read from when building (local to the builder).",
+    "sample_rate": "Sample rate of the source file (Hz).",
+    "num_samples": "Length of the source file, samples per channel.",
+    "channels": "Channels of the source file.",
+    "license": "License of the source corpus.",
+    "gender_source": "`native` (from the corpus) or `predicted` (by a model).",
+    "gender_model": "Model that predicted the gender (null when native).",
+    "gender_confidence": "Confidence of the predicted gender.",
+    "age_source": "`native` or `predicted`.",
+    "age_model": "Model that predicted the age group.",
+    "age_confidence": "Confidence of the predicted age group.",
+    "emotion_source": "`native` or `predicted`.",
+    "emotion_model": "Model that predicted the emotion.",
+    "emotion_confidence": "Confidence of the predicted emotion.",
+    "pitch_backend": "Pitch tracker used (`world` or `praat`).",
+    "pitch_level": "Five-level pitch label (very_low .. very_high), gender-specific boundaries in Mel.",
+    "pitch_std_level": "Five-level label of `pitch_std`.",
+    "speed_level": "Five-level speed label, language-specific boundaries.",
+    "pitch_value": "Spark-TTS fine-grained pitch token: int(Mel), 0-1000.",
+    "pitch_var_value": "Spark-TTS pitch-variance token: round(20 * min(pitch_std, 0.5)), 0-10.",
+    "speed_value": "Spark-TTS speed token: int(syllables/s), 0-10.",
+    "loudness": "Loudness, dB.",
+    "clipping_ratio": "Fraction of samples at full scale.",
+    "null_reasons": "JSON object: for each null field, why it is null (e.g. `no_voiced_frames`).",
+    "global_tokens": "BiCodec global (speaker) tokens: 32 ints.",
+    "semantic_tokens": "BiCodec semantic tokens: 50 per second of audio.",
+    "extra": "JSON object with recipe-specific extras.",
+}
+
+
+def hub_license(text: Optional[str]) -> str:
+    """Map a free-form license name ("CC BY 4.0", "Apache-2.0") to a Hub license id, or "other"."""
+    if not text:
+        return "other"
+    s = text.strip().lower()
+    s = re.sub(r"\b(license|licence|international|public)\b", " ", s)
+    s = re.sub(r"[\s_/]+", "-", s.strip()).strip("-")
+    s = re.sub(r"-+", "-", s)
+    if s in _HUB_LICENSES:
+        return s
+    m = re.match(r"(cc-by(?:-nc)?(?:-sa|-nd)?)-?(\d\.\d)", s)
+    if m and f"{m.group(1)}-{m.group(2)}" in _HUB_LICENSES:
+        return f"{m.group(1)}-{m.group(2)}"
+    if s.startswith("apache"):
+        return "apache-2.0"
+    if s.startswith("cc0") or "domain" in s:
+        return "cc0-1.0"
+    if s.startswith("odbl"):
+        return "odbl"
+    if s.startswith("odc-by"):
+        return "odc-by"
+    if s == "mit":
+        return "mit"
+    return "other"
+
+
+def size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
+                        (1_000_000_000, "100M<n<1B")):
+        if n < limit:
+            return name
+    return "n>1T" if n >= 10 ** 12 else "1B<n<10B"
+
+
+def _catalog() -> dict:
+    try:
+        from voxbox.sources.catalog import load_catalog
+
+        return load_catalog()
+    except Exception:  # noqa: BLE001 - the card must not fail because of a bad catalog entry
+        return {}
+
+
+def corpus_info(stats) -> List[dict]:
+    """Per corpus: name, title, homepage, license text and Hub id, records, hours."""
+    cat = _catalog()
+    out = []
+    for name, records, hours in stats.table("corpus"):
+        entry = cat.get(name.lower().replace("-", "_"))
+        seen = [lic for lic, _n in stats.corpus_licenses[name].most_common() if lic != "unstated"]
+        text = seen[0] if seen else (entry.license if entry else None)
+        out.append({
+            "name": name, "records": records, "hours": hours,
+            "title": entry.title if entry else name, "homepage": entry.homepage if entry else None,
+            "license": text or "unknown", "hub_license": hub_license(text),
+            "other_licenses": seen[1:],
+            "native_labels": dict(entry.native_labels) if entry else {},
+        })
+    return out
+
+
+def card_metadata(ds, stats, corpora: Optional[List[dict]] = None) -> dict:
+    """The YAML header as a dict (see the module docstring)."""
+    corpora = corpora if corpora is not None else corpus_info(stats)
+    licenses = sorted({c["hub_license"] for c in corpora}) or ["other"]
+    languages = sorted(k for k in stats.by["language"] if k != "unknown")
+    meta: dict = {
+        "pretty_name": ds.name,
+        "license": licenses[0] if len(licenses) == 1 else licenses,
+    }
+    if "other" in licenses:
+        meta["license_name"] = "per-corpus"
+        meta["license_details"] = "Each source corpus keeps its own license; see the Licenses section."
+    if languages:
+        meta["language"] = languages
+    meta["task_categories"] = list(TASK_CATEGORIES)
+    meta["tags"] = list(TAGS)
+    meta["size_categories"] = [size_category(len(ds))]
+    configs = []
+    if "parquet" in ds.formats:
+        configs.append({"config_name": "default", "default": True,
+                        "data_files": [{"split": "train", "path": "parquet/*.parquet"}]})
+    if "webdataset" in ds.formats:
+        configs.append({"config_name": "webdataset" if configs else "default",
+                        "data_files": [{"split": "train", "path": "webdataset/*.tar"}]})
+        if len(configs) == 1:
+            configs[0]["default"] = True
+    meta["configs"] = configs
+    return meta
+
+
+def _md_table(header: Tuple[str, ...], rows: List[Tuple]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in r) + " |")
+    return "\n".join(out)
+
+
+def _redact_command(argv) -> str:
+    """The build's command line, with anything that looks like a secret replaced."""
+    args = [str(a) for a in (argv if isinstance(argv, (list, tuple)) else [argv])]
+    out = []
+    hide_next = False
+    for a in args:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        if re.fullmatch(r"--(hf-)?(token|api-key|password)", a):
+            hide_next = True
+        elif re.match(r"--(hf-)?(token|api-key|password)=", a):
+            a = a.split("=", 1)[0] + "=***"
+        a = re.sub(r"hf_[A-Za-z0-9]{16,}", "***", a)
+        out.append(a)
+    return " ".join(out)
+
+
+def _hours(h: float) -> str:
+    return f"{h:.3f}" if h < 10 else f"{h:,.1f}"
+
+
+def _stat_rows(stats, name: str, order: Optional[Tuple[str, ...]] = None) -> List[Tuple]:
+    rows = stats.table(name)
+    if order:
+        rank = {k: i for i, k in enumerate(order)}
+        rows = sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[0]))
+    return [(k, f"{n:,}", _hours(h)) for k, n, h in rows]
+
+
+def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
+    """The full README.md text."""
+    import yaml
+
+    corpora = corpus_info(stats)
+    meta = card_metadata(ds, stats, corpora)
+    prov = ds.provenance or {}
+    versions = prov.get("versions") or {}
+    title = meta["pretty_name"]
+    load_id = repo_id or "OWNER/NAME"
+    lines: List[str] = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
+    lines += [
+        f"# {title}", "",
+        f"{len(ds):,} utterances, {_hours(stats.hours)} hours of speech from {len(corpora)} "
+        f"corpus{'es' if len(corpora) != 1 else ''} "
+        f"({', '.join(c['name'] for c in corpora) or 'none'}), annotated the way "
+        "[VoxBox](https://huggingface.co/datasets/SparkAudio/voxbox) annotates its data and tokenized with "
+        "BiCodec, so it trains and fine-tunes [Spark-TTS](https://github.com/SparkAudio/Spark-TTS) without "
+        f"conversion. Built with voxbox {versions.get('voxbox', '?')}.", "",
+        "## Loading", "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'ds = load_dataset("{load_id}", split="train")  # Parquet shards, audio embedded',
+        "",
+        "# The same records as WebDataset tars. `datasets` picks one loader per repo (Parquet here),",
+        "# so name the webdataset loader and the files of the `webdataset` config explicitly:",
+        f'wds = load_dataset("webdataset", data_files="hf://datasets/{load_id}/webdataset/*.tar", split="train")',
+        "```", "",
+        "Each WebDataset sample is `<index>.json` (the record) plus `<index>.flac` (or the source file's "
+        "extension); the tars also stream with the `webdataset` library. Both formats hold the same records "
+        "in the same order. `index.json` lists every shard with its sha256.", "",
+    ]
+
+    lines += ["## How it was built", ""]
+    fingerprint = ds.index.get("fingerprint") or {}
+    lines += [
+        "Pipeline: corpus recipe (headers and native labels) -> annotation (front end, pitch, syllables, "
+        "speed, five-level labels, gender/age/emotion, loudness) -> BiCodec tokenization -> WebDataset and "
+        "Parquet shards, with sha256 checksums in `index.json`.", "",
+    ]
+    if prov.get("date"):
+        lines.append(f"- Built: {prov['date']}")
+    if prov.get("command"):
+        lines.append(f"- Command: `{_redact_command(prov['command'])}`")
+    if fingerprint:
+        lines.append("- Fingerprint: " + ", ".join(f"{k} `{v}`" for k, v in sorted(fingerprint.items())))
+    lines.append(f"- Audio in shards: {ds.audio_format}; {len(ds.shards)} shards per format "
+                 f"({', '.join(ds.formats)})")
+    if versions:
+        lines += ["", _md_table(("package", "version"), sorted(versions.items()))]
+    if ds.pipeline_text:
+        lines += ["", "<details><summary>pipeline.yaml</summary>", "", "```yaml", ds.pipeline_text.rstrip(),
+                  "```", "", "</details>"]
+    lines.append("")
+
+    lines += ["## Statistics", ""]
+    lines += [f"{stats.records:,} records, {_hours(stats.hours)} hours; "
+              f"{sum(stats.rejects.values()):,} inputs rejected during the build.", ""]
+    for name, label, order in (("corpus", "Corpus", None), ("language", "Language", None),
+                               ("gender", "Gender", None), ("pitch_level", "Pitch level", LEVELS),
+                               ("speed_level", "Speed level", LEVELS)):
+        lines += [f"### {label}", "", _md_table((label.lower(), "records", "hours"),
+                                               _stat_rows(stats, name, order)), ""]
+    if stats.rejects:
+        lines += ["### Rejected inputs", "",
+                  _md_table(("stage: reason", "count"), [(k, f"{v:,}") for k, v in stats.rejects.most_common()]),
+                  "", "Every rejection is listed with its reason in `rejects.jsonl`.", ""]
+
+    lines += ["## Fields", "", _md_table(("field", "description"), [
+        (f"`{k}`", v) for k, v in FIELD_DESCRIPTIONS.items()]), ""]
+
+    lines += ["## Licenses and attribution", "",
+              "This dataset redistributes audio from the corpora below; each keeps its own license, and using "
+              "the data means accepting all of them. Cite and credit the original authors.", ""]
+    rows = []
+    for c in corpora:
+        lic = c["license"] + (f" (also: {', '.join(c['other_licenses'])})" if c["other_licenses"] else "")
+        home = f"[{c['homepage']}]({c['homepage']})" if c["homepage"] else ""
+        rows.append((c["title"] if c["title"] == c["name"] else f"{c['title']} (`{c['name']}`)", lic,
+                     f"`{c['hub_license']}`", home, f"{c['records']:,}", _hours(c["hours"])))
+    lines += [_md_table(("corpus", "license", "Hub id", "source", "records", "hours"), rows), ""]
+    if any(c["hub_license"] == "other" for c in corpora):
+        lines += ["Corpora marked `other` have a license that is not one of the Hub's standard ids, or none "
+                  "was recorded; read the source's terms before use.", ""]
+
+    lines += ["## Limitations", ""]
+    src_rows = []
+    for name in ("gender", "age", "emotion"):
+        counts = stats.label_sources.get(name) or {}
+        total = sum(counts.values())
+        if total:
+            parts = ", ".join(f"{k} {v:,} ({v / total:.0%})" for k, v in sorted(counts.items()))
+            src_rows.append((name, parts))
+    if src_rows:
+        lines += ["Where labels come from (native = given by the corpus, predicted = by a model):", "",
+                  _md_table(("label", "sources"), src_rows), ""]
+    lines += [
+        "- Predicted labels (see the `*_source`, `*_model` and `*_confidence` fields) are model outputs and "
+        "carry the model's errors and biases; native labels are only as good as the corpus metadata.",
+        "- Pitch, speed and the five-level labels are computed from the audio; the level boundaries are "
+        "those of the build's pipeline (VoxBox's published percentiles unless it recomputed them: pitch per "
+        "gender, speed per language), so levels are relative to VoxBox's data, not necessarily to this one.",
+        "- `language` is per utterance and can be wrong for code-switched speech.",
+        "- Transcripts are the corpora's own (or ASR for in-the-wild corpora) and are not re-verified.",
+        "- The `split` column is the recipe's; the Hub split is a single `train`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def split_front_matter(text: str) -> Tuple[dict, str]:
+    """Parse a card back into (metadata, body); raises ValueError if the header is malformed."""
+    import yaml
+
+    if not text.startswith("---\n"):
+        raise ValueError("card has no YAML front matter")
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        raise ValueError("card's YAML front matter is not terminated")
+    meta = yaml.safe_load(text[4:end])
+    if not isinstance(meta, dict):
+        raise ValueError("card's YAML front matter is not a mapping")
+    return meta, text[end + 5:]
+
+
+def dataset_card(dataset_dir, repo_id: Optional[str] = None, progress: bool = True) -> str:
+    """Card text for a built folder (one pass over its records)."""
+    from voxbox.dataset.reader import open_dataset
+    from voxbox.dataset.stats import collect_stats
+
+    ds = open_dataset(dataset_dir)
+    return render_card(ds, collect_stats(ds, progress=progress), repo_id=repo_id)

@@ -1,0 +1,1 @@
+"""Where records come from: the corpus catalog, downloads, one recipe per corpus, prepare."""

@@ -1,0 +1,515 @@
+"""What every recipe shares: the Recipe base class, header reads, text reads, the
+tree walk, label maps and the streaming prepare loop.
+
+A recipe only knows its corpus layout. Its ``scan()`` walks the tree and yields, in a
+deterministic order, one :class:`Item` per utterance it can explain (relative audio
+path plus native labels) or a :class:`~voxbox.record.Rejection` for anything it
+cannot use (missing transcript, non-UTF-8 text, a file the layout does not explain).
+The base class then reads audio *headers* only, in a small thread pool (libsndfile
+releases the GIL), turns items into :class:`~voxbox.record.Utterance` records and
+rejects unreadable, empty or truncated audio and duplicate ids.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+from voxbox.errors import VoxboxError
+from voxbox.record import NATIVE, Rejection, Utterance, age_group, make_index
+
+STAGE = "prepare"
+# What `voxbox download` adds next to the corpus; never part of a layout.
+DOWNLOAD_DIRS = ("archives", ".voxbox")
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+
+# ------------------------------------------------------------------------------------
+# Label maps shared by recipes
+# ------------------------------------------------------------------------------------
+
+_GENDERS = {"f": "female", "female": "female", "w": "female", "woman": "female",
+            "m": "male", "male": "male", "man": "male"}
+
+
+def map_gender(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    return _GENDERS.get(str(value).strip().lower())
+
+
+def speaker_genders(lines: Iterable[str], sep: str) -> Iterator[Tuple[str, str]]:
+    """(speaker, gender) for each table row whose second column names a gender; rows
+    without one (headers, unknown values) are passed over."""
+    for line in lines:
+        cols = [c.strip() for c in line.split(sep)]
+        if len(cols) >= 2 and map_gender(cols[1]):
+            yield cols[0], map_gender(cols[1])
+
+
+def map_age_years(value: Any) -> Optional[str]:
+    try:
+        years = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    if years <= 0 or years > 120:
+        return None
+    return age_group(years)
+
+
+# Native emotion words -> VoxBox's 25 upper-case classes. Only unambiguous mappings;
+# the raw label always travels in extra["native_emotion"].
+EMOTION_WORDS = {
+    "neutral": "NEUTRAL", "neu": "NEUTRAL", "calm": "NEUTRAL",
+    "angry": "ANGRY", "anger": "ANGRY", "ang": "ANGRY", "mad": "ANGRY",
+    "happy": "HAPPY", "hap": "HAPPY", "happiness": "HAPPY", "joy": "HAPPY", "amused": "HAPPY",
+    "sad": "SAD", "sadness": "SAD",
+    "fear": "FEARFUL", "fearful": "FEARFUL", "fea": "FEARFUL",
+    "disgust": "DISGUSTED", "disgusted": "DISGUSTED", "dis": "DISGUSTED",
+    "surprise": "SURPRISED", "surprised": "SURPRISED", "sur": "SURPRISED",
+    "sleepy": "SLEEPY", "sleepiness": "SLEEPY",
+    "sarcastic": "SARCASTIC", "excited": "EXCITED", "confused": "CONFUSED",
+    "whisper": "WHISPER", "laughing": "LAUGHING", "singing": "SINGING",
+    "contempt": "CONTEMPT", "unknown": "UNKNOWN",
+    # ESD's Mandarin speakers write the emotion in Chinese in their transcript files.
+    "中立": "NEUTRAL", "快乐": "HAPPY", "生气": "ANGRY", "伤心": "SAD", "惊喜": "SURPRISED",
+}
+
+
+def map_emotion(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    v = str(value).strip()
+    from voxbox.record import EMOTIONS
+
+    if v.upper() in EMOTIONS:
+        return v.upper()
+    return EMOTION_WORDS.get(v.lower())
+
+
+# ------------------------------------------------------------------------------------
+# Items, header reads, text reads
+# ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One utterance as the layout explains it, before its header is read."""
+
+    path: str                       # relative to the corpus root, "/"-separated
+    fields: Dict[str, Any] = field(default_factory=dict)  # Utterance fields (speaker, text, ...)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Skip:
+    """Files left out on purpose by an option (e.g. VCTK's other microphone).
+
+    Counted and reported in the summary, never written as rejections: they are not
+    bad input.
+    """
+
+    path: str
+    reason: str
+
+
+class InputError(Exception):
+    """Internal: a file is unusable; carries the rejection reason code."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_WAV_SUBTYPES = {(1, 8): "PCM_U8", (1, 16): "PCM_16", (1, 24): "PCM_24", (1, 32): "PCM_32",
+                 (3, 32): "FLOAT", (3, 64): "DOUBLE"}
+
+
+def _wav_header(fh, size: int):
+    """Parse a RIFF/WAVE header ourselves: one small read instead of a libsndfile open,
+    and it sees what libsndfile hides (libsndfile silently clips the frame count of a
+    truncated file). Returns (sr, frames, channels, "WAV", subtype), or None when the
+    file is not a plain PCM/float WAV, so the caller falls back to libsndfile."""
+    head = fh.read(4096)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while True:
+        if pos + 8 > len(head):
+            if pos + 8 > size:
+                return None
+            fh.seek(pos)  # chunk headers past the first 4 KiB (large LIST chunks)
+            head = head[:pos].ljust(pos, b"\0") + fh.read(64)
+            if len(head) < pos + 8:
+                return None
+        cid, clen = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if cid == b"fmt ":
+            if pos + 8 + 16 > len(head):
+                return None
+            tag, channels, sr, _, align, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
+            if tag == 0xFFFE and clen >= 40 and pos + 8 + 26 <= len(head):
+                tag = struct.unpack_from("<H", head, pos + 8 + 24)[0]  # WAVE_FORMAT_EXTENSIBLE sub-format
+            fmt = (tag, channels, sr, align, bits)
+        elif cid == b"data":
+            if fmt is None or clen in (0, 0xFFFFFFFF):
+                return None  # odd chunk order or a streaming writer: let libsndfile decide
+            tag, channels, sr, align, bits = fmt
+            subtype = _WAV_SUBTYPES.get((tag, bits))
+            if subtype is None or not channels or not sr or not align:
+                return None
+            have = size - (pos + 8)
+            if clen > have:
+                raise InputError("truncated_audio", f"data chunk declares {clen} bytes, file has {have}")
+            frames = clen // align
+            if frames <= 0:
+                raise InputError("no_audio_samples", "header reports 0 frames")
+            return sr, frames, channels, "WAV", subtype
+        pos += 8 + clen + (clen & 1)
+
+
+def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """(sample_rate, frames, channels, format, subtype) from the header only.
+
+    Raises InputError with a reason code for empty, unreadable, sample-less or
+    truncated files. Plain WAVs are parsed directly; everything else goes through
+    libsndfile, and for compressed formats a truncated body is found by decoding the
+    last frame only (one block), not the whole file.
+    """
+    try:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise InputError("missing_audio", e.strerror or str(e)) from None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise InputError("empty_file", "zero bytes")
+        try:
+            parsed = _wav_header(fh, size)
+        except struct.error:
+            parsed = None
+        if parsed is not None:
+            return parsed
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(path) as f:
+            sr, frames, channels, fmt, subtype = f.samplerate, f.frames, f.channels, f.format, f.subtype
+            if frames <= 0:
+                raise InputError("no_audio_samples", "header reports 0 frames")
+            if check_tail and fmt in ("FLAC", "OGG", "MPEG"):
+                try:
+                    f.seek(frames - 1)
+                    if len(f.read(1)) != 1:
+                        raise InputError("truncated_audio", "last frame not readable")
+                except (RuntimeError, sf.LibsndfileError) as e:
+                    raise InputError("truncated_audio", f"last frame not readable: {e}") from None
+    except InputError:
+        raise
+    except Exception as e:  # libsndfile's errors vary by format and version
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError("unreadable_audio", msg) from None
+    return sr, frames, channels, fmt, subtype
+
+
+def read_text_file(path: Union[str, Path]) -> str:
+    """A transcript file, strictly UTF-8 (a BOM is allowed), stripped.
+
+    Raises InputError('missing_transcript' | 'text_not_utf8' | 'empty_transcript').
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("missing_transcript", f"{Path(path).name} not found") from None
+    except OSError as e:
+        raise InputError("missing_transcript", str(e)) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError("text_not_utf8", f"byte {e.start}: {e.reason}") from None
+    text = " ".join(text.split())
+    if not text:
+        raise InputError("empty_transcript", "transcript is empty")
+    return text
+
+
+def read_table_lines(path: Union[str, Path]) -> Tuple[List[str], Optional[str]]:
+    """Lines of a metadata table, UTF-8. Returns (lines, error) instead of raising, so
+    a recipe can reject what depends on the table and carry on."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return [], f"cannot read: {e}"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return [], f"not UTF-8 at byte {e.start}"
+    return text.splitlines(), None
+
+
+def table_text(path: str, utt: str, texts: Dict[str, str], err: Optional[str], table: str,
+               corpus: str) -> Union[str, Rejection]:
+    """The transcript of ``utt`` from a table read with :func:`read_table_lines` (``err``
+    its error), or the rejection of the audio file ``path`` when there is none."""
+    if err and "UTF-8" in err:
+        return reject(path, "text_not_utf8", f"{table}: {err}", corpus)
+    if not texts.get(utt):
+        return reject(path, "missing_transcript", err or f"{utt} not in {table}", corpus)
+    return texts[utt]
+
+
+def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
+    """Relative paths ("/"-separated) of all files under root/top, sorted per folder,
+    depth first: deterministic on every file system."""
+    start = root / top if top else root
+    visited = set()
+
+    def _rec(d: Path, rel: str) -> Iterator[str]:
+        try:
+            st = os.stat(d)
+            if (st.st_dev, st.st_ino) in visited:  # a symlink loop: list each folder once
+                return
+            visited.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            # Not a rejection: everything below the folder would be lost without a trace.
+            raise VoxboxError(f"{d}: cannot list this folder ({e.strerror or e}); fix its permissions") from None
+        dirs = []
+        for e in entries:
+            r = f"{rel}/{e.name}" if rel else e.name
+            if e.is_dir(follow_symlinks=True):
+                dirs.append((e.path, r))
+            else:
+                yield r
+        for p, r in dirs:
+            yield from _rec(Path(p), r)
+
+    prefix = str(top).replace(os.sep, "/").strip("/") if top else ""
+    yield from _rec(start, prefix)
+
+
+def by_folder(paths: Iterable[str]) -> Iterator[Tuple[str, List[str]]]:
+    """(folder, its files) for each run of paths in one folder. :func:`walk` lists a
+    folder's files together, so this streams a corpus one folder at a time."""
+    group: List[str] = []
+    parent = None
+    for rel in paths:
+        d = posixpath.dirname(rel)
+        if d != parent and group:
+            yield parent, group
+            group = []
+        parent = d
+        group.append(rel)
+    if group:
+        yield parent, group
+
+
+def reject(path: str, reason: str, detail: Optional[str] = None, corpus: Optional[str] = None) -> Rejection:
+    index = make_index(corpus, path) if corpus else None
+    return Rejection(stage=STAGE, path=path, reason=reason, index=index, detail=detail)
+
+
+def unexplained(path: str, what: str = "") -> Rejection:
+    return Rejection(stage=STAGE, path=path, reason="unexplained_file",
+                     detail=what or "the corpus layout does not explain this file")
+
+
+def is_audio(name: str) -> bool:
+    return name.lower().endswith(AUDIO_EXTS)
+
+
+# ------------------------------------------------------------------------------------
+# Recipe
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipeOption:
+    default: Any
+    help: str
+
+
+class Recipe:
+    """Base class. Subclasses set ``name`` (the catalog name) and implement ``scan``.
+
+    ``options`` declares recipe-specific settings (``voxbox prepare -o key=value``).
+    ``non_emotional``: records get emotion ``UNKNOWN`` with ``emotion_source
+    "native"``: the corpus asserts nothing about emotion, which is VoxBox's own
+    convention for such corpora (spec 2.1); an annotate pipeline may still overwrite
+    it with a prediction.
+    """
+
+    name: str = ""
+    subset_help: str = "none (the whole corpus)"  # what --subset selects at prepare time
+    options: Dict[str, RecipeOption] = {}
+    non_emotional: bool = True
+    check_tail: bool = True
+    top_dirs: Tuple[str, ...] = ()  # folders the layout may sit in, below the root given
+
+    def __init__(self, **options: Any):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise VoxboxError(f"{self.name}: unknown option {', '.join(unknown)} (known: {known})")
+        self.opts = {k: o.default for k, o in self.options.items()}
+        self.opts.update(options)
+        self.skipped: Dict[str, int] = {}
+        self._entry = None
+
+    # -- catalog facts --------------------------------------------------------------
+    @property
+    def entry(self):
+        if self._entry is None:
+            from voxbox.sources.catalog import load_catalog
+
+            self._entry = load_catalog().get(self.name)
+        return self._entry
+
+    @property
+    def license(self) -> Optional[str]:
+        return self.entry.license if self.entry else None
+
+    @property
+    def language(self) -> Optional[str]:
+        if self.entry and len(self.entry.languages) == 1:
+            return self.entry.languages[0]
+        return None
+
+    # -- to implement ----------------------------------------------------------------
+    def scan(self, root: Path, subsets: Optional[List[str]]) -> Iterator[Union[Item, Rejection, Skip]]:
+        raise NotImplementedError
+
+    def find_root(self, root: Path) -> Path:
+        """The folder the layout starts at: the first of ``top_dirs`` found under the root
+        (so recipes accept the download folder too), else the root itself."""
+        for name in self.top_dirs:
+            if (root / name).is_dir():
+                return root / name
+        return root
+
+    # -- shared -----------------------------------------------------------------------
+    def check_subsets(self, subsets: Optional[List[str]], available: List[str]) -> List[str]:
+        if not subsets:
+            if not available:
+                raise VoxboxError(f"{self.name}: no subset found under the root "
+                                  f"(expected: {self.subset_help}; see `voxbox corpora {self.name}` for the layout)")
+            return available
+        missing = [s for s in subsets if s not in available]
+        if missing:
+            raise VoxboxError(
+                f"{self.name}: subset {', '.join(missing)} not found under the root "
+                f"(found: {', '.join(available) or 'none'})"
+            )
+        return list(subsets)
+
+    def make_record(self, root: Path, item: Item, header) -> Utterance:
+        sr, frames, channels, fmt, subtype = header
+        f = dict(item.fields)
+        rel = item.path
+        extra = {"header_duration": round(frames / sr, 4), "format": fmt, "subtype": subtype}
+        extra.update(item.extra)
+        for label in ("gender", "age", "emotion"):
+            if f.get(label) is not None and not f.get(f"{label}_source"):
+                f[f"{label}_source"] = NATIVE
+        if self.non_emotional and f.get("emotion") is None:
+            f["emotion"], f["emotion_source"] = "UNKNOWN", NATIVE
+        f.setdefault("language", self.language)
+        f.setdefault("license", self.license)
+        f.setdefault("split", "train")
+        return Utterance(
+            index=make_index(self.name, rel), corpus=self.name, source_path=rel,
+            corpus_root=str(root), sample_rate=sr, num_samples=frames, channels=channels,
+            extra=extra, **f,
+        )
+
+    def prepare(self, root: Union[str, Path], subsets: Optional[List[str]] = None,
+                workers: int = 4, chunk: int = 1024,
+                ignore: Tuple[Union[str, Path], ...] = ()) -> Iterator[Union[Utterance, Rejection]]:
+        """Stream records and rejections in a deterministic order.
+
+        ``ignore``: files that are not part of the corpus even if they sit inside the
+        root (the manifest being written, its rejects file).
+        """
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise VoxboxError(f"{root}: corpus root is not a folder")
+        root = root.resolve()
+        _ = self.entry  # load the catalog once, before worker threads need it
+        base = self.find_root(root)
+        self.skipped = {}
+        seen: set = set()
+        stream = self.scan(base, subsets)
+        # Paths from scan() are relative to `base`; records keep them relative to the
+        # root the user gave, so `corpus_root / source_path` always resolves.
+        prefix = base.relative_to(root).as_posix() if base != root else ""
+
+        def full(rel: str) -> str:
+            return f"{prefix}/{rel}" if prefix else rel
+
+        root_str = str(root)
+        ignored = set()
+        for p in ignore:
+            try:
+                ignored.add(Path(os.path.abspath(p)).relative_to(root).as_posix())
+            except ValueError:
+                pass
+
+        def finish(item: Item) -> Union[Utterance, Rejection]:
+            rel = full(item.path)
+            try:
+                header = read_header(os.path.join(root_str, rel), self.check_tail)
+            except InputError as e:
+                return reject(rel, e.reason, e.detail, self.name)
+            item.path = rel
+            return self.make_record(root, item, header)
+
+        def finish_all(items: List[Item]) -> List[Union[Utterance, Rejection]]:
+            return [finish(i) for i in items]
+
+        def run(batch: List) -> Iterator[Union[Utterance, Rejection]]:
+            items = [x for x in batch if isinstance(x, Item)]
+            if pool and len(items) > 1:
+                # One task per worker and batch, not per file: futures cost more than a header read.
+                step = -(-len(items) // workers)
+                parts = pool.map(finish_all, [items[i:i + step] for i in range(0, len(items), step)])
+                done = iter([r for part in parts for r in part])
+            else:
+                done = iter(finish_all(items))
+            for x in batch:
+                if isinstance(x, Item):
+                    res = next(done)
+                elif isinstance(x, Skip):
+                    self.skipped[x.reason] = self.skipped.get(x.reason, 0) + 1
+                    continue
+                else:
+                    if x.reason == "unexplained_file" and full(x.path) in ignored:
+                        continue
+                    res = x if not prefix else Rejection(
+                        x.stage, full(x.path), x.reason,
+                        make_index(self.name, full(x.path)) if x.index else None, x.detail)
+                if isinstance(res, Utterance):
+                    # 64-bit ints, not strings: a 10M-file corpus keeps this set small.
+                    key = int(res.index[-16:], 16)
+                    if key in seen:
+                        res = reject(res.source_path, "duplicate_id", "the layout lists this file twice", self.name)
+                    else:
+                        seen.add(key)
+                yield res
+
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            batch: List = []
+            for x in stream:
+                batch.append(x)
+                if len(batch) >= chunk:
+                    yield from run(batch)
+                    batch = []
+            if batch:
+                yield from run(batch)
+        finally:
+            if pool:
+                pool.shutdown(wait=True)

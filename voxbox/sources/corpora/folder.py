@@ -1,0 +1,185 @@
+"""Your own recordings: a folder of audio plus either sidecar transcripts
+(``clip.wav`` + ``clip.txt``) or one CSV/TSV/JSONL metadata file whose columns are
+named by options (``voxbox prepare folder --root DIR -o metadata=meta.csv
+-o text_column=sentence``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import posixpath
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+from voxbox.errors import VoxboxError
+from voxbox.record import AGE_GROUPS
+from voxbox.sources.corpora.base import (InputError, Item, Recipe, RecipeOption, is_audio, map_age_years, map_emotion,
+                   map_gender, read_text_file, reject, unexplained, walk)
+
+
+def _age(value: str) -> Optional[str]:
+    v = str(value).strip()
+    for g in AGE_GROUPS:
+        if v.lower() == g.lower():
+            return g
+    return map_age_years(v)
+
+
+class Folder(Recipe):
+    """Your own recordings: audio plus sidecar .txt transcripts or one CSV/TSV/JSONL file."""
+
+    name = "folder"
+    non_emotional = False  # unknown, not "UNKNOWN": leave emotion to the annotator
+    options = {
+        "metadata": RecipeOption("", "CSV/TSV/JSONL file (relative to the root, or absolute); "
+                                     "empty = sidecar .txt transcripts next to each audio file"),
+        "delimiter": RecipeOption("", "CSV delimiter; default: tab for .tsv, comma otherwise"),
+        "path_column": RecipeOption("path", "metadata column with the audio path (relative to the root)"),
+        "text_column": RecipeOption("text", "metadata column with the transcript"),
+        "speaker_column": RecipeOption("", "metadata column with the speaker id"),
+        "gender_column": RecipeOption("", "metadata column with the gender (f/m/female/male)"),
+        "age_column": RecipeOption("", "metadata column with the age in years or a VoxBox age group"),
+        "emotion_column": RecipeOption("", "metadata column with an emotion word (mapped to the 25 classes)"),
+        "language_column": RecipeOption("", "metadata column with the language code"),
+        "split_column": RecipeOption("", "metadata column with the split (train/dev/test)"),
+        "text_ext": RecipeOption(".txt", "sidecar transcript extension"),
+        "speaker": RecipeOption("", "speaker id for every file; default: the first sub-folder, else none"),
+        "gender": RecipeOption("", "gender for every file (female/male)"),
+        "language": RecipeOption("", "language code for every file, e.g. en or zh"),
+        "license": RecipeOption("", "license of the recordings"),
+    }
+
+    @property
+    def license(self) -> Optional[str]:
+        return self.opts["license"] or None
+
+    @property
+    def language(self) -> Optional[str]:
+        return self.opts["language"] or None
+
+    def _common(self, rel: str) -> Dict:
+        spk = self.opts["speaker"] or (rel.split("/")[0] if "/" in rel else None)
+        return {"speaker": spk, "gender": map_gender(self.opts["gender"]) if self.opts["gender"] else None}
+
+    def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
+        if subsets:
+            raise VoxboxError("folder: has no subsets; select files with the metadata file instead")
+        if self.opts["gender"] and not map_gender(self.opts["gender"]):
+            raise VoxboxError(f"folder: option gender must be female or male, got {self.opts['gender']!r}")
+        if self.opts["metadata"]:
+            yield from self._from_metadata(base)
+        else:
+            yield from self._from_sidecars(base)
+
+    # -- sidecar transcripts ------------------------------------------------------------
+    def _from_sidecars(self, base: Path) -> Iterator:
+        ext = self.opts["text_ext"]
+        paths = list(walk(base))  # one folder listing, needed to tell orphans from sidecars
+        audio_stems = {p.rsplit(".", 1)[0] for p in paths if is_audio(p)}
+        for p in paths:
+            if is_audio(p):
+                stem = p.rsplit(".", 1)[0]
+                try:
+                    text = read_text_file(base / (stem + ext))
+                except InputError as e:
+                    yield reject(p, e.reason, e.detail, self.name)
+                    continue
+                yield Item(p, {**self._common(p), "text": text})
+            elif p.endswith(ext) and p[: -len(ext)] in audio_stems:
+                continue
+            else:
+                yield unexplained(p, "not audio and not the transcript of an audio file")
+
+    # -- one metadata file ----------------------------------------------------------------
+    def _rows(self, path: Path) -> Iterator:
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise VoxboxError(f"folder: cannot read metadata {path}: {e}") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise VoxboxError(f"folder: metadata {path} is not UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+        if path.suffix.lower() in (".jsonl", ".json"):
+            for n, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError("not an object")
+                except ValueError as e:
+                    yield n, None, f"line {n}: {e}"
+                    continue
+                yield n, row, None
+            return
+        delim = self.opts["delimiter"] or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        reader = csv.DictReader(io.StringIO(text), delimiter=delim)
+        if reader.fieldnames is None:
+            raise VoxboxError(f"folder: metadata {path} is empty")
+        # Every column the options name must exist: a misspelt text_column used to reject
+        # every row as missing_transcript instead of saying so.
+        for opt in sorted(k for k in self.opts if k.endswith("_column")):
+            col = self.opts[opt]
+            if col and col not in reader.fieldnames:
+                shown = ", ".join(reader.fieldnames)
+                shown = shown if len(shown) <= 120 else shown[:120] + "..."
+                raise VoxboxError(f"folder: metadata {path} has no column '{col}' "
+                                  f"(columns: {shown}); set -o {opt}=NAME")
+        for row in reader:
+            yield reader.line_num, row, None
+
+    def _from_metadata(self, base: Path) -> Iterator:
+        meta = Path(self.opts["metadata"]).expanduser()
+        meta = meta if meta.is_absolute() else base / meta
+        o = self.opts
+        listed = set()
+        for n, row, err in self._rows(meta):
+            where = f"{meta.name}:{n}"
+            if err:
+                yield reject(where, "bad_metadata", err)
+                continue
+            path = str(row.get(o["path_column"]) or "").strip().replace("\\", "/")
+            while path.startswith("./"):
+                path = path[2:]
+            if not path:
+                yield reject(where, "bad_metadata", f"no value in column '{o['path_column']}'")
+                continue
+            if posixpath.isabs(path) or ".." in path.split("/"):
+                yield reject(where, "bad_metadata", f"path {path!r} must be relative to the root, without '..'")
+                continue
+            listed.add(path)
+            text = " ".join(str(row.get(o["text_column"]) or "").split())
+            if not text:
+                yield reject(path, "missing_transcript", f"{where}: empty column '{o['text_column']}'", self.name)
+                continue
+            fields = {**self._common(path), "text": text}
+            extra = {}
+            if o["speaker_column"] and row.get(o["speaker_column"]) not in (None, ""):
+                fields["speaker"] = str(row[o["speaker_column"]]).strip()
+            if o["gender_column"] and row.get(o["gender_column"]) not in (None, ""):
+                fields["gender"] = map_gender(row[o["gender_column"]])
+                if fields["gender"] is None:
+                    extra["native_gender"] = row[o["gender_column"]]
+            if o["age_column"] and row.get(o["age_column"]) not in (None, ""):
+                fields["age"] = _age(row[o["age_column"]])
+                extra["native_age"] = str(row[o["age_column"]])
+            if o["emotion_column"] and row.get(o["emotion_column"]) not in (None, ""):
+                fields["emotion"] = map_emotion(row[o["emotion_column"]])
+                extra["native_emotion"] = str(row[o["emotion_column"]])
+            if o["language_column"] and row.get(o["language_column"]):
+                fields["language"] = str(row[o["language_column"]]).strip()
+            if o["split_column"] and row.get(o["split_column"]):
+                fields["split"] = str(row[o["split_column"]]).strip()
+            yield Item(path, fields, extra)
+        meta_rel = None
+        try:
+            meta_rel = meta.resolve().relative_to(base).as_posix()
+        except ValueError:
+            pass
+        for p in walk(base):
+            if p in listed or p == meta_rel:
+                continue
+            yield unexplained(p, "audio not listed in the metadata file" if is_audio(p) else "")

@@ -1,0 +1,74 @@
+"""Recipe -> manifest + rejects file, streamed, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from voxbox.errors import VoxboxError
+from voxbox.record import Utterance
+from voxbox.manifest import ManifestWriter, RejectsWriter, rejects_path
+from voxbox.sources.corpora import get_recipe
+
+
+@dataclass
+class PrepareSummary:
+    corpus: str
+    manifest: Path
+    rejects: Path
+    records: int = 0
+    rejected: int = 0
+    audio_seconds: float = 0.0
+    by_reason: Dict[str, int] = field(default_factory=dict)
+    skipped: Dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        hours = self.audio_seconds / 3600.0
+        text = f"{self.corpus}: {self.records} records ({hours:.2f} h) -> {self.manifest}; "
+        if self.rejected:
+            reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.by_reason.items(), key=lambda x: (-x[1], x[0])))
+            text += f"{self.rejected} rejected ({reasons}) -> {self.rejects}"
+        else:
+            text += "0 rejected"
+        if self.skipped:
+            text += "; skipped by option: " + ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items()))
+        return text
+
+
+def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
+                     subsets: Optional[List[str]] = None, options: Optional[dict] = None,
+                     workers: int = 4) -> PrepareSummary:
+    """Run a recipe over a local copy and write ``out`` plus ``<out>.rejects.jsonl``."""
+    from voxbox.progress import Progress
+
+    recipe = get_recipe(corpus, **(options or {}))
+    out = Path(out)
+    summary = PrepareSummary(recipe.name, out, rejects_path(out))
+    with ManifestWriter(out) as writer, RejectsWriter(summary.rejects) as rejects, \
+            Progress(f"prepare {recipe.name}", unit="file") as bar:
+        ignore = (out, writer.tmp, summary.rejects)
+        for res in recipe.prepare(root, subsets, workers=workers, ignore=ignore):
+            if isinstance(res, Utterance):
+                writer.write(res)
+                secs = res.num_samples / res.sample_rate
+                summary.records += 1
+                summary.audio_seconds += secs
+                bar.update(1, audio_seconds=secs)
+            else:
+                rejects.write(res)
+                summary.rejected += 1
+                summary.by_reason[res.reason] = summary.by_reason.get(res.reason, 0) + 1
+                bar.update(1)
+        if not summary.records:
+            # An empty manifest is never what was wanted (wrong --root, corpus or subset, or
+            # every file unusable); raising here also keeps it from being written.
+            raise VoxboxError(f"{recipe.name}: no usable recordings under {root}" + (
+                f" ({summary.rejected} rejected: " + ", ".join(
+                    f"{n} {r}" for r, n in sorted(summary.by_reason.items(), key=lambda x: -x[1]))
+                + f"; reasons per file in {summary.rejects})" if summary.rejected else "")
+                + ("; a clip needs a sidecar .txt or a -o metadata=FILE row (`voxbox corpora folder`)"
+                   if recipe.name == "folder" else
+                   f"; is --root a copy of {recipe.name}? (`voxbox corpora {recipe.name}` shows the layout)"))
+    summary.skipped = dict(recipe.skipped)
+    return summary

@@ -1,0 +1,1 @@
+"""Spark-TTS on a built dataset: training-data export and synthesis checks."""

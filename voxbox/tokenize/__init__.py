@@ -1,0 +1,1 @@
+"""The tokenize stage: spark_tokenize's BiCodec adapted to voxbox records."""
