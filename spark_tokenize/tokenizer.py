@@ -167,7 +167,7 @@ class BiCodecTokenizer:
     # -- tokenize -----------------------------------------------------------------------
     def tokenize(self, path_or_array: AudioInput, sample_rate: Optional[int] = None) -> TokenPair:
         """One clip -> (global_tokens (1, 32), semantic_tokens (1, T)), int64 CPU tensors."""
-        return self.tokenize_wavs([self.load(path_or_array, sample_rate)])[0]
+        return self._in_range(self.tokenize_wavs([self.load(path_or_array, sample_rate)])[0])
 
     def tokenize_batch(self, items: Sequence[AudioInput], sample_rates: Optional[Sequence[Optional[int]]] = None,
                        batch_size: int = 16, errors: str = "raise") -> List[Union[TokenPair, TokenizerError]]:
@@ -194,8 +194,26 @@ class BiCodecTokenizer:
                 wavs[i] = loaded
         for idx, pairs in self._run_sorted(wavs, batch_size, self.tokenize_wavs):
             for i, pair in zip(idx, pairs):
-                out[i] = pair
+                try:
+                    out[i] = self._in_range(pair)
+                except TokenizerError as e:
+                    if errors == "raise":
+                        raise
+                    out[i] = e
         return out  # type: ignore[return-value]
+
+    def _in_range(self, pair: TokenPair) -> TokenPair:
+        """Tokens as produced, checked against the codebooks: NaN weights (a damaged or
+        badly converted checkpoint) turn into -2**31 when quantised, which no later step
+        would notice."""
+        for name, t, size in (("global", pair[0], self.global_codebook_size),
+                              ("semantic", pair[1], self.semantic_codebook_size)):
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= size:
+                raise TokenizerError(f"the model produced {name} tokens outside 0..{size - 1} (got {lo}..{hi}); "
+                                     "its weights are probably damaged (NaN or inf): check or re-download the "
+                                     "model folder", reason="tokens_out_of_range")
+        return pair
 
     def _load_many(self, items, sample_rates) -> List[Union[np.ndarray, TokenizerError]]:
         """Load clips in threads: the front end (decode, resample, the sort inside volume
