@@ -41,7 +41,6 @@ ALL_PERCENTILES = (5, 20, 70, 80, 90, 95)
 ATTRIBUTES = ("pitch", "speed", "pitch_std", "loudness")
 PERCENTILES_OF = {"pitch": PITCH_PERCENTILES, "speed": SPREAD_PERCENTILES,
                   "pitch_std": SPREAD_PERCENTILES, "loudness": SPREAD_PERCENTILES}
-GROUP_BY = {"pitch": "gender", "speed": "language", "pitch_std": "gender", "loudness": "all"}
 
 # VoxBox's boundaries (SparkVox statistic_percentile.jsonl; spec 3.6).
 VOXBOX_BOUNDARIES: dict = {
