@@ -175,6 +175,17 @@ class Utterance:
 FIELD_NAMES = frozenset(f.name for f in fields(Utterance))
 
 
+def audio_seconds(rec: Utterance) -> float:
+    """Length of the record's audio in seconds, for totals and progress.
+
+    The one precedence: the source file's sample count (exact, set by prepare), else
+    ``duration`` (rounded to 10 ms by annotate), else 0 (nothing says how long it is).
+    """
+    if rec.num_samples and rec.sample_rate:
+        return rec.num_samples / rec.sample_rate
+    return float(rec.duration or 0.0)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A record that a stage could not use, with the reason. Never an exception."""

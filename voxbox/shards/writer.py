@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance
+from voxbox.record import Rejection, Utterance, audio_seconds
 from voxbox.shards import index as ix
 from voxbox.shards.encode import AUDIO_FORMATS, EncodedSample
 from voxbox.shards.parquet import ParquetShardWriter
@@ -74,12 +74,6 @@ def plan_shards(items: Iterable[Tuple[str, int]], shard_mb: float = DEFAULT_SHAR
     if cur:
         shards.append(cur)
     return shards
-
-
-def audio_seconds(rec: Utterance) -> float:
-    if rec.num_samples and rec.sample_rate:
-        return rec.num_samples / rec.sample_rate
-    return float(rec.duration or 0.0)
 
 
 class ShardCommitter:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Utterance
+from voxbox.record import Utterance, audio_seconds
 from voxbox.manifest import ManifestWriter, RejectsWriter, rejects_path
 from voxbox.sources.corpora import get_recipe
 
@@ -51,7 +51,7 @@ def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
         for res in recipe.prepare(root, subsets, workers=workers, ignore=ignore):
             if isinstance(res, Utterance):
                 writer.write(res)
-                secs = res.num_samples / res.sample_rate
+                secs = audio_seconds(res)
                 summary.records += 1
                 summary.audio_seconds += secs
                 bar.update(1, audio_seconds=secs)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Utterance
+from voxbox.record import Utterance, audio_seconds
 
 TASKS = ("tts", "controllable_tts")
 FORMATS = ("jsonl", "parquet")
@@ -347,7 +347,7 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
                     series[split] = _ShardSeries(out, split, fmt, shard_size, with_ids)
                 series[split].add(item.row(with_ids))
                 made[item.task] += 1
-            bar.update(1, audio_seconds=float(rec.duration or 0.0))
+            bar.update(1, audio_seconds=audio_seconds(rec))
     files = []
     for split in sorted(series):
         series[split].flush()
