@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from voxbox.errors import VoxboxError
 
@@ -202,6 +202,12 @@ class Rejection:
     @classmethod
     def from_dict(cls, data: dict) -> "Rejection":
         return cls(**{k: data.get(k) for k in ("stage", "path", "reason", "index", "detail")})
+
+
+def format_reason_counts(counts: Mapping[str, int]) -> str:
+    """``"3 too_short, 1 unreadable_audio"``: how every summary shows counts by reason,
+    most first, ties by name (so the line is the same on every run)."""
+    return ", ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
 Result = Union[Utterance, Rejection]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Utterance, audio_seconds
+from voxbox.record import Utterance, audio_seconds, format_reason_counts
 
 TASKS = ("tts", "controllable_tts")
 FORMATS = ("jsonl", "parquet")
@@ -381,12 +381,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         p.unlink()
 
 
-def format_summary(summary: dict) -> str:
+def format_export_summary(summary: dict) -> str:
     """Human-readable lines: examples per task, skips per task and reason, files."""
     lines = [f"{summary['records']} records -> "
              + ", ".join(f"{n} {t}" for t, n in summary["examples"].items())
              + f" examples in {len(summary['files'])} {summary['format']} file(s)"]
     for task, reasons in summary["skipped"].items():
         if reasons:
-            lines.append(f"skipped {task}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+            lines.append(f"skipped {task}: {format_reason_counts(reasons)}")
     return "\n".join(lines)
