@@ -182,10 +182,10 @@ def test_export_rejects_a_tokenizer_with_other_ids(built, tmp_path):
 
 
 def test_tts_example_rejects_out_of_range_tokens(tmp_path):
-    from voxbox.sparktts.export import Skip
+    from voxbox.sparktts.export import NoExample
 
     rec = Utterance(index="x", text="hi", global_tokens=[4096] * 32, semantic_tokens=[1])
-    with pytest.raises(Skip, match="token_out_of_range"):
+    with pytest.raises(NoExample, match="token_out_of_range"):
         tts_example(rec)
 
 
