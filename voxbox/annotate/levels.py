@@ -25,14 +25,13 @@ file lacks) gets no level; the caller records the reason.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, read_json_file
 from voxbox.record import LEVELS
 
 PITCH_PERCENTILES = (5, 20, 70, 90)
@@ -114,12 +113,7 @@ class Boundaries:
         if path is None:
             return cls()
         p = Path(path)
-        if not p.exists():
-            raise VoxboxError(f"{p}: boundaries file not found")
-        try:
-            table = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise VoxboxError(f"{p}: not valid JSON ({e.msg})") from None
+        table = read_json_file(p, "boundaries file")
         if not isinstance(table, dict) or not any(a in table for a in ATTRIBUTES):
             raise VoxboxError(f"{p}: not a boundaries file (expected keys {', '.join(ATTRIBUTES)})")
         return cls(table)
