@@ -201,7 +201,7 @@ def test_stats_are_right(built):
         for r in mine:
             assert h.counts[int(pitch_mel(r.pitch) // h.width)] >= 1
     assert st.speed_hist["zh"].total == sum(r.language == "zh" for r in recs)
-    assert dict(st.rejects) == {"annotate: too_short": 2, "prepare: unreadable_audio": 1}
+    assert dict(st.rejects) == {"annotate: audio_too_short": 2, "prepare: unreadable_audio": 1}
     assert st.tokenized == 15 and st.global_len == {32: 15}
     assert st.semantic_codes.sum() == sum(len(r.semantic_tokens) for r in recs)
     first = recs[0].global_tokens[0]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
+from voxbox import reasons
 from voxbox.errors import VoxboxError
 
 # The release's key order (spec/voxbox.md section 4); also the order of export.
@@ -196,12 +197,27 @@ class Rejection:
     index: Optional[str] = None
     detail: Optional[str] = None
 
+    def __post_init__(self):
+        # Code says why with a code of voxbox/reasons.py; an undefined one is a bug.
+        reasons.check(self.reason, "reject")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Rejection":
-        return cls(**{k: data.get(k) for k in ("stage", "path", "reason", "index", "detail")})
+        """A rejection read back from a file. Codes older versions wrote are read as the code
+        that replaced them; a code this version does not know (a newer voxbox wrote it) is
+        kept as it is: a file on disk is data, not a bug to refuse."""
+        values = {k: data.get(k) for k in ("stage", "path", "reason", "index", "detail")}
+        values["reason"] = reasons.RENAMED.get(values["reason"], values["reason"])
+        try:
+            return cls(**values)
+        except reasons.UnknownReason:
+            rej = object.__new__(cls)
+            for k, v in values.items():
+                object.__setattr__(rej, k, v)
+            return rej
 
 
 def format_reason_counts(counts: Mapping[str, int]) -> str:
