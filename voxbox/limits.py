@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
 DEFAULT_MAX_DURATION_S = 1800.0
-MAX_TRANSCRIPT_BYTES = 1 << 20      # one transcript file (a sentence is ~100 bytes)
 MAX_TEXT_CHARS = 64 * 1024          # one transcript, from any source (file, table cell, manifest)
+MAX_TRANSCRIPT_BYTES = 4 * MAX_TEXT_CHARS  # one transcript file (UTF-8: at most 4 bytes a character)
 MAX_TABLE_BYTES = 1 << 30           # a metadata table read whole (Common Voice TSVs are ~100s of MB)
 MAX_AUDIO_BYTES = 4 << 30           # an audio file kept as its original bytes
 

@@ -64,7 +64,7 @@ def encode_flac_noted(path: Union[str, Path]) -> Tuple[bytes, Optional[dict]]:
     Raises FileRefused for files that are not regular, or that no shard can hold."""
     import soundfile as sf
 
-    with open_regular(path, missing="audio_missing") as fh, sf.SoundFile(fh) as f:
+    with open_regular(path, missing="missing_audio") as fh, sf.SoundFile(fh) as f:
         problem = audio_problem(f.samplerate, f.frames, f.channels)
         if problem is not None:
             raise problem
@@ -124,7 +124,7 @@ def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shar
     try:
         if audio_format == "original" or source_ext(path) == "flac":
             # A FLAC source already is a fixed lossless encoding: keep its bytes.
-            data = read_regular(path, MAX_AUDIO_BYTES, missing="audio_missing")
+            data = read_regular(path, MAX_AUDIO_BYTES, missing="missing_audio")
             ext = "flac" if audio_format == "flac" else source_ext(path)
         elif audio_format == "flac":
             (data, note), ext = encode_flac_noted(path), "flac"
@@ -134,7 +134,7 @@ def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shar
         return Rejection(stage=stage, path=where, reason=e.reason, index=rec.index, detail=e.detail)
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad input, not a crash
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return Rejection(stage=stage, path=where, reason="audio_unreadable", index=rec.index, detail=msg[:300])
+        return Rejection(stage=stage, path=where, reason="unreadable_audio", index=rec.index, detail=msg[:300])
     if note is not None:
         rec = rec.replace(extra={**(rec.extra or {}), "stored_audio": note})
     return EncodedSample(rec, data, ext)

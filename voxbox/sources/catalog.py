@@ -53,10 +53,6 @@ class Archive:
             raise VoxboxError(f"archive URL has no file name: {self.url}")
         return name
 
-    @property
-    def checksum_pair(self) -> Optional[Tuple[str, str]]:
-        return parse_checksum(self.checksum) if self.checksum else None
-
     def resolved_url(self, mirror: Optional[str] = None) -> str:
         return apply_mirror(self.url, mirror)
 
