@@ -6,6 +6,7 @@ block forever."""
 from __future__ import annotations
 
 import os
+import sys
 import subprocess
 import tracemalloc
 from pathlib import Path
@@ -100,3 +101,47 @@ def test_workers_can_read_a_path_longer_than_libsndfile_allows(prepared):
     deep = next(p for p in c.records if p.startswith("d/"))
     audio, sr, _ = read_audio(c.root / deep)
     assert sr == 16000 and np.allclose(audio, speech_like(seed=9), atol=1e-4)
+
+
+# ------------------------------------------------------------------ a full disk (/dev/full)
+
+@pytest.mark.parametrize("name", ["m.parquet", "m.jsonl", "m.jsonl.gz"])
+def test_a_full_disk_is_one_line_naming_the_manifest_and_leaves_no_partial(tmp_path, name):
+    # The work file is a link to /dev/full: every write fails with ENOSPC. pyarrow's error
+    # used to be an internal "error: OSError: ..." and its writer then printed
+    # "Exception ignored ..." at exit.
+    c, _ = make_metadata_corpus(tmp_path / "corpus")
+    out = tmp_path / "out" / name
+    out.parent.mkdir()
+    (out.parent / (name + ".partial")).symlink_to("/dev/full")
+    r = run("prepare", "folder", "--root", str(c.root), "-o", "metadata=meta.csv", "--out", str(out))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"error: {out}: cannot write the manifest (no space left on the device; " \
+                               "free some space and rerun)"
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(name)]   # no manifest, no .partial
+
+
+def test_a_shard_that_fails_on_a_full_disk_leaves_no_writer_behind(tmp_path):
+    out = tmp_path / "out"
+    (out / "webdataset").mkdir(parents=True)
+    (out / "webdataset" / "x-000000.tar.partial").symlink_to("/dev/full")
+    code = (
+        "import numpy as np, sys\n"
+        "from pathlib import Path\n"
+        "from voxbox.errors import VoxboxError\n"
+        "from voxbox.record import Utterance\n"
+        "from voxbox.shards.encode import EncodedSample\n"
+        "from voxbox.shards.writer import ShardCommitter\n"
+        f"c = ShardCommitter(Path({str(out)!r}), 'x', 0, ('webdataset', 'parquet'))\n"
+        "try:\n"
+        "    for i in range(40):\n"
+        "        c.add(EncodedSample(Utterance(index=f'x_{i:04d}'), np.random.default_rng(i).bytes(50_000), 'flac'))\n"
+        "    c.commit()\n"
+        "except VoxboxError as e:\n"
+        "    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "no space left on" in r.stdout
+    assert r.stderr == ""                     # not "Exception ignored in: ParquetWriter.__del__"
+    assert not list((out / "parquet").iterdir())

@@ -146,6 +146,10 @@ def test_a_silent_shard_behind_annotated_values_is_caught(tmp_path):
     assert not report.ok
     assert any("stored audio is silent" in p and f"loudness {ann.loudness} LUFS" in p for p in report.problems)
 
+    # A record from another stage (its loudness may be defined otherwise) must not be silent either.
+    write_dataset([ann.replace(corpus_root=str(quiet), pitch_backend=None)], tmp_path / "plug", name="v")
+    assert any("stored audio is silent (peak" in p for p in validate(tmp_path / "plug").problems)
+
     noise = tmp_path / "noise"
     noise.mkdir()
     sf.write(noise / "a.wav", np.random.default_rng(0).uniform(-0.9, 0.9, 19200), 16000, subtype="PCM_24")

@@ -113,6 +113,14 @@ class ManifestWriter:
 
     def __enter__(self) -> "ManifestWriter":
         check_manifest_out(self.path)  # found now, not after the whole run when the rename fails
+        try:
+            self._open()
+        except OSError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise self._io_error(e) from None
+        return self
+
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.format == "jsonl":
             self._fh = open(self.tmp, "w", encoding="utf-8")
@@ -126,15 +134,17 @@ class ManifestWriter:
             import pyarrow.parquet as pq
 
             self._pq = pq.ParquetWriter(self.tmp, _arrow_schema(), compression="zstd")
-        return self
 
     def write(self, rec: Utterance) -> None:
-        if self._pq is not None:
-            self._batch.append(_to_arrow_row(rec))
-            if len(self._batch) >= self._parquet_batch:
-                self._flush_parquet()
-        else:
-            self._fh.write(_json_line(rec.to_dict()))
+        try:
+            if self._pq is not None:
+                self._batch.append(_to_arrow_row(rec))
+                if len(self._batch) >= self._parquet_batch:
+                    self._flush_parquet(self._pq)
+            else:
+                self._fh.write(_json_line(rec.to_dict()))
+        except OSError as e:  # pyarrow's carry no file name: say which file it was
+            raise self._io_error(e) from None
         self.count += 1
 
     def write_all(self, recs: Iterable[Utterance]) -> int:
@@ -142,29 +152,54 @@ class ManifestWriter:
             self.write(r)
         return self.count
 
-    def _flush_parquet(self) -> None:
+    def _flush_parquet(self, writer) -> None:
         import pyarrow as pa
 
         if self._batch:
-            self._pq.write_table(pa.Table.from_pylist(self._batch, schema=_arrow_schema()))
+            writer.write_table(pa.Table.from_pylist(self._batch, schema=_arrow_schema()))
             self._batch = []
 
+    def _io_error(self, e: OSError) -> VoxboxError:
+        from voxbox.errors import os_error_reason
+
+        return VoxboxError(f"{self.path}: cannot write the manifest ({os_error_reason(e)})")
+
     def close(self, ok: bool = True) -> None:
-        if self._pq is not None:
+        """Finish (ok) or drop the file. A failure to finish (a full disk) drops it too and
+        is one VoxboxError; nothing is left for a library to retry at exit."""
+        try:
+            self._close_writers(ok)
+        except (OSError, ValueError) as e:
+            self.tmp.unlink(missing_ok=True)
             if ok:
-                self._flush_parquet()
-            self._pq.close()
-            self._pq = None
-        if self._fh is not None:
-            self._fh.close()
-            if self.format == "jsonl.gz":
-                self._raw.close()
-            self._fh = None
+                raise self._io_error(e if isinstance(e, OSError) else OSError(str(e))) from None
+            return
         if ok:
             os.replace(self.tmp, self.path)
         else:
             # A failed run has nothing to resume from a half manifest; leave no litter.
             self.tmp.unlink(missing_ok=True)
+
+    def _close_writers(self, ok: bool) -> None:
+        pq_writer, self._pq = self._pq, None
+        fh, self._fh = self._fh, None
+        try:
+            if pq_writer is not None:
+                try:
+                    if ok:
+                        self._flush_parquet(pq_writer)
+                    pq_writer.close()
+                finally:
+                    # A close that failed leaves pyarrow's writer "open", and its __del__
+                    # would try again at exit and print "Exception ignored ...".
+                    pq_writer.is_open = False
+        finally:
+            if fh is not None:
+                try:
+                    fh.close()
+                finally:
+                    if self.format == "jsonl.gz":
+                        self._raw.close()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(ok=exc_type is None)
@@ -283,11 +318,16 @@ class RejectsWriter:
             self.path.unlink()
 
     def write(self, rej: Rejection) -> None:
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, self._mode, encoding="utf-8")
-        self._fh.write(_json_line(rej.to_dict()))
-        self._fh.flush()
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, self._mode, encoding="utf-8")
+            self._fh.write(_json_line(rej.to_dict()))
+            self._fh.flush()
+        except OSError as e:
+            from voxbox.errors import os_error_reason
+
+            raise VoxboxError(f"{self.path}: cannot write the rejects ({os_error_reason(e)})") from None
         self.count += 1
         key = f"{rej.stage}: {rej.reason}"
         self.by_reason[key] = self.by_reason.get(key, 0) + 1

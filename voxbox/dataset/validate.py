@@ -11,7 +11,8 @@ Checks, each failure named as ``<file or record>: <problem>``:
 - every audio decodes; its length matches the record (``num_samples`` and
   ``sample_rate`` exactly when known, ``duration`` within 0.05 s); for annotated
   records its level too: the annotation front end is run on the stored audio, which
-  must not be silent and must have the record's ``loudness`` within 1 LU;
+  must not be silent and must have the record's ``loudness`` within 1 LU (records
+  from other stages: not silent);
 - tokens, when present: 32 global tokens in 0..4095, semantic tokens in 0..8191 and
   as many as BiCodec makes for the audio (``floor((N16 - 400) / 320) + 1`` for N16
   samples at 16 kHz, i.e. ~50 per second, within 2 + 2 %).
@@ -37,6 +38,7 @@ GLOBAL_VOCAB = 4096
 SEMANTIC_VOCAB = 8192
 DURATION_TOLERANCE_S = 0.05
 LOUDNESS_TOLERANCE_LU = 1.0  # re-measured from the shard; lossless storage agrees to ~0.01
+SILENT_PEAK = 1e-4           # -80 dBFS: no recording of speech peaks this low
 MAX_PROBLEMS_PER_KIND = 50
 
 
@@ -121,15 +123,22 @@ def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: 
 
 
 def _check_level(rec: Utterance, first: np.ndarray, sr: int, report: ValidationReport, where: str) -> None:
-    """The stored audio must be the audio the record was annotated from: run the same
-    front end on it and compare the loudness (a lossless copy gives the record's value
-    to the rounding). A silent shard behind a pitch value, as float sources once were
-    stored, fails here even though it decodes and has the right length."""
+    """The stored audio must be the audio the record was annotated from. A silent shard
+    behind a pitch value (float sources were once stored so) decodes and has the right
+    length; only its level gives it away. Records from voxbox's annotate stage (they
+    carry ``pitch_backend``) get its front end run again and the loudness compared (a
+    lossless copy agrees to the rounding); records from other stages, whose loudness may
+    be defined otherwise, only must not be near-silent (peak below -80 dBFS)."""
     from voxbox.annotate.frontend import AudioError, prepare_array
     from voxbox.annotate.loudness import integrated_lufs
 
     gain = ((rec.extra or {}).get("stored_audio") or {}).get("gain") or 1.0
     said = f"loudness {rec.loudness} LUFS" if rec.loudness is not None else f"pitch {rec.pitch} Hz"
+    peak = float(np.max(np.abs(first))) / gain if first.size else 0.0
+    if rec.pitch_backend is None:
+        if peak < SILENT_PEAK:
+            report.add(where, f"stored audio is silent (peak {_peak_db(first)}), but the record has {said}")
+        return
     try:
         fe = prepare_array(first / gain, sr)
     except AudioError as e:

@@ -156,6 +156,9 @@ class ShardCommitter:
         }
 
     def abort(self) -> None:
+        for w in self._writers.values():
+            if hasattr(w, "abort"):
+                w.abort()
         for fmt, fh in list(self._fh.items()):
             try:
                 fh.close()
