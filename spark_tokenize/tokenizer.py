@@ -144,12 +144,14 @@ class BiCodecTokenizer:
         self.hop_length = self.model.hop_length
         #: Threads that load and normalise audio in tokenize_batch.
         self.load_workers = min(8, os.cpu_count() or 1)
+        #: Files longer than this (seconds) are refused from their header, before decoding.
+        self.max_seconds: Optional[float] = None
 
     # -- audio ------------------------------------------------------------------------
     def load(self, path_or_array: AudioInput, sample_rate: Optional[int] = None) -> np.ndarray:
         """Load, check and normalise one clip: float64 at 16 kHz, as the model sees it."""
         wav = load_audio(path_or_array, sample_rate=sample_rate, target_sr=self.sample_rate,
-                         volume_normalize=False)
+                         volume_normalize=False, max_seconds=self.max_seconds)
         what = _describe(path_or_array)
         if len(wav) < self.features.min_samples:
             raise TokenizerError(

@@ -158,3 +158,19 @@ def test_nan_weights_are_caught_when_tokens_are_made(tiny_bicodec, clips):
     assert e.value.reason == "tokens_out_of_range"
     got = t.tokenize_batch([c[0] for c in clips[:2]], [c[1] for c in clips[:2]], errors="return")
     assert [getattr(x, "reason", None) for x in got] == ["tokens_out_of_range"] * 2
+
+
+def test_long_and_special_files_are_refused_before_decoding(tok, clips, tmp_path):
+    import os
+
+    tok.max_seconds = 1.0
+    try:
+        with pytest.raises(TokenizerError, match=r"2\.\d s, longer than the 1 s allowed") as e:
+            tok.tokenize(clips[0][0])
+        assert e.value.reason == "too_long"
+    finally:
+        tok.max_seconds = None
+    os.mkfifo(tmp_path / "fifo.wav")    # reading it would block forever
+    with pytest.raises(TokenizerError, match="not a regular file") as e:
+        tok.tokenize(tmp_path / "fifo.wav")
+    assert e.value.reason == "not_a_regular_file"

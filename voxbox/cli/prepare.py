@@ -27,7 +27,8 @@ def prepare(
     root: Path = typer.Option(..., "--root", help="Local copy of the corpus: the folder you downloaded/extracted into, "
                                                   "or the corpus folder itself."),
     out: Path = typer.Option(..., "--out", help="Manifest to write (.jsonl, .jsonl.gz or .parquet). Rejected files "
-                                                "go to <out>.rejects.jsonl next to it."),
+                                                "go to <stem>.rejects.jsonl next to it (m.jsonl.gz -> "
+                                                "m.rejects.jsonl)."),
     subset: List[str] = typer.Option([], "--subset", "-s", help="Subset(s) to include, repeatable. Default: every "
                                                                 "subset found under --root."),
     option: List[str] = typer.Option([], "--option", "-o", help="Recipe option KEY=VALUE, repeatable (e.g. "

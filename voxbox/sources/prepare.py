@@ -38,7 +38,8 @@ class PrepareSummary:
 def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
                      subsets: Optional[List[str]] = None, options: Optional[dict] = None,
                      workers: int = 4) -> PrepareSummary:
-    """Run a recipe over a local copy and write ``out`` plus ``<out>.rejects.jsonl``."""
+    """Run a recipe over a local copy and write ``out`` plus ``<stem>.rejects.jsonl``
+    beside it (``m.jsonl.gz`` -> ``m.rejects.jsonl``, see :func:`voxbox.manifest.rejects_path`)."""
     from voxbox.progress import Progress
 
     recipe = get_recipe(corpus, **(options or {}))
