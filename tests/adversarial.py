@@ -80,7 +80,7 @@ def _odd_audio(c: Corpus) -> None:
     x = speech_like(seed=7, f0=180)
     write_float_wav(c.clip("float32.wav"), x, SR, 32)
     write_float_wav(c.clip("float64.wav"), x, SR, 64)
-    write_float_wav(c.clip("float_hot.wav"), 1.6 * x, SR, 32)          # beyond full scale
+    write_float_wav(c.clip("float_hot.wav"), 3.2 * x, SR, 32)          # peak 1.6: beyond full scale
     sf.write(c.clip("pcm32.wav"), (x * (2**31 - 1)).astype(np.int32), SR, subtype="PCM_32")
     c.records |= {"float32.wav", "float64.wav", "float_hot.wav", "pcm32.wav"}
     sf.write(c.clip("ch10.wav"), np.tile(x[:, None], (1, 10)) * 0.3, SR, subtype="PCM_16")

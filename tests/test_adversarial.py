@@ -145,3 +145,50 @@ def test_a_shard_that_fails_on_a_full_disk_leaves_no_writer_behind(tmp_path):
     assert r.returncode == 0 and "no space left on" in r.stdout
     assert r.stderr == ""                     # not "Exception ignored in: ParquetWriter.__del__"
     assert not list((out / "parquet").iterdir())
+
+
+# ------------------------------------------------------------ malformed manifest records
+
+def _with_bad_lines(prepared, tmp_path):
+    """The prepared manifest plus one malformed record per kind, with its rejects file;
+    returns (manifest, number of inputs, {line number: field the reject must name})."""
+    import json
+    import shutil
+
+    from adversarial import bad_records
+
+    _, m, _ = prepared
+    lines = m.read_text(encoding="utf-8").splitlines()
+    good = json.loads(lines[0])
+    bad = bad_records(good)
+    out = tmp_path / "mixed.jsonl"
+    out.write_text("\n".join(lines + [line for line, _ in bad]) + "\n", encoding="utf-8")
+    shutil.copy(rejects_path(m), rejects_path(out))
+    fields = {len(lines) + 1 + i: field for i, (_, field) in enumerate(bad)}
+    n_rejects = sum(1 for _ in read_rejects(rejects_path(m)))
+    return out, len(lines) + len(bad) + n_rejects, fields
+
+
+def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp_path):
+    import json
+
+    out_dir = tmp_path / "built"
+    m, inputs, fields = _with_bad_lines(prepared, tmp_path)
+    r = run("build", "--manifest", str(m), "--out", str(out_dir), "--stages", "", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    index = json.loads((out_dir / "index.json").read_text())
+    rejs = list(read_rejects(out_dir / "rejects.jsonl"))
+    assert index["totals"]["records"] + index["rejects"]["count"] == inputs
+    details = [x.detail for x in rejs if x.stage == "manifest"]
+    for line, field in fields.items():
+        hit = [d for d in details if d.startswith(f"mixed.jsonl:{line}: ")]
+        assert len(hit) == 1, (line, field, details)
+        assert field == "line" or f"field '{field}'" in hit[0], hit[0]
+    assert run("validate", str(out_dir)).returncode == 0
+    from voxbox.dataset.reader import decode_audio, open_dataset
+
+    peaks = {rec.source_path: float(np.max(np.abs(decode_audio(audio)[0])))
+             for rec, audio, _ in open_dataset(out_dir).samples()}
+    for name in ("float32.wav", "float64.wav", "pcm32.wav"):      # stored as silence before
+        assert peaks[name] == pytest.approx(0.5, abs=1e-3), name
+    assert peaks["float_hot.wav"] == pytest.approx(1.0, abs=1e-3)   # scaled down from 1.6, gain recorded

@@ -24,6 +24,7 @@ MAX_TEXT_CHARS = 64 * 1024          # one transcript, from any source (file, tab
 MAX_TRANSCRIPT_BYTES = 4 * MAX_TEXT_CHARS  # one transcript file (UTF-8: at most 4 bytes a character)
 MAX_TABLE_BYTES = 1 << 30           # a metadata table read whole (Common Voice TSVs are ~100s of MB)
 MAX_AUDIO_BYTES = 4 << 30           # an audio file kept as its original bytes
+MAX_MANIFEST_LINE_CHARS = 64 << 20  # one manifest record (30 min of tokens is ~0.5 MB)
 
 # Channels and rates a FLAC shard can hold (the FLAC format's limits).
 FLAC_MAX_CHANNELS = 8

@@ -82,6 +82,9 @@ REASONS: Dict[str, Reason] = _table(
     ("unexplained_file", "reject", "a file the corpus layout does not explain", False),
     ("known_bad_file", "reject", "a file the corpus maintainers list as corrupt", False),
     ("duplicate_id", "reject", "the corpus layout lists the same file twice", False),
+    ("bad_record", "reject", "a manifest line is no valid record (the detail names the line and the field)", False),
+    ("source_outside_root", "reject", "the record's source_path leaves its corpus_root (absolute or with '..'); "
+                                      "allowed only with --allow-absolute-paths", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),

@@ -504,9 +504,9 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
 
 def manifest_source(path: Union[str, Path]) -> Iterator[Result]:
     """Records of a prepared manifest plus the rejects file beside it, as a build source."""
-    from voxbox.manifest import read_manifest, rejects_path
+    from voxbox.manifest import read_results, rejects_path
 
-    yield from read_manifest(path)
+    yield from read_results(path)  # a malformed record is a rejection naming its line and field
     yield from read_rejects(rejects_path(path))
 
 

@@ -118,8 +118,11 @@ def _note(subtype: str, detail: str, gain: float = 1.0) -> dict:
 def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shard") -> Union[EncodedSample, Rejection]:
     """Read ``rec.audio_path`` and return its shard bytes, or a Rejection if unusable.
     When FLAC cannot hold the source as it is, the returned record says what changed."""
+    if not rec.source_path:
+        return Rejection(stage=stage, path=rec.index, reason="no_audio_path", index=rec.index,
+                         detail=rec.missing_audio_detail())
     path = rec.audio_path
-    where = rec.source_path or str(path)
+    where = rec.source_path
     note = None
     try:
         if audio_format == "original" or source_ext(path) == "flac":
