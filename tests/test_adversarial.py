@@ -192,3 +192,36 @@ def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp
     for name in ("float32.wav", "float64.wav", "pcm32.wav"):      # stored as silence before
         assert peaks[name] == pytest.approx(0.5, abs=1e-3), name
     assert peaks["float_hot.wav"] == pytest.approx(1.0, abs=1e-3)   # scaled down from 1.6, gain recorded
+
+
+# --------------------------------------------------------------- one run per output (lock)
+
+def hold_lock(target: Path) -> subprocess.Popen:
+    """Another process holding the output lock on ``target`` (until killed)."""
+    code = ("import sys, time\nfrom voxbox.lock import OutputLock\n"
+            "OutputLock(sys.argv[1]).__enter__()\nprint('held', flush=True)\ntime.sleep(120)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(target)], env=subprocess_env(), stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_a_second_prepare_on_the_same_output_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    from voxbox.lock import lock_path
+
+    c, _ = make_metadata_corpus(tmp_path / "corpus")
+    out = tmp_path / "m.jsonl"
+    args = ("prepare", "folder", "--root", str(c.root), "-o", "metadata=meta.csv", "--out", str(out))
+    holder = hold_lock(out)
+    try:
+        r = run(*args)
+        assert r.returncode == 1 and not out.exists()
+        assert r.stderr.strip() == f"error: {out} is being written by another voxbox run (pid {holder.pid})"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_path(out).exists()              # a killed run cannot clean up after itself
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert f"took over the lock of {out} left by pid {holder.pid}, which is no longer running" in r.stderr
+    assert out.exists() and not lock_path(out).exists()

@@ -40,7 +40,8 @@ def prepare(
     from voxbox.sources.prepare import prepare_manifest
 
     summary = prepare_manifest(corpus, root, out, subsets=subset or None,
-                               options=_parse_options(option), workers=workers)
+                               options=_parse_options(option), workers=workers,
+                               log=lambda msg: typer.echo(msg, err=True))
     typer.echo(summary.line())
 
 
