@@ -551,8 +551,8 @@ class Recipe:
                 ignore: Tuple[Union[str, Path], ...] = ()) -> Iterator[Union[Utterance, Rejection]]:
         """Stream records and rejections in a deterministic order.
 
-        ``ignore``: files that are not part of the corpus even if they sit inside the
-        root (the manifest being written, its rejects file).
+        ``ignore``: files or folders that are not part of the corpus even if they sit
+        inside the root (the manifest being written, its rejects file, a build's output).
         """
         root = Path(root).expanduser()
         if not root.is_dir():
@@ -592,6 +592,12 @@ class _PrepareRun:
         self.seen: set = set()  # 64-bit ints, not strings: a 10M-file corpus keeps this small
         self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
+    def is_ignored(self, rel: str) -> bool:
+        """A path that is one of ``ignore`` or inside one of them (the run's own output:
+        a build's --out folder inside its --root must not be read as corpus files)."""
+        full = self.full(rel)
+        return any(full == ig or full.startswith(ig + "/") for ig in self.ignored)
+
     def close(self) -> None:
         if self.pool:
             self.pool.shutdown(wait=True)
@@ -622,14 +628,13 @@ class _PrepareRun:
         return iter([r for part in parts for r in part])
 
     def batch(self, batch: List) -> Iterator[Union[Utterance, Rejection]]:
+        batch = [x for x in batch if isinstance(x, Skip) or not self.is_ignored(x.path)]
         done = self.headers([x for x in batch if isinstance(x, Item)])
         for x in batch:
             if isinstance(x, Item):
                 res = next(done)
             elif isinstance(x, Skip):
                 self.recipe.skipped[x.reason] = self.recipe.skipped.get(x.reason, 0) + 1
-                continue
-            elif x.reason == "unexplained_file" and self.full(x.path) in self.ignored:
                 continue
             else:
                 res = Rejection(x.stage, self.full(x.path), x.reason,
