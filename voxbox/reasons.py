@@ -65,6 +65,8 @@ REASONS: Dict[str, Reason] = _table(
     ("duplicate_id", "reject", "the corpus layout lists the same file twice", False),
     ("unsupported_audio_format", "reject", "audio in a container voxbox cannot decode (webm, m4a, mp4, avi): "
                                            "convert it to wav/flac beside the original (detail says how)", False),
+    ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
+                              "none of its members are read", False),
     ("span_out_of_range", "reject", "a segment's start/end lies outside its source recording", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
     # -- stages ----------------------------------------------------------------------------

@@ -51,16 +51,16 @@ class Expresso(Recipe):
             for p in walk(base, f"audio_48khz/read/{spk}"):
                 parts = p.split("/")
                 utt = parts[-1][:-4]
-                if len(parts) != 7 or parts[5] not in ("base", "longform") or not p.endswith(".wav"):
+                if len(parts) != 6 or parts[4] not in ("base", "longform") or not p.endswith(".wav"):
                     yield unexplained(p)
                     continue
                 if not texts.get(utt):
                     yield reject(p, "missing_transcript", f"{utt} not in read_transcriptions.txt", self.name)
                     continue
-                style = parts[4]
+                style = parts[3]
                 yield Item(p, {"speaker": spk, "text": texts[utt], "emotion": STYLES.get(style, "UNKNOWN"),
                                "split": split_of.get(utt, "train")},
-                           {"native_emotion": style, "read_kind": parts[5]})
+                           {"native_emotion": style, "read_kind": parts[4]})
         conv = base / "audio_48khz" / "conversational"
         for p in walk(base, "audio_48khz/conversational") if conv.is_dir() else ():
             yield Skip(p, "unsegmented_recording")
