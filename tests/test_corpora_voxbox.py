@@ -341,3 +341,33 @@ def test_every_voxbox_source_has_a_recipe_and_catalog_entry():
     assert not missing, missing
     for n in wanted:
         assert cat[n].voxbox_subset and cat[n].voxbox_hours and cat[n].access in ("open", "gated", "restricted")
+
+
+@pytest.mark.slow
+def test_voxbox_release_build_matches_the_release(tmp_path, shared):
+    """`voxbox build --corpus voxbox --root DIR -s m3ed` on the M3ED sample packed into the
+    release layout: 653 records, labels equal to the release, and the recomputed method
+    fields equal to it as tests/test_conformance_m3ed.py requires."""
+    from test_conformance_m3ed import AUDIO_FIELDS, TEXT_REPLACED, release_spells_text
+    from voxbox.cli import main
+    from voxbox.dataset.reader import open_dataset
+
+    rows = pack_voxbox_release(shared, tmp_path / "release")
+    out = tmp_path / "out"
+    assert main(["build", "--corpus", "voxbox", "--root", str(tmp_path / "release"), "-s", "m3ed",
+                 "--out", str(out), "--format", "parquet", "--workers", "1"]) == 0
+    built = {r.extra["release_wav_path"]: r for r in open_dataset(out).records()}
+    assert len(built) == 653 and not list(open_dataset(out).rejects())
+    bad_audio, bad_required = [], []
+    for row in rows:
+        r = built[row["wav_path"]]
+        assert (r.gender, r.age, r.emotion, r.text, r.language) == (
+            row["gender"], row["age"], row["emotion"], row["text"] or None, row["language"])
+        if any(getattr(r, f) != row[f] for f in AUDIO_FIELDS):
+            bad_audio.append(row["index"])
+        consistent = (len(row["syllables"].split()) == row["syllable_num"] and release_spells_text(row)
+                      and row["index"] not in TEXT_REPLACED)
+        if consistent and (r.syllable_num, r.speed) != (row["syllable_num"], row["speed"]):
+            bad_required.append((row["index"], r.syllable_num, r.speed, row["syllable_num"], row["speed"]))
+    assert len(bad_audio) <= 0.01 * len(rows), bad_audio
+    assert not bad_required, bad_required
