@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
 from corpus_fixtures import Clips, tar_bytes, tar_folder, write
 from voxbox.record import EMOTIONS, Rejection, Utterance

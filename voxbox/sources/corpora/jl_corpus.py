@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from voxbox.sources.corpora.base import InputError, Item, Recipe, read_text_file, reject, unexplained, walk
-from voxbox.sources.corpora.common import emotion_label
 
 # Primary (angry, sad, neutral, happy, excited) and secondary emotions [S11].
 EMOTIONS = {"angry": "ANGRY", "sad": "SAD", "neutral": "NEUTRAL", "happy": "HAPPY", "excited": "EXCITED",
