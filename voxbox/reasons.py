@@ -67,7 +67,6 @@ REASONS: Dict[str, Reason] = _table(
                                            "convert it to wav/flac beside the original (detail says how)", False),
     ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
                               "none of its members are read", False),
-    ("span_out_of_range", "reject", "a segment's start/end lies outside its source recording", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),
@@ -75,8 +74,6 @@ REASONS: Dict[str, Reason] = _table(
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
-    ("non_speech_segment", "skip", "a segment the corpus marks as non-speech (GigaSpeech <SIL>, <MUSIC>, "
-                                   "<NOISE>, <OTHER> garbage utterances)", False),
     ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
                                       "conversational part); not read", False),
     ("no_tokens", "skip", "export: the record has no BiCodec tokens", False),
