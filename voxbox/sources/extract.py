@@ -193,6 +193,31 @@ class Destination:
         self.files.add("/".join(parts))
 
 
+def remove_tree(path: Union[str, Path], missing_ok: bool = True) -> None:
+    """``shutil.rmtree`` without recursion: before Python 3.12 it recurses once per folder
+    level, and an archive of 1,100 nested folders would end it (and the run) with a
+    RecursionError. Links are removed, never followed."""
+    path = str(path)
+    if missing_ok and not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+    stack = [path]
+    while stack:
+        subdirs = []
+        with os.scandir(stack[-1]) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    subdirs.append(e.path)
+                else:
+                    os.unlink(e.path)
+        if subdirs:
+            stack.extend(subdirs)
+        else:
+            os.rmdir(stack.pop())
+
+
 def safe_extract(archive: Union[str, Path], dest: Union[str, Path]) -> int:
     """Extract a tar(.gz/.bz2/.xz) or zip archive into dest; returns members written.
 
