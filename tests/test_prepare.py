@@ -125,6 +125,7 @@ def test_folder_sidecars(tmp_path):
     r = recs["alice/001.wav"]
     assert (r.speaker, r.text, r.language, r.license, r.emotion, r.corpus) == \
         ("alice", "Hello from Alice.", "en", "CC0-1.0", None, "folder")
+    assert r.utt_id == "alice/001" and recs["alice/002.flac"].utt_id == "alice/002"  # unique in the folder
     assert rejs == {"bob/003.wav": "missing_transcript", "README.md": "unexplained_file"}
 
 
@@ -143,6 +144,9 @@ def test_folder_csv_tsv_jsonl_with_mapped_columns(tmp_path):
     a, b = recs["clips/c0.wav"], recs["clips/c1.wav"]
     assert (a.speaker, a.gender, a.age, a.emotion, a.text) == ("spk1", "female", "Youth-Adult", "HAPPY", "Zero.")
     assert (b.gender, b.age, b.emotion, b.gender_source, b.age_source) == ("male", "Elderly", "ANGRY", "native", "native")
+    assert a.utt_id == "clips/c0"
+    ided = [x for x in get_recipe("folder", id_column="who", **opts).prepare(tmp_path) if isinstance(x, Utterance)]
+    assert sorted(r.utt_id for r in ided) == ["spk1", "spk2"]  # your own id column
     assert rejs == [("clips/c2.wav", "missing_transcript")]
 
     write(tmp_path / "meta.jsonl", json.dumps({"audio": "clips/c0.wav", "transcript": "J zero."}) + "\n"

@@ -187,7 +187,8 @@ def test_dry_run_changes_nothing(built, hub, online):
     res = publish(built, "alice/tiny", endpoint=hub.url, dry_run=True, batch_files=4, progress=False)
     assert ("dataset", "alice/tiny") not in hub.state.repos and hub.state.commits == []
     n_files = len(local_upload_set(built)) + 1
-    assert len(res.uploaded) == n_files and res.commits == 3  # 8 shard files in batches of 4, then metadata
+    # 10 shard files (the test split is a shard of its own) in batches of 4, then metadata
+    assert len(res.uploaded) == n_files and res.commits == 4
     assert "would upload" in res.summary()
     publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
     commits = len(hub.state.commits)

@@ -5,7 +5,7 @@ has no dots):
 
 - ``KEY.flac`` (or the original extension): the audio;
 - ``KEY.json``: the record, one JSON object with every :class:`Utterance` field in
-  order; ``null_reasons`` and ``extra`` are JSON *text* (as in the Parquet shards), so
+  order but ``corpus_root`` (:mod:`voxbox.shards.finalize`); ``null_reasons`` and ``extra`` are JSON *text* (as in the Parquet shards), so
   every sample has the same flat schema and ``datasets.load_dataset("webdataset")``
   can infer it; ``global_tokens`` / ``semantic_tokens`` are integer lists (or null).
 
@@ -26,10 +26,11 @@ from voxbox.record import Utterance
 
 from voxbox.manifest import _from_arrow_row, _to_arrow_row
 from voxbox.shards.encode import EncodedSample
+from voxbox.shards.finalize import shard_row
 
 
 def record_json(rec: Utterance) -> bytes:
-    return json.dumps(_to_arrow_row(rec), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(shard_row(_to_arrow_row(rec)), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def record_from_json(data: bytes) -> Utterance:

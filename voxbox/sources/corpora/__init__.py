@@ -27,6 +27,7 @@ _REGISTRY: Dict[str, str] = {
     "ravdess": "voxbox.sources.corpora.ravdess:RAVDESS",
     "emovdb": "voxbox.sources.corpora.emovdb:EmoVDB",
     "folder": "voxbox.sources.corpora.folder:Folder",
+    "sample": "voxbox.sources.corpora.sample:Sample",
 }
 
 
@@ -55,3 +56,9 @@ def recipe_class(name: str):
 
 def get_recipe(name: str, **options):
     return recipe_class(name)(**options)
+
+
+def bundled_root(name: str):
+    """The folder a recipe ships its corpus in (the sample corpus), or None."""
+    root = getattr(recipe_class(name), "bundled_root", None)
+    return root() if root is not None else None
