@@ -192,12 +192,15 @@ def test_cli_prepare_options_and_errors(tmp_path, capsys):
     tone(tmp_path / "a.wav")
     write(tmp_path / "m.csv", "wav,words\na.wav,Hi there.\n")
     out = tmp_path / "folder.jsonl"
-    assert main(["prepare", "folder", "--root", str(tmp_path), "--out", str(out),
-                 "-o", "metadata=m.csv", "-o", "path_column=wav", "--option", "text-column=words"]) == 0
+    assert main(["prepare", "folder", "--root", str(tmp_path), "-o", str(out),
+                 "-O", "metadata=m.csv", "-O", "path_column=wav", "--option", "text-column=words"]) == 0
     assert [r.text for r in read_manifest(out)] == ["Hi there."]
     capsys.readouterr()
-    assert main(["prepare", "vctk", "--root", str(tmp_path), "--out", str(out), "-o", "mic"]) == 1
+    assert main(["prepare", "vctk", "--root", str(tmp_path), "--out", str(out), "-O", "mic"]) == 1
     assert "KEY=VALUE" in capsys.readouterr().err
+    # -o is --out in every command: an old `-o KEY=VALUE` habit is caught, not made a file name.
+    assert main(["prepare", "folder", "--root", str(tmp_path), "-o", "language=en"]) == 1
+    assert "looks like a recipe option" in capsys.readouterr().err and not (tmp_path / "language=en").exists()
     assert main(["prepare", "libritts", "--root", str(tmp_path), "--out", str(out), "-s", "dev-clean"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: libritts: subset dev-clean not found") and "Traceback" not in err

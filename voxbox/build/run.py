@@ -73,6 +73,11 @@ class Pipeline:
     def skipped(self) -> List[Tuple[str, str]]:
         return [(s["stage"], self.skip_reason(s)) for s in self.stages if self.skip_reason(s)]
 
+    def skipped_stage(self, name: str) -> Optional[str]:
+        """Why stage ``name`` does not run ("no model_dir given", "not in the pipeline"), or None."""
+        entries = [s for s in self.stages if s["stage"] == name]
+        return self.skip_reason(entries[0]) if entries else "not in the pipeline"
+
     def identity(self) -> dict:
         """What determines the output bytes (engine settings excluded)."""
         return {
@@ -532,13 +537,13 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
     The download and the root check run now, not when the source is first iterated:
     a failed download must stop ``voxbox build`` before it touches the output folder.
     """
-    from voxbox.sources.corpora import bundled_root, get_recipe
+    from voxbox.sources.corpora import default_root, get_recipe
 
     log = log or (lambda msg: None)
     recipe = get_recipe(corpus, **(options or {}))
     subsets = list(subsets) if subsets else None
-    if root is None and bundled_root(corpus) is not None:
-        root = bundled_root(corpus)  # shipped inside voxbox (the sample corpus): nothing to download
+    if root is None and default_root(corpus) is not None:
+        root = default_root(corpus)  # shipped inside voxbox (the sample corpus), or lhotse's working folder
     elif root is None:
         from voxbox.sources.catalog import get_entry
         from voxbox.sources.download import download_corpus
@@ -550,3 +555,20 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
     elif not Path(root).exists():
         raise VoxboxError(f"{root}: corpus root not found")
     return recipe.prepare(root, subsets)
+
+
+def lhotse_manifests(paths: Sequence[Union[str, Path]]) -> Optional[Dict[str, str]]:
+    """Recipe options when ``paths`` are lhotse manifests (a CutSet, or recordings +
+    supervisions), None when they are voxbox manifests; a mix is an error."""
+    from voxbox.sources.corpora.lhotse import manifest_kind
+
+    kinds = {str(p): manifest_kind(p) for p in paths}
+    if not any(kinds.values()):
+        return None
+    if not all(kinds.values()):
+        raise VoxboxError("--manifest: give voxbox manifests or lhotse manifests, not both")
+    by_kind = {k: p for p, k in kinds.items()}
+    if len(by_kind) != len(paths) or set(by_kind) not in ({"cuts"}, {"recordings", "supervisions"}):
+        raise VoxboxError("--manifest with lhotse: one CutSet (cuts.jsonl.gz), or one recordings and one "
+                          "supervisions manifest")
+    return by_kind

@@ -15,3 +15,17 @@ def hf_dataset(*args, **kwargs):
     from voxbox.dataset.hf import hf_dataset as run
 
     return run(*args, **kwargs)
+
+
+def torch_dataset(*args, **kwargs):
+    """See :func:`voxbox.dataset.torchdata.torch_dataset` (imported on first use: torch is heavy)."""
+    from voxbox.dataset.torchdata import torch_dataset as run
+
+    return run(*args, **kwargs)
+
+
+def collate(samples):
+    """See :func:`voxbox.dataset.torchdata.collate`."""
+    from voxbox.dataset.torchdata import collate as run
+
+    return run(samples)

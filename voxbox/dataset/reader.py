@@ -207,9 +207,13 @@ class BuiltDataset:
         fmt = self._pick(fmt)
         keep = _split_filter(split)
         for path in self.shard_files(fmt, split):
-            for rec, audio, ext in self._guarded(path, _shard_samples(path, fmt)):
+            for rec, audio, ext in self.file_samples(path, fmt):
                 if keep(rec):
                     yield rec, audio, ext
+
+    def file_samples(self, path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
+        """``(record, audio_bytes, audio_ext)`` of one shard file (a damaged file is one clear error)."""
+        return self._guarded(path, _shard_samples(path, fmt))
 
     def _reading(self, path: Path):
         """Turn a damaged or missing shard into one clear error that points at validate."""

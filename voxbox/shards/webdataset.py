@@ -77,13 +77,16 @@ def split_sample(members: Dict[str, bytes]) -> Tuple[bytes, bytes, str]:
     return members["json"], audio[0][1], audio[0][0]
 
 
-def iter_tar_samples(path: Union[str, Path]) -> Iterator[Tuple[str, Dict[str, bytes]]]:
-    """Yield ``(key, {ext: bytes})`` per sample, in file order, streaming.
+def iter_tar_samples(path: Union[str, Path, BinaryIO]) -> Iterator[Tuple[str, Dict[str, bytes]]]:
+    """Yield ``(key, {ext: bytes})`` per sample, in file order, streaming, from a path or
+    an open binary file (e.g. an fsspec file of a remote shard).
 
     Members are grouped by consecutive key, as WebDataset readers do; a key that
     appears again later shows up as a second sample (validate reports it).
     """
-    with tarfile.open(str(path), mode="r|") as tar:
+    opened = (tarfile.open(fileobj=path, mode="r|") if hasattr(path, "read")
+              else tarfile.open(str(path), mode="r|"))
+    with opened as tar:
         key, members = None, {}
         for info in tar:
             if not info.isfile():

@@ -28,6 +28,7 @@ _REGISTRY: Dict[str, str] = {
     "emovdb": "voxbox.sources.corpora.emovdb:EmoVDB",
     "folder": "voxbox.sources.corpora.folder:Folder",
     "sample": "voxbox.sources.corpora.sample:Sample",
+    "lhotse": "voxbox.sources.corpora.lhotse:Lhotse",
 }
 
 
@@ -58,7 +59,9 @@ def get_recipe(name: str, **options):
     return recipe_class(name)(**options)
 
 
-def bundled_root(name: str):
-    """The folder a recipe ships its corpus in (the sample corpus), or None."""
-    root = getattr(recipe_class(name), "bundled_root", None)
+def default_root(name: str):
+    """Where a recipe reads from when no --root is given: the folder it ships its corpus
+    in (the sample corpus), the working folder (lhotse manifests), or None (then the
+    corpus must be given or downloaded)."""
+    root = getattr(recipe_class(name), "default_root", None)
     return root() if root is not None else None

@@ -422,8 +422,9 @@ class Recipe:
         f.setdefault("language", self.language)
         f.setdefault("license", self.license)
         f.setdefault("split", "train")
+        f.setdefault("corpus", self.name)
         return Utterance(
-            index=make_index(self.name, rel), corpus=self.name, source_path=rel,
+            index=make_index(f["corpus"], rel), source_path=rel,
             corpus_root=str(root), sample_rate=sr, num_samples=frames, channels=channels,
             extra=extra, **f,
         )

@@ -17,7 +17,7 @@ class Sample(LibriTTS):
     subset_help = "test-clean (the only one)"
 
     @staticmethod
-    def bundled_root() -> Path:
+    def default_root() -> Path:
         """Where the corpus sits inside the installed package (used when no --root is given)."""
         from voxbox.sources.sample_corpus import ROOT
 
