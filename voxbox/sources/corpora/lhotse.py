@@ -71,6 +71,11 @@ def manifest_kind(path: Union[str, Path]) -> Optional[str]:
     return None
 
 
+def _given(value: Any) -> bool:
+    """An option that names a manifest (a path or a lhotse object; "" is the unset default)."""
+    return value is not None and not (isinstance(value, str) and value == "")
+
+
 def _load(value: Any, kind: str):
     """A lhotse manifest from a path (lazily for cuts) or the object itself."""
     try:
@@ -117,12 +122,12 @@ class Lhotse(Recipe):
     def pairs(self, root: Path) -> Iterator[Tuple[Any, Any, Optional[str]]]:
         """``(recording, supervision or None, problem)`` for every item of the manifests."""
         o = self.opts
-        if not (o["cuts"] or o["recordings"] or o["supervisions"]):
+        if not any(_given(o[k]) for k in ("cuts", "recordings", "supervisions")):
             o = {**o, **self.find_manifests(root)}
-        if o["cuts"] is not None and o["cuts"] != "":
+        if _given(o["cuts"]):
             yield from self._cut_pairs(_load(o["cuts"], "cuts"))
             return
-        if not (o["recordings"] and o["supervisions"]):
+        if not (_given(o["recordings"]) and _given(o["supervisions"])):
             raise VoxboxError("lhotse: give cuts=, or both recordings= and supervisions=")
         recordings = {r.id: r for r in _load(o["recordings"], "recordings")}
         used = set()
