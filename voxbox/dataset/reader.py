@@ -211,6 +211,28 @@ class BuiltDataset:
                 if keep(rec):
                     yield rec, audio, ext
 
+    def audio_of(self, indices) -> dict:
+        """``{index: (audio bytes, ext)}`` for a few records, reading only what holds them:
+        the Parquet row groups whose index statistics cover them (100 rows each), else the
+        tar shards whose index range does."""
+        wanted = set(indices)
+        out: dict = {}
+        if not wanted:
+            return out
+        if "parquet" in self.formats:
+            for path in self.shard_files("parquet"):
+                with self._reading(path):
+                    _parquet_audio(path, wanted, out)
+            return out
+        for shard in self.shards:
+            lo, hi = shard.get("first_index"), shard.get("last_index")
+            if lo is not None and any(lo <= i <= hi for i in wanted):
+                path = self.path / shard["files"]["webdataset"]["path"]
+                for rec, audio, ext in self.file_samples(path, "webdataset"):
+                    if rec.index in wanted:
+                        out[rec.index] = (audio, ext)
+        return out
+
     def file_samples(self, path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
         """``(record, audio_bytes, audio_ext)`` of one shard file (a damaged file is one clear error)."""
         return self._guarded(path, _shard_samples(path, fmt))
@@ -252,6 +274,22 @@ def _split_filter(split: Optional[str]):
         return lambda rec: True
     want = hub_split(split)
     return lambda rec: hub_split(rec.split) == want
+
+
+def _parquet_audio(path: Path, wanted: set, out: dict) -> None:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path))
+    # The leaf column of "index" (audio's bytes and path are leaves of their own).
+    col = next(j for j in range(pf.metadata.num_columns) if pf.metadata.schema.column(j).path == "index")
+    for i in range(pf.num_row_groups):
+        st = pf.metadata.row_group(i).column(col).statistics
+        if st is not None and st.has_min_max and not any(st.min <= w <= st.max for w in wanted):
+            continue
+        for row in pf.read_row_group(i, columns=["index", "audio"]).to_pylist():
+            if row["index"] in wanted and row["audio"]:
+                apath = row["audio"].get("path") or ""
+                out[row["index"]] = (row["audio"]["bytes"], apath.rsplit(".", 1)[-1].lower() if "." in apath else "")
 
 
 def _shard_samples(path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
