@@ -343,7 +343,11 @@ def test_publish_with_xet_enabled_falls_back_to_lfs_where_the_server_has_no_xet(
     r = run_cli(["publish", str(built), "--repo-id", "alice/xet", "--token", DEFAULT_TOKEN, "--json"], env)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert res["uploaded"] and any("offers no Xet storage" in n for n in res["notes"])
+    assert res["uploaded"]
+    import huggingface_hub
+
+    if int(huggingface_hub.__version__.split(".")[0]) >= 2:  # 2.x asks for a Xet token whatever the server says
+        assert any("offers no Xet storage" in n for n in res["notes"]), res["notes"]
     assert set(local_upload_set(built)) <= set(hub.repo_files("dataset", "alice/xet"))
     r = run_cli(["publish", str(built), "--repo-id", "alice/xet", "--token", DEFAULT_TOKEN, "--json"], env)
     assert r.returncode == 0 and json.loads(r.stdout)["uploaded"] == []
