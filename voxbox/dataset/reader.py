@@ -66,11 +66,13 @@ def hf_record_features():
     return datasets.Features.from_arrow_schema(shard_schema().remove(0).remove_metadata())  # no audio column
 
 
-def hf_webdataset_features(audio_ext: str = "flac", decode_audio: bool = True):
+def hf_webdataset_features(audio_ext: str = "flac", decode_audio: bool = False):
     """Explicit features for ``datasets.load_dataset("webdataset", data_files=...,
     features=...)``: pins the record types instead of inferring them from the first
-    five samples, and lets ``decode_audio=False`` keep the audio as raw bytes (which
-    also works where ``torchcodec``, needed by ``datasets.Audio``, is not installed)."""
+    five samples. The audio member stays raw bytes (decode them with
+    :func:`decode_audio`, or use :func:`voxbox.dataset.hf_dataset`); ``decode_audio=True``
+    asks for ``datasets.Audio``, which decodes with ``torchcodec`` (its CUDA-linked
+    wheels do not load next to a CPU torch)."""
     import datasets
 
     audio = datasets.Audio() if decode_audio else datasets.Value("binary")
