@@ -249,6 +249,7 @@ def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     assert main(["build", "--corpus", "libritts", "--root",
                  str(shared / "data/real-speech/libritts-mini/LibriTTS"), "--out", str(built),
                  "--model-dir", str(tiny_bicodec), "--format", "parquet"]) == 0
+    assert "BiCodec tokens added to every record" in capsys.readouterr().out  # the summary says so
     recs = list(open_dataset(built).records())
     summary = export_sparktts(built, tmp_path / "ex")
     n = len(recs)
