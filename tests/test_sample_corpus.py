@@ -25,7 +25,8 @@ from conftest import REPO
 from voxbox.dataset import open_dataset
 from voxbox.record import FIELD_NAMES, Utterance, make_index
 from voxbox.shards import write_dataset
-from voxbox.shards.finalize import REASON_CODES, SHARD_EXCLUDED
+from voxbox.reasons import REASONS
+from voxbox.shards.finalize import SHARD_EXCLUDED
 from voxbox.sources.sample_corpus import ROOT as SAMPLE_ROOT
 
 
@@ -77,6 +78,7 @@ def test_every_null_has_a_reason_and_wav_path_is_the_releases(built):
         assert rec.utt_id == Path(rec.source_path).stem and rec.utt_id.count("_") == 3  # 260_123440_000010_000004
         nulls = {f for f in FIELD_NAMES if getattr(rec, f) is None} - set(SHARD_EXCLUDED)
         assert nulls and set(rec.null_reasons) == nulls, set(rec.null_reasons) ^ nulls
+        assert all(REASONS[code].kind == "null" for code in rec.null_reasons.values())  # one vocabulary
         assert rec.null_reasons["global_tokens"] == rec.null_reasons["semantic_tokens"] == "not_tokenized"
         assert rec.null_reasons["age"] == "no_label_no_model"  # annotate ran, no age model was given
         assert rec.null_reasons["gender_model"] == "native_label"
@@ -110,6 +112,6 @@ def test_reasons_when_no_stage_ran(tmp_path):
     assert r["global_tokens"] == "not_tokenized" and r["speed"] == "not_annotated" and r["age"] == "no_native_label"
     assert r["gender_confidence"] == "native_label" and r["license"] == "not_in_source"
     assert "pitch" not in r and r["custom"] == "kept"  # a reason for a value that exists would mislead
-    assert set(r.values()) - {"kept"} <= set(REASON_CODES) | {"no_native_label"}
+    assert all(REASONS[code].kind == "null" for code in set(r.values()) - {"kept"})
     assert got.wav_path == f"mine/{got.index}.flac" and got.split == "dev"
     assert open_dataset(tmp_path / "out").index["shards"][0]["split"] == "dev"

@@ -107,7 +107,7 @@ def build_command(
     from voxbox.cli import command_line
     from voxbox.cli.output import result
     from voxbox.errors import VoxboxError
-    from voxbox.shards.writer import format_summary
+    from voxbox.shards.writer import format_build_summary
 
     if (corpus is None) == (not manifest):
         raise VoxboxError("give exactly one of --corpus or --manifest")
@@ -122,7 +122,7 @@ def build_command(
     source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option))
     index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers,
                   force=force, ray_address=ray_address, command=command_line(), log=_echo)
-    text = "\n".join([format_summary(index), _tokens_line(pipe), f"built {out}"])
+    text = "\n".join([format_build_summary(index), _tokens_line(pipe), f"built {out}"])
     result({"out": str(out), "tokens": not pipe.skipped_stage("tokenize"), **index}, text)
 
 

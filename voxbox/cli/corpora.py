@@ -26,15 +26,19 @@ def _list_all(cat: dict, recipes) -> None:
     """The table of every corpus (and, with --json, the same as a list of objects)."""
     from voxbox.cli.output import result
 
-    rows = [("name", "languages", "license", "sr", "labels", "download", "subsets")]
+    rows = [("name", "languages", "license", "access", "voxbox subset", "voxbox h", "sr", "labels",
+             "download", "subsets")]
     data = []
     for e in sorted(cat.values(), key=lambda e: e.name):
         labels = [k for k, v in e.native_labels.items() if k in ("gender", "age", "emotion") and not v.startswith("none")]
         data.append({"name": e.name, "title": e.title, "languages": list(e.languages), "license": e.license,
+                     "access": e.access, "voxbox_subset": e.voxbox_subset, "voxbox_hours": e.voxbox_hours,
                      "sample_rate": e.sample_rate, "labels": labels, "download": _download_kind(e),
                      "subsets": e.subsets})
-        rows.append((e.name, ",".join(e.languages), _clip(e.license.split(" (")[0], 28), str(e.sample_rate or "?"),
-                     ",".join(labels) or "-", data[-1]["download"], _clip(",".join(e.subsets), 40) or "-"))
+        rows.append((e.name, ",".join(e.languages), _clip(e.license.split(" (")[0], 28), e.access,
+                     _clip(e.voxbox_subset or "-", 24), f"{e.voxbox_hours:,.2f}" if e.voxbox_hours else "-",
+                     str(e.sample_rate or "?"), ",".join(labels) or "-", data[-1]["download"],
+                     _clip(",".join(e.subsets), 40) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     extra = [n for n in recipes if n not in cat]
@@ -65,7 +69,10 @@ def corpora(
         typer.echo(f"  homepage:    {e.homepage}")
         typer.echo(f"  sample rate: {e.sample_rate or '?'} Hz, {e.audio_format}")
         if e.voxbox_subset:
-            typer.echo(f"  in VoxBox:   {e.voxbox_subset}")
+            hours = f", {e.voxbox_hours:,.2f} h" if e.voxbox_hours else ""
+            typer.echo(f"  in VoxBox:   {e.voxbox_subset}{hours}")
+        typer.echo(f"  access:      {e.access}" + ("" if e.access == "open" else
+                                                   " (obtain it as below, then pass its folder with --root)"))
         typer.echo("  native labels:")
         for k, v in e.native_labels.items():
             typer.echo(f"    {k}: {v}")
@@ -81,6 +88,9 @@ def corpora(
             typer.echo(f"  download:    {kind}: {e.download_notes or 'no public archive'}")
         if e.notes:
             typer.echo(f"  notes:       {e.notes}")
+    if key in load_catalog() and key not in recipe_names():
+        typer.echo("  recipe:      none yet (see notes)")
+        return
     cls = recipe_class(key)
     if key not in load_catalog():
         typer.echo(f"{key}: {((cls.__doc__ or '').strip().splitlines() or ['(no description)'])[0]}")

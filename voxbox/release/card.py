@@ -329,12 +329,13 @@ def _stats_section(stats) -> List[str]:
 
 
 def _fields_section() -> List[str]:
-    from voxbox.shards.finalize import REASON_CODES
+    from voxbox.reasons import REASONS
 
     return ["## Fields", "", _md_table(("field", "description"), [
         (f"`{k}`", v) for k, v in FIELD_DESCRIPTIONS.items()]), "",
-        "Reason codes in `null_reasons` besides the annotator's own (such as `no_voiced_frames`):", "",
-        _md_table(("code", "meaning"), [(f"`{k}`", v) for k, v in REASON_CODES.items()]), ""]
+        "Every null field has its reason in `null_reasons`:", "",
+        _md_table(("code", "meaning"), [(f"`{r.code}`", r.meaning) for r in REASONS.values() if r.kind == "null"]),
+        ""]
 
 
 def _license_section(corpora: List[dict]) -> List[str]:
@@ -393,12 +394,3 @@ def split_front_matter(text: str) -> Tuple[dict, str]:
     if not isinstance(meta, dict):
         raise ValueError("card's YAML front matter is not a mapping")
     return meta, text[end + 5:]
-
-
-def dataset_card(dataset_dir, repo_id: Optional[str] = None, progress: bool = True) -> str:
-    """Card text for a built folder (one pass over its records)."""
-    from voxbox.dataset.reader import open_dataset
-    from voxbox.dataset.stats import collect_stats
-
-    ds = open_dataset(dataset_dir)
-    return render_card(ds, collect_stats(ds, progress=progress), repo_id=repo_id)

@@ -19,27 +19,19 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Dict, Optional
 
+from voxbox.reasons import check
 from voxbox.record import NATIVE, Utterance
 
 # Fields a shard never stores (they only mean something on the builder's machine).
 SHARD_EXCLUDED = ("corpus_root",)
 
-# Reason codes given here (a stage's own reason always wins).
-NOT_TOKENIZED = "not_tokenized"        # no tokenize stage ran (no --model-dir)
-NOT_ANNOTATED = "not_annotated"        # no annotate stage ran
-NOT_COMPUTED = "not_computed"          # annotate ran but gave no value and no reason
-NO_NATIVE_LABEL = "no_native_label"    # the corpus has no such label and no model was run
-NATIVE_LABEL = "native_label"          # model/confidence of a label the corpus gave
-NOT_IN_SOURCE = "not_in_source"        # the corpus (or manifest) does not provide it
-
-REASON_CODES = {
-    NOT_TOKENIZED: "the tokenize stage did not run (build without --model-dir)",
-    NOT_ANNOTATED: "the annotate stage did not run",
-    NOT_COMPUTED: "annotate ran but did not compute this value",
-    NO_NATIVE_LABEL: "the corpus gives no such label and no model predicted one",
-    NATIVE_LABEL: "the label is the corpus's own, so no model or confidence applies",
-    NOT_IN_SOURCE: "the corpus or manifest does not provide this value",
-}
+# Reason codes given here (a stage's own reason always wins); meanings in voxbox/reasons.py.
+NOT_TOKENIZED = check("not_tokenized", "null")      # no tokenize stage ran (no --model-dir)
+NOT_ANNOTATED = check("not_annotated", "null")      # no annotate stage ran
+NOT_COMPUTED = check("not_computed", "null")        # annotate ran but gave no value and no reason
+NO_NATIVE_LABEL = check("no_native_label", "null")  # the corpus has no such label, no model ran
+NATIVE_LABEL = check("native_label", "null")        # model/confidence of a label the corpus gave
+NOT_IN_SOURCE = check("not_in_source", "null")      # the corpus (or manifest) does not provide it
 
 _TOKEN_FIELDS = ("global_tokens", "semantic_tokens")
 _LABELS = ("gender", "age", "emotion")
