@@ -53,12 +53,6 @@ def notice(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def detail(msg: str) -> None:
-    """A line only -v shows."""
-    if STATE["verbose"] and not STATE["quiet"]:
-        print(msg, file=sys.stderr, flush=True)
-
-
 def result(data: Any, text: Optional[str] = None) -> None:
     """The command's result: ``data`` as JSON with --json, else ``text`` (or ``data``) on stdout."""
     if STATE["json"]:
