@@ -80,11 +80,15 @@ class Pipeline:
 
     def identity(self) -> dict:
         """What determines the output bytes (engine settings excluded)."""
+        from voxbox.shards.finalize import RECORD_FORMAT
+
         return {
             "name": self.name,
             "stages": [{"stage": s["stage"], "params": s.get("params") or {}} for s in self.active_stages()],
             "formats": list(self.formats), "audio_format": self.audio_format,
             "shard_mb": self.shard_mb, "shard_records": self.shard_records,
+            # Shards of another stored-record layout must not be resumed into this build.
+            "record_format": RECORD_FORMAT,
         }
 
     def fingerprint(self) -> str:

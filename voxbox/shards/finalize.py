@@ -22,6 +22,11 @@ from typing import Dict, Optional
 from voxbox.reasons import check
 from voxbox.record import NATIVE, Utterance
 
+# The layout of a stored record; part of a build's pipeline fingerprint, so a folder whose
+# shards were written with another layout is not resumed into a mix. 2: utt_id, wav_path
+# filled, every null explained, no corpus_root, shards grouped by split.
+RECORD_FORMAT = 2
+
 # Fields a shard never stores (they only mean something on the builder's machine).
 SHARD_EXCLUDED = ("corpus_root",)
 
