@@ -56,7 +56,7 @@ def test_prepare_gives_every_odd_file_a_record_or_a_reason(prepared):
 def test_csv_field_over_128_kib_is_a_rejection_naming_file_and_line(tmp_path):
     c, meta = make_metadata_corpus(tmp_path / "meta")
     out = tmp_path / "m.jsonl"
-    r = run("prepare", "folder", "--root", str(c.root), "-o", "metadata=meta.csv", "--out", str(out))
+    r = run("prepare", "folder", "--root", str(c.root), "-O", "metadata=meta.csv", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert {x.source_path for x in read_manifest(out)} == c.records
     (rej,) = read_rejects(rejects_path(out))
@@ -114,7 +114,7 @@ def test_a_full_disk_is_one_line_naming_the_manifest_and_leaves_no_partial(tmp_p
     out = tmp_path / "out" / name
     out.parent.mkdir()
     (out.parent / (name + ".partial")).symlink_to("/dev/full")
-    r = run("prepare", "folder", "--root", str(c.root), "-o", "metadata=meta.csv", "--out", str(out))
+    r = run("prepare", "folder", "--root", str(c.root), "-O", "metadata=meta.csv", "--out", str(out))
     assert r.returncode == 1
     assert r.stderr.strip() == f"error: {out}: cannot write the manifest (no space left on the device; " \
                                "free some space and rerun)"
@@ -211,7 +211,7 @@ def test_a_second_prepare_on_the_same_output_is_refused_and_a_stale_lock_taken_o
 
     c, _ = make_metadata_corpus(tmp_path / "corpus")
     out = tmp_path / "m.jsonl"
-    args = ("prepare", "folder", "--root", str(c.root), "-o", "metadata=meta.csv", "--out", str(out))
+    args = ("prepare", "folder", "--root", str(c.root), "-O", "metadata=meta.csv", "--out", str(out))
     holder = hold_lock(out)
     try:
         r = run(*args)
