@@ -326,7 +326,7 @@ def test_voxbox_release_recipe(tmp_path, shared):
     assert sorted(r.pitch for r in kept.values()) == sorted(row["pitch"] for row in rows)
 
 
-def test_every_voxbox_source_has_a_catalog_entry_and_27_have_recipes():
+def test_every_voxbox_source_has_a_catalog_entry_and_a_recipe():
     from voxbox.sources.catalog import load_catalog
 
     cat = load_catalog()
@@ -336,8 +336,7 @@ def test_every_voxbox_source_has_a_catalog_entry_and_27_have_recipes():
               "ravdess", "savee", "tess", "vctk"]
     assert len(wanted) == 29
     assert all(n in cat for n in wanted)
-    # Not done yet: both need segment records (issue 13 part 2). Update this when they land.
-    assert sorted(n for n in wanted if n not in recipe_names()) == ["gigaspeech", "hq_conversations"]
+    assert [n for n in wanted if n not in recipe_names()] == []
     for n in wanted:
         assert cat[n].voxbox_subset and cat[n].voxbox_hours and cat[n].access in ("open", "gated", "restricted")
 

@@ -97,8 +97,12 @@ class Utterance:
     source_path: Optional[str] = None  # relative to corpus_root, "/"-separated
     corpus_root: Optional[str] = None  # where source_path resolves; set by prepare
     sample_rate: Optional[int] = None  # of the source file
-    num_samples: Optional[int] = None  # of the source file, per channel
+    num_samples: Optional[int] = None  # of the source file (of the span, for a span), per channel
     channels: Optional[int] = None
+    # A record that is a span of a longer recording (GigaSpeech, a podcast): seconds into
+    # source_path and its length; both None for a whole file. See voxbox/media.py.
+    span_offset: Optional[float] = None
+    span_duration: Optional[float] = None
     license: Optional[str] = None
     # --- label provenance: "native" (from the corpus) or "predicted" ------------
     gender_source: Optional[str] = None
