@@ -106,10 +106,22 @@ def locate(root: Path, rel: str) -> Location:
     if found is None:
         return Location(root / rel)
     archive, member = found
-    copy = root / EXTRACTED / archive
-    if (copy / EXTRACTED_MARKER).is_file():
+    copy = extracted_copy(root, archive)
+    if copy is not None:
         return Location(copy / member)
     return Location(root / archive, member)
+
+
+def extracted_copy(root: Path, archive: str) -> Optional[Path]:
+    """The finished opt-in extraction of ``archive``: ``<folder>/.voxbox/extracted/<rest>``
+    for the root or any folder between it and the archive (a recipe extracts below the
+    folder its layout starts at, which may sit below the root)."""
+    parts = archive.split("/")
+    for i in range(len(parts)):
+        copy = root.joinpath(*parts[:i], *EXTRACTED.split("/"), *parts[i:])
+        if (copy / EXTRACTED_MARKER).is_file():
+            return copy
+    return None
 
 
 def record_location(rec) -> Location:

@@ -70,7 +70,21 @@ def make_index(corpus: str, source_path: str) -> str:
     """
     rel = source_path.replace(os.sep, "/")
     digest = hashlib.sha1(f"{corpus}\0{rel}".encode("utf-8")).hexdigest()[:16]
+    archive = _archive_of(rel)
+    if archive:
+        # An archive member (voxbox/media.py): the first 6 hex digits come from the archive,
+        # so sorting by index keeps each archive's members together and a build task reads
+        # few archives (a .tar.gz is one sequential pass per task that needs it).
+        digest = hashlib.sha1(f"{corpus}\0{archive}".encode("utf-8")).hexdigest()[:6] + digest[6:]
     return f"{corpus}_{digest}"
+
+
+def _archive_of(rel: str) -> Optional[str]:
+    parts = rel.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.endswith((".tar", ".tar.gz", ".tgz")):
+            return "/".join(parts[:i + 1])
+    return None
 
 
 @dataclass(frozen=True)
