@@ -95,9 +95,34 @@ def split_member(root: Path, rel: str) -> Optional[Tuple[str, str]]:
     for i, part in enumerate(parts[:-1]):
         if is_archive(part):
             archive = "/".join(parts[:i + 1])
-            if (root / archive).is_file():
+            if _archive_info(root, archive)[0]:
                 return archive, "/".join(parts[i + 1:])
     return None
+
+
+# (root, archive) -> (is a file, its finished extraction or None). Looked up once per
+# process: a stage reads thousands of members of one archive, and these few stats per
+# read cost more than the read. An archive must not change while a command runs;
+# :func:`forget_archives` drops the cache (an extraction just finished).
+_ARCHIVE_INFO: Dict[Tuple[str, str], Tuple[bool, Optional[Path]]] = {}
+
+
+def _archive_info(root: Path, archive: str) -> Tuple[bool, Optional[Path]]:
+    key = (str(root), archive)
+    info = _ARCHIVE_INFO.get(key)
+    if info is None:
+        is_file = (root / archive).is_file()
+        info = (is_file, extracted_copy(root, archive) if is_file else None)
+        if len(_ARCHIVE_INFO) > 4096:
+            _ARCHIVE_INFO.clear()
+        _ARCHIVE_INFO[key] = info
+    return info
+
+
+def forget_archives() -> None:
+    _ARCHIVE_INFO.clear()
+    with _INDEX_LOCK:
+        _INDEX_CACHE.clear()
 
 
 def locate(root: Path, rel: str) -> Location:
@@ -106,7 +131,7 @@ def locate(root: Path, rel: str) -> Location:
     if found is None:
         return Location(root / rel)
     archive, member = found
-    copy = extracted_copy(root, archive)
+    copy = _archive_info(root, archive)[1]
     if copy is not None:
         return Location(copy / member)
     return Location(root / archive, member)
@@ -132,15 +157,18 @@ def record_location(rec) -> Location:
 
 def is_plain(rec) -> bool:
     """True when the record's audio is a whole file on disk (no span, no archive)."""
-    return (rec.span_offset is None and rec.span_duration is None and rec.source_path is not None
-            and record_location(rec).member is None)
+    if rec.span_offset is not None or rec.span_duration is not None or rec.source_path is None:
+        return False
+    loc = record_location(rec)
+    # An extracted member is a file, but not at corpus_root/source_path.
+    return loc.member is None and loc.file == rec.audio_path
 
 
 # ------------------------------------------------------------------------------------
 # Uncompressed tars: an index built once per tar, members by byte range
 # ------------------------------------------------------------------------------------
 
-_INDEX_CACHE: "OrderedDict[tuple, Dict[str, Tuple[int, int]]]" = OrderedDict()
+_INDEX_CACHE: "OrderedDict[str, Dict[str, Tuple[int, int]]]" = OrderedDict()
 _INDEX_LOCK = threading.Lock()
 _INDEX_KEEP = 64
 
@@ -149,15 +177,14 @@ def tar_index(path: Path) -> Dict[str, Tuple[int, int]]:
     """member -> (data offset, size) for the regular files of an uncompressed tar.
 
     Built from the headers alone (tarfile seeks over member data) and cached per
-    process, keyed by the tar's size and mtime so a changed tar is indexed again.
+    process (:func:`forget_archives` drops it; an archive must not change while a
+    command runs).
     Links, devices and folders are left out: only regular members are ever read.
     """
-    st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns)
     with _INDEX_LOCK:
-        if key in _INDEX_CACHE:
-            _INDEX_CACHE.move_to_end(key)
-            return _INDEX_CACHE[key]
+        hit = _INDEX_CACHE.get(str(path))
+        if hit is not None:
+            return hit
     index: Dict[str, Tuple[int, int]] = {}
     try:
         with tarfile.open(path, mode="r:") as tf:
@@ -167,7 +194,7 @@ def tar_index(path: Path) -> Dict[str, Tuple[int, int]]:
     except (tarfile.TarError, EOFError) as e:
         raise MediaError("bad_archive", f"{path}: not a readable tar ({e})") from None
     with _INDEX_LOCK:
-        _INDEX_CACHE[key] = index
+        _INDEX_CACHE[str(path)] = index
         while len(_INDEX_CACHE) > _INDEX_KEEP:
             _INDEX_CACHE.popitem(last=False)
     return index

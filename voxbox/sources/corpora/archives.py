@@ -143,6 +143,7 @@ def extract(base: Path, archive_rel: str, corpus: str) -> Union[str, Rejection]:
     dest, src = base / dest_rel, base / archive_rel
     marker = dest / media.EXTRACTED_MARKER
     if marker.is_file() and marker.read_text(encoding="utf-8") == _stamp(src):
+        media.forget_archives()
         return dest_rel
     tmp = dest.with_name(dest.name + ".partial")
     try:
@@ -153,6 +154,7 @@ def extract(base: Path, archive_rel: str, corpus: str) -> Union[str, Rejection]:
         safe_extract(src, tmp)
         (tmp / media.EXTRACTED_MARKER).write_text(_stamp(src), encoding="utf-8")
         os.replace(tmp, dest)
+        media.forget_archives()  # readers in this process now take the copies
     except VoxboxError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         return reject(archive_rel, "bad_archive", str(e), corpus)
