@@ -67,6 +67,8 @@ REASONS: Dict[str, Reason] = _table(
                                            "convert it to wav/flac beside the original (detail says how)", False),
     ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
                               "none of its members are read", False),
+    ("filtered", "reject", "left out by a filter rule of the pipeline (detail names the rule, the value and "
+                           "the threshold)", False),
     ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
                                     "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),

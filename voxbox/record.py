@@ -139,6 +139,12 @@ class Utterance:
     # --- quality ---------------------------------------------------------------
     loudness: Optional[float] = None
     clipping_ratio: Optional[float] = None
+    # DNSMOS computed by the "dnsmos" stage (P.835 SIG/BAK/OVRL, P.808); a corpus's own
+    # scores stay in extra as native values (extra["dnsmos"], extra["dnsmos_p808"]).
+    dnsmos_sig: Optional[float] = None
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None
     # Explicit nulls carry a reason code, e.g. {"pitch": "no_voiced_frames"}.
     null_reasons: Optional[dict] = None
     # --- BiCodec tokens ----------------------------------------------------------
