@@ -27,6 +27,7 @@ from voxbox.stages import Stage
 
 SR = 16000
 WINDOW_S = 9.01
+MAX_BATCH = 4  # windows per ONNX call
 # The reference's polynomial fits of the raw P.835 outputs (non-personalised model).
 FIT_SIG = np.poly1d([-0.08397278, 1.22083953, 0.0052439])
 FIT_BAK = np.poly1d([-0.13166888, 1.60915514, -0.39604546])
@@ -78,10 +79,15 @@ class DNSMOS:
         hops = int(np.floor(audio.shape[0] / SR) - WINDOW_S) + 1
         wins = [audio[k * SR:k * SR + need] for k in range(hops)]
         wins = np.stack([w for w in wins if w.shape[0] == need]).astype(np.float32)  # (windows, 144160)
-        # Both models take a batch dimension: one call per clip, not one per window.
-        raw = self.p835.run(None, {"input_1": wins})[0]                       # (windows, 3)
-        mels = np.stack([self._mel(w[:-160].astype(np.float64)) for w in wins]).astype(np.float32)
-        p808 = self.p808.run(None, {"input_1": mels})[0][:, 0]                # (windows,)
+        # Both models take a batch dimension: a few windows per call, not one (and not
+        # all of a long recording's windows at once: activations grow with the batch).
+        raw, p808 = [], []
+        for i in range(0, wins.shape[0], MAX_BATCH):
+            part = wins[i:i + MAX_BATCH]
+            raw.append(self.p835.run(None, {"input_1": part})[0])            # (batch, 3)
+            mels = np.stack([self._mel(w[:-160].astype(np.float64)) for w in part]).astype(np.float32)
+            p808.append(self.p808.run(None, {"input_1": mels})[0][:, 0])     # (batch,)
+        raw, p808 = np.concatenate(raw), np.concatenate(p808)
         return {"sig": float(np.mean(FIT_SIG(raw[:, 0]))), "bak": float(np.mean(FIT_BAK(raw[:, 1]))),
                 "ovrl": float(np.mean(FIT_OVRL(raw[:, 2]))), "p808": float(np.mean(p808))}
 
