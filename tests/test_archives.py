@@ -121,3 +121,31 @@ def test_release_tgz_build_reads_each_archive_once_per_task(tmp_path, shared):
         samples, _ = decode_audio(data, dtype="int16")
         src = tmp_path / "src" / rec.source_path.rsplit("/", 1)[1]
         assert np.array_equal(samples[:, 0], sf.read(str(src), dtype="int16")[0])
+
+
+def test_extract_option_parses_words(tmp_path):
+    from voxbox.errors import VoxboxError
+
+    assert get_recipe("emilia", extract="false").opts["extract"] is False
+    assert get_recipe("emilia", extract="true").opts["extract"] is True
+    with pytest.raises(VoxboxError, match="wants true or false"):
+        get_recipe("emilia", extract="maybe")
+
+
+def test_damaged_tgz_is_one_bad_archive_rejection(tmp_path, shared):
+    from corpus_fixtures import Clips as _Clips
+
+    clips = _Clips(shared)
+    src = tmp_path / "src" / "WenetSpeech4TTS_Basic_1"
+    clips.put(src / "wavs" / "Y1.wav", 0)
+    write(src / "txts" / "Y1.txt", "Y1\t文本\n")
+    good = tar_folder(tmp_path / "c" / "Basic" / "WenetSpeech4TTS_Basic_1.tar.gz",
+                      [(f"WenetSpeech4TTS_Basic_1/{p.relative_to(src).as_posix()}", p)
+                       for p in sorted(src.rglob("*.*"))], gz=True)
+    data = good.read_bytes()
+    (tmp_path / "c" / "Basic" / "WenetSpeech4TTS_Basic_2.tar.gz").write_bytes(data[:len(data) // 2])
+    out = list(get_recipe("wenetspeech4tts").prepare(tmp_path / "c", workers=1))
+    recs = [r for r in out if isinstance(r, Utterance)]
+    rejs = [r for r in out if isinstance(r, Rejection)]
+    assert len(recs) == 1 and [(r.reason, r.path) for r in rejs] == [
+        ("bad_archive", "Basic/WenetSpeech4TTS_Basic_2.tar.gz")]

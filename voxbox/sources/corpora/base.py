@@ -386,6 +386,18 @@ class RecipeOption:
     help: str
 
 
+def _option_value(recipe: str, key: str, default: Any, value: Any) -> Any:
+    """A ``-o key=value`` string as the option's type: "false" must not read as true."""
+    if isinstance(default, bool) and isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes", "on"):
+            return True
+        if word in ("false", "0", "no", "off"):
+            return False
+        raise VoxboxError(f"{recipe}: option {key} wants true or false, got {value!r}")
+    return value
+
+
 class Recipe:
     """Base class. Subclasses set ``name`` (the catalog name) and implement ``scan``.
 
@@ -409,7 +421,7 @@ class Recipe:
             known = ", ".join(sorted(self.options)) or "none"
             raise VoxboxError(f"{self.name}: unknown option {', '.join(unknown)} (known: {known})")
         self.opts = {k: o.default for k, o in self.options.items()}
-        self.opts.update(options)
+        self.opts.update({k: _option_value(self.name, k, self.options[k].default, v) for k, v in options.items()})
         self.skipped: Dict[str, int] = {}
         self._entry = None
 
