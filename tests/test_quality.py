@@ -19,6 +19,7 @@ def _clip_record(clips, i, **kw):
     return Utterance(index=f"t_{i}", source_path=p.name, corpus_root=str(p.parent), **kw)
 
 
+@pytest.mark.slow
 def test_dnsmos_equals_the_speechmos_reference(shared):
     pytest.importorskip("onnxruntime")
     ref = pytest.importorskip("speechmos.dnsmos")  # the packaged reference implementation
@@ -33,6 +34,7 @@ def test_dnsmos_equals_the_speechmos_reference(shared):
             assert mine[k] == pytest.approx(float(theirs[f"{k}_mos"]), abs=1e-4), k
 
 
+@pytest.mark.slow
 def test_dnsmos_stage_fills_the_fields_and_reads_spans(shared):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("speechmos")
