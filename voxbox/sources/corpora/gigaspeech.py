@@ -118,7 +118,7 @@ class GigaSpeech(Recipe):
             return reject(key, "missing_transcript", f"segment {sid}: empty text_tn", self.name)
         speaker = seg.get("speaker")
         split = next((SPLITS[t] for t in tags if t in SPLITS), "train")
-        fields = {"text": text, "span_offset": begin, "span_duration": round(end - begin, 6), "split": split,
+        fields = {"text": text, "utt_id": sid, "span_offset": begin, "span_duration": round(end - begin, 6), "split": split,
                   "speaker": speaker if speaker not in (None, "", "N/A") else None}
         extra = {"gigaspeech_sid": sid, "gigaspeech_aid": audio.get("aid"), "gigaspeech_subsets": tags,
                  "gigaspeech_source": audio.get("source"), "text_tn": text_tn}

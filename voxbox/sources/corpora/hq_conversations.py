@@ -100,6 +100,7 @@ class HQConversations(Recipe):
                 continue
             speaker = cols[0].strip() or None
             gender = (gender_of(cols[1]) if len(cols) >= 3 else None) or genders.get(speaker or "")
-            yield Item(wav, {"text": text, "speaker": speaker, "gender": gender, "span_offset": start,
+            utt_id = f"{posixpath.splitext(posixpath.basename(wav))[0]}_{n:05d}"  # conversation + line
+            yield Item(wav, {"text": text, "utt_id": utt_id, "speaker": speaker, "gender": gender, "span_offset": start,
                              "span_duration": round(end - start, 6)},
                        {"transcript": f"{table}:{n}", "native_text": cols[-1]}, header=header, key=key)
