@@ -10,7 +10,9 @@ import subprocess
 import pytest
 import yaml
 
-from voxbox.build.run import build, load_pipeline, manifest_source
+from voxbox.build.pipeline import load_pipeline
+from voxbox.build.run import build
+from voxbox.build.sources import manifest_source
 from voxbox.cli import main
 from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError

@@ -10,7 +10,9 @@ import os
 
 import pytest
 
-from voxbox.build.run import build, load_pipeline, manifest_source
+from voxbox.build.pipeline import load_pipeline
+from voxbox.build.run import build
+from voxbox.build.sources import manifest_source
 from voxbox.dataset.reader import open_dataset
 
 from voxbox_build_fixtures import TESTS, shard_bytes, write_corpus_manifest, write_pipeline

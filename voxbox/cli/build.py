@@ -8,8 +8,6 @@ from typing import List, Optional
 import typer
 
 
-
-
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
@@ -72,7 +70,10 @@ def build_command(
     import os
 
     from voxbox.cli import command_line
-    from voxbox.build.run import build, check_out_dir, corpus_source, load_pipeline, manifest_source
+    from voxbox.build.guards import check_out_dir
+    from voxbox.build.pipeline import load_pipeline
+    from voxbox.build.run import build
+    from voxbox.build.sources import corpus_source, manifest_source
     from voxbox.errors import VoxboxError
     from voxbox.shards.writer import format_summary
 
