@@ -60,8 +60,9 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     stages = _ready(out, pipe, force, log)
     prep = prepare_input(source, out / WORK_DIR, pipe.audio_format)
     if not prep.keys:
+        error = no_usable_records(prep)  # counts the rejects before the work folder goes
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-        raise no_usable_records(prep)
+        raise error
     fingerprint = {"input": prep.fingerprint, "pipeline": pipe.fingerprint()}
     journal = _open_journal(out, pipe, fingerprint, force, log)
     plan = plan_shards(((i, k[2]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
