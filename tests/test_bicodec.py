@@ -43,6 +43,7 @@ def _maxdiff(a, b):
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_case_matches_reference(tok, cases, tiny_bicodec, name):
     case = cases[name]
@@ -83,6 +84,7 @@ def test_case_matches_reference(tok, cases, tiny_bicodec, name):
     assert _maxdiff(rec, np.load(d / "wav_rec.npy")) <= tol["wav_rec"]
 
 
+@pytest.mark.slow
 def test_channel_zero_is_used(tok, cases, tiny_bicodec):
     """Case E is stereo; the array path must pick channel 0 of (samples, channels) too."""
     import soundfile as sf

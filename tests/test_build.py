@@ -161,6 +161,7 @@ def test_cli_tokenize_skipped_message_and_unknown_stage(manifest, tmp_path, caps
     assert "unknown stage 'no_such_stage'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_build_libritts_with_real_stages(shared, tiny_bicodec, tmp_path, capsys):
     """prepare (libritts recipe) -> annotate -> tokenize (tiny BiCodec) -> shards -> validate."""
     root = shared / "data" / "real-speech" / "libritts-mini"

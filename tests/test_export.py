@@ -203,6 +203,7 @@ def test_export_cli(built, tmp_path, capsys):
     assert main(["export", "sparktts", str(built), "--out", str(tmp_path / "c")]) == 1
 
 
+@pytest.mark.slow
 def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     """The real chain: voxbox build (annotate + tokenize) -> export -> codec check with the
     model folder taken from the build's pipeline.yaml."""

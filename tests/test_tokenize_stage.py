@@ -145,6 +145,7 @@ def test_unfinished_run_of_other_options_is_refused(tok, manifest, tmp_path):
     assert _journal_kinds(out) == ["start", "shard", "shard"]  # the finished work is kept
 
 
+@pytest.mark.slow
 def test_cli_tokenize_and_detokenize(manifest, tmp_path, tiny_bicodec, tok, capsys):
     out = tmp_path / "tok.parquet"
     rc = main(["tokenize", str(manifest), "--model-dir", str(tiny_bicodec), "--out", str(out),

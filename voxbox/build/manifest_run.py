@@ -33,6 +33,7 @@ from voxbox.build.engine.common import Task
 from voxbox.build.guards import changed
 from voxbox.errors import VoxboxError
 from voxbox.manifest import ManifestWriter, RejectsWriter, check_manifest_out, open_manifest, rejects_path
+from voxbox.progress import Progress
 from voxbox.record import Rejection, Result, Utterance
 from voxbox.shards import index as ix
 from voxbox.shards.writer import audio_seconds
@@ -81,14 +82,20 @@ def run_manifest(src: Union[str, Path], out: Union[str, Path], stages: Sequence[
     sizes = [min(part_records, total - k) for k in range(0, total, part_records)]
     done = finished(journal, work, sizes, log, unit="part")
     resumed = sum(e["records"] + len(e["rejects"]) for e in done.values())
+    if done:
+        log(f"resuming: {resumed} of {total} records already done ({len(done)} of {len(sizes)} parts, verified)")
+    eng = make_engine(engine, stages, None, workers, ray_address)
     t0 = time.perf_counter()
     try:
-        fresh = _run_parts(records, sizes, done, stages, work, journal, engine, workers, batch_size, ray_address,
-                           desc or "+".join(st.name for st in stages) or "records", total, resumed)
+        with Progress(desc or "+".join(st.name for st in stages) or "records", total=total) as bar:
+            bar.update(resumed)
+            fresh = _run_parts(eng, _part_tasks(records, sizes, done, batch_size), work, journal, done, bar)
     except BaseException:
         if not journal.shards():
             shutil.rmtree(work, ignore_errors=True)  # nothing finished, nothing to keep
         raise
+    finally:
+        eng.close()
     wall = time.perf_counter() - t0
     summary = _write_output(out, work, [done[k] for k in range(len(sizes))])
     shutil.rmtree(work, ignore_errors=True)
@@ -185,11 +192,9 @@ def _part_tasks(records: Iterator[Utterance], sizes: List[int], done: Dict[int, 
             yield Task(shard=k, seq=j, last=j == len(batches) - 1, records=b)
 
 
-def _run_parts(records, sizes, done, stages, work, journal, engine, workers, batch_size, ray_address,
-               desc, total, resumed) -> float:
-    """Run the parts not done; journal each as it commits. Returns the audio seconds kept."""
-    from voxbox.progress import Progress
-
+def _run_parts(eng, tasks: Iterator[Task], work: Path, journal: ix.Journal, done: Dict[int, dict],
+               bar) -> float:
+    """Run the tasks; journal each part as it commits. Returns the audio seconds kept."""
     kept = [0.0]
 
     def record(entry: dict) -> None:
@@ -198,17 +203,9 @@ def _run_parts(records, sizes, done, stages, work, journal, engine, workers, bat
         kept[0] += entry["audio_seconds"]
 
     def progress(res) -> None:
-        secs = sum(audio_seconds(o) for o in res.outcomes if isinstance(o, Utterance))
-        bar.update(len(res.outcomes), secs)
+        bar.update(len(res.outcomes), sum(audio_seconds(o) for o in res.outcomes if isinstance(o, Utterance)))
 
-    eng = make_engine(engine, stages, None, workers, ray_address)
-    with Progress(desc, total=total) as bar:
-        bar.update(resumed)
-        try:
-            commit_in_order(eng.run(_part_tasks(records, sizes, done, batch_size)),
-                            lambda k: PartCommitter(work, k), record, on_result=progress)
-        finally:
-            eng.close()
+    commit_in_order(eng.run(tasks), lambda k: PartCommitter(work, k), record, on_result=progress)
     return kept[0]
 
 
