@@ -40,8 +40,10 @@ def _call_codes(node: ast.Call):
     for kw in node.keywords:
         if kw.arg == "reason":
             yield from _strings(kw.value)
-    if name == "Skip":  # export's Skip(reason), a recipe's Skip(path, reason)
-        pos = 0 if len(node.args) == 1 else 1
+    if name == "NoExample":  # export's NoExample(reason)
+        pos = 0
+    elif name == "Skip":  # a recipe's Skip(path, reason)
+        pos = 1
     else:
         pos = _POSITION.get(name)
     if pos is not None and len(node.args) > pos:

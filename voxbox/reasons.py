@@ -63,6 +63,10 @@ REASONS: Dict[str, Reason] = _table(
     ("unexplained_file", "reject", "a file the corpus layout does not explain", False),
     ("known_bad_file", "reject", "a file the corpus maintainers list as corrupt", False),
     ("duplicate_id", "reject", "the corpus layout lists the same file twice", False),
+    ("unsupported_audio_format", "reject", "audio in a container voxbox cannot decode (webm, m4a, mp4, avi): "
+                                           "convert it to wav/flac beside the original (detail says how)", False),
+    ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
+                              "none of its members are read", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),
@@ -70,6 +74,8 @@ REASONS: Dict[str, Reason] = _table(
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
+    ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
+                                      "conversational part); not read", False),
     ("no_tokens", "skip", "export: the record has no BiCodec tokens", False),
     ("bad_global_tokens", "skip", "export: the record does not hold exactly 32 global tokens", False),
     ("token_out_of_range", "skip", "export: a token lies outside its codebook", False),

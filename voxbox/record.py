@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from voxbox import reasons
 from voxbox.errors import VoxboxError
@@ -176,6 +176,17 @@ class Utterance:
 FIELD_NAMES = frozenset(f.name for f in fields(Utterance))
 
 
+def audio_seconds(rec: Utterance) -> float:
+    """Length of the record's audio in seconds, for totals and progress.
+
+    The one precedence: the source file's sample count (exact, set by prepare), else
+    ``duration`` (rounded to 10 ms by annotate), else 0 (nothing says how long it is).
+    """
+    if rec.num_samples and rec.sample_rate:
+        return rec.num_samples / rec.sample_rate
+    return float(rec.duration or 0.0)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A record that a stage could not use, with the reason. Never an exception."""
@@ -207,6 +218,12 @@ class Rejection:
             for k, v in values.items():
                 object.__setattr__(rej, k, v)
             return rej
+
+
+def format_reason_counts(counts: Mapping[str, int]) -> str:
+    """``"3 too_short, 1 unreadable_audio"``: how every summary shows counts by reason,
+    most first, ties by name (so the line is the same on every run)."""
+    return ", ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
 Result = Union[Utterance, Rejection]

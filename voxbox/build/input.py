@@ -16,9 +16,9 @@ from typing import BinaryIO, Dict, Iterable, List, Tuple
 
 from voxbox.errors import VoxboxError
 from voxbox.manifest import read_rejects
-from voxbox.record import Rejection, Result, Utterance
+from voxbox.record import Rejection, Result, Utterance, audio_seconds, format_reason_counts
 from voxbox.shards import index as ix
-from voxbox.shards.writer import audio_seconds, estimate_bytes, rejects_sort_key
+from voxbox.shards.writer import estimate_bytes, rejects_sort_key
 
 PREPARED_NAME = "prepared.jsonl"
 REJECTS_NAME = "prepare.rejects.jsonl"
@@ -106,7 +106,6 @@ def no_usable_records(prep: PreparedInput) -> VoxboxError:
     from collections import Counter
 
     reasons = Counter(r.reason for r in read_rejects(prep.rejects_path))
-    why = (f" ({sum(reasons.values())} rejected: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) + ")"
-           if reasons else "")
+    why = f" ({sum(reasons.values())} rejected: {format_reason_counts(reasons)})" if reasons else ""
     return VoxboxError(f"the input has no usable records{why}: nothing to build "
                        "(check --manifest, or --corpus, --root and --subset)")

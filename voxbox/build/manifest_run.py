@@ -34,9 +34,8 @@ from voxbox.build.guards import changed
 from voxbox.errors import VoxboxError
 from voxbox.manifest import ManifestWriter, RejectsWriter, check_manifest_out, open_manifest, rejects_path
 from voxbox.progress import Progress
-from voxbox.record import Rejection, Result, Utterance
+from voxbox.record import Rejection, Result, Utterance, audio_seconds
 from voxbox.shards import index as ix
-from voxbox.shards.writer import audio_seconds
 from voxbox.stages import Stage
 
 WORK_SUFFIX = ".work"

@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from voxbox.record import Rejection, Utterance
+from voxbox.record import Rejection, Utterance, audio_seconds
 from voxbox.shards.encode import EncodedSample, encode_record
-from voxbox.shards.writer import audio_seconds
 from voxbox.stages import Stage
 
 Outcome = Union[EncodedSample, Utterance, Rejection]
