@@ -30,7 +30,6 @@ class PreparedInput:
     rejects_path: Path
     keys: Dict[str, Tuple[int, int, int]] = field(default_factory=dict)  # index -> (offset, length, est)
     fingerprint: str = ""
-    audio_seconds: float = 0.0
 
     def read(self, fh: BinaryIO, index: str) -> Utterance:
         off, length, _ = self.keys[index]
@@ -44,14 +43,13 @@ def _line_identity(d: dict) -> bytes:
     return hashlib.sha256(ix.canonical_json(d).encode("utf-8")).digest()
 
 
-def prepare_input(source: Iterable[Result], work: Path, audio_format: str,
-                  progress_desc: str = "prepare") -> PreparedInput:
+def prepare_input(source: Iterable[Result], work: Path, audio_format: str) -> PreparedInput:
     """Stream ``source`` into ``work``; return the prepared input with its fingerprint."""
     work.mkdir(parents=True, exist_ok=True)
     prep = PreparedInput(work / PREPARED_NAME, work / REJECTS_NAME)
     hashes: Dict[str, bytes] = {}
     try:
-        rejects = _spool(source, prep, hashes, audio_format, progress_desc)
+        rejects = _spool(source, prep, hashes, audio_format)
         rejects.sort(key=rejects_sort_key)
         with open(prep.rejects_path, "w", encoding="utf-8") as fh:
             for r in rejects:
@@ -62,13 +60,13 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str,
     return prep
 
 
-def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, bytes], audio_format: str,
-           progress_desc: str) -> List[Rejection]:
+def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, bytes],
+           audio_format: str) -> List[Rejection]:
     """Write the records to ``prep.path``, fill ``prep.keys``; return the rejections."""
     from voxbox.progress import Progress
 
     rejects: List[Rejection] = []
-    with open(prep.path, "wb") as fh, Progress(progress_desc) as bar:
+    with open(prep.path, "wb") as fh, Progress("prepare") as bar:
         offset = 0
         for res in source:
             if isinstance(res, Rejection):
@@ -85,9 +83,7 @@ def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, byte
             prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format))
             hashes[res.index] = _line_identity(d)
             offset += len(line)
-            secs = audio_seconds(res)
-            prep.audio_seconds += secs
-            bar.update(1, secs)
+            bar.update(1, audio_seconds(res))
     return rejects
 
 

@@ -157,25 +157,37 @@ class PartCommitter:
         self.path = work / f"part-{part:06d}.jsonl"
         self.tmp = self.path.with_name(self.path.name + ix.PARTIAL_SUFFIX)
         self.records, self.seconds, self.rejects = 0, 0.0, []
-        self._fh = open(self.tmp, "w", encoding="utf-8")
+        try:
+            self._fh = open(self.tmp, "w", encoding="utf-8")
+        except OSError as e:
+            raise ix.io_error(work, e) from None
 
     def add(self, outcome: Union[Utterance, Rejection]) -> None:
         if isinstance(outcome, Rejection):
             self.rejects.append(outcome.to_dict())
             return
-        self._fh.write(json.dumps(outcome.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        try:
+            self._fh.write(json.dumps(outcome.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        except OSError as e:
+            raise ix.io_error(self.tmp, e) from None
         self.records += 1
         self.seconds += audio_seconds(outcome)
 
     def commit(self) -> dict:
-        self._fh.close()
-        ix.commit_file(self.tmp, self.path)
+        try:
+            self._fh.close()
+            ix.commit_file(self.tmp, self.path)
+        except OSError as e:
+            raise ix.io_error(self.path, e) from None
         info = {"path": self.path.name, "bytes": self.path.stat().st_size, "sha256": ix.sha256_file(self.path)}
         return {"kind": "shard", "shard": self.part, "records": self.records, "audio_seconds": self.seconds,
                 "files": {"jsonl": info}, "rejects": self.rejects}
 
     def abort(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # a full disk fails the flush too; the file goes anyway
         self.tmp.unlink(missing_ok=True)
 
 

@@ -39,7 +39,6 @@ class Pipeline:
     shard_mb: float = DEFAULT_SHARD_MB
     shard_records: int = DEFAULT_SHARD_RECORDS
     batch_size: int = DEFAULT_BATCH_SIZE
-    source: Optional[str] = None        # where the pipeline came from (file path)
 
     def active_stages(self) -> List[dict]:
         return [s for s in self.stages if not self.skip_reason(s)]
@@ -212,7 +211,7 @@ def _resolve(path: Path, name, entries: List[dict], out: dict, eng: dict, **cli)
             audio_format=audio_format,
             shard_mb=float(pick("shard_mb", out, DEFAULT_SHARD_MB)),
             shard_records=int(pick("shard_records", out, DEFAULT_SHARD_RECORDS)),
-            batch_size=int(pick("batch_size", eng, DEFAULT_BATCH_SIZE)), source=str(path))
+            batch_size=int(pick("batch_size", eng, DEFAULT_BATCH_SIZE)))
     except (TypeError, ValueError) as e:
         raise VoxboxError(f"{path}: bad output/engine setting ({e})") from None
     if "." in pipe.name or "/" in pipe.name or not pipe.name:
