@@ -98,6 +98,7 @@ def test_channel_zero_is_used(tok, cases, tiny_bicodec):
     assert (s1 != s_file).float().mean() > 0.5
 
 
+@pytest.mark.slow
 def test_truncated_wav2vec2_equals_full_model_hidden_states(tok, tiny_bicodec, cases):
     """Our 16-layer walk gives the reference's (h11 + h14 + h16) / 3 of the full model,
     i.e. the raw block outputs, not the final-LayerNorm'ed last state."""

@@ -113,6 +113,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(built, tmp_path):
         export_sparktts(built, tmp_path / "o4", tasks=["asr"])
 
 
+@pytest.mark.slow
 def test_export_parquet_with_token_ids(built, tmp_path):
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer

@@ -161,6 +161,7 @@ def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     assert "no such dataset folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bad_check_options_fail_before_writing(built, tmp_path):
     # A negative threshold flagged every record; a bad backend failed after wavs/ was made.
     for kw, msg in (({"threshold": -1.0}, "--threshold must be a positive"),

@@ -72,6 +72,7 @@ def test_detokenize_batch_equals_one_at_a_time(tok, clips):
         assert np.abs(a - b).max() < 2e-5
 
 
+@pytest.mark.slow
 def test_token_formats_accepted_by_detokenize(tok, clips):
     g, s = tok.tokenize(*clips[1])
     ref = tok.detokenize(g, s)
@@ -109,6 +110,7 @@ def test_silent_file_is_refused(tok, tmp_path):
         tok.tokenize(p)
 
 
+@pytest.mark.slow
 def test_batch_returns_errors_in_place(tok, clips):
     items = [clips[3][0], np.zeros(8000), clips[1][0]]
     out = tok.tokenize_batch(items, [16000, 16000, clips[1][1]], errors="return")

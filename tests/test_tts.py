@@ -102,6 +102,7 @@ def test_constrained_control_batch(tts):
     assert [r.semantic_tokens for r in other] != [r.semantic_tokens for r in res]
 
 
+@pytest.mark.slow
 def test_left_padded_batch_equals_one_by_one(tts):
     prompts = [P.control_prompt("Hi.", "male", "low", "low"),
                P.control_prompt("A much longer text, so the first prompt gets left padding.", "female", "high", "high")]
