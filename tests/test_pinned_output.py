@@ -1,15 +1,20 @@
 """Pinned bytes: the shards built from the shipped real speech (libritts-mini) never change
 by accident.
 
-Where the values come from: the code at commit 2d5c0b1 (before issue 10's layout move and
-refactor) built the same input the same way (``_build`` below, 1 worker) and gave exactly
-these sha256 values; the current code gives the same. A refactor must leave them alone.
-A deliberate change of the output (record fields, their order or rounding, the FLAC or
-shard encoders, an annotation value) must update them here, and its commit must say so.
+Where the values come from: main at d126894 (the code before issue 10's executor and
+build split were merged) built the same input the same way (``_build`` below, 1 worker)
+and gave exactly these sha256 values; the refactored code gives the same. (Before that,
+the code at 2d5c0b1, before issue 10's layout move, gave the values this file first pinned,
+and the refactor reproduced them too; main's stored-record layout change,
+``shards.finalize.RECORD_FORMAT``, then changed them deliberately.) A refactor must leave
+them alone. A deliberate change of the output (record fields, their order or rounding,
+the FLAC or shard encoders, an annotation value) must update them here, and its commit
+must say so.
 
 Two things of the environment enter the bytes and are handled explicitly:
-- records store ``corpus_root``; an absolute path would tie the bytes to where ../shared
-  sits, so the build runs from the corpus folder with ``corpus_root = "LibriTTS"``;
+- records may store ``corpus_root`` (the layout of 2d5c0b1 did); an absolute path would tie
+  the bytes to where ../shared sits, so the build runs from the corpus folder with
+  ``corpus_root = "LibriTTS"``;
 - a Parquet file names the pyarrow version that wrote it (``created_by``); under another
   pyarrow than the one pinned, the Parquet shard is checked by its decoded rows instead
   (a digest of every row, audio by sha256), the tar shard still byte for byte.
@@ -27,14 +32,14 @@ PYARROW_PINNED = "26.0.1"  # the pyarrow that wrote the pinned Parquet bytes
 
 # shard -> sha256 of the file, and of the Parquet rows (see _parquet_rows_sha256).
 ANNOTATE = {
-    "webdataset/voxbox-000000.tar": "b662f56eae2d029ba73563c9cb9d69489515abfca7fb9a47f5dcc0368fcb83e8",
-    "parquet/voxbox-000000.parquet": "894808fc2403111ba1b26343cc987029e082da6bbc76515014aba917371dca86",
-    "parquet rows": "52529eab0b84aeb2e62796c075166d2218d9d43bd519510f20ccdc9c0f4bbc53",
+    "webdataset/voxbox-000000.tar": "bf1615ddbd87eaa97bac66b7549b30fdc0917e657002bdbde86b1469d9895126",
+    "parquet/voxbox-000000.parquet": "016bcfebd68c2074b99497bbd5d80aa889497136f75994ad8c8536d05f186ccb",
+    "parquet rows": "e0ff330af0647273f0aa18a1cc1ace82c8758017dde9b3f3dcc69c94154ba3f5",
 }
 ANNOTATE_TOKENIZE = {  # tokens from ../shared/fixtures/bicodec-tiny
-    "webdataset/voxbox-000000.tar": "905842593157bcd122c938f84c95305a4bc1f323f63b29457f14092e42098208",
-    "parquet/voxbox-000000.parquet": "77080081b2fb16ce1bf4e2c8f9037dc2108d145cb28077a5be914643cfef3d9e",
-    "parquet rows": "b51b9eb2e07c6e235e7c7d3f02f9fd6d654206532709fd8f234aac97208f4082",
+    "webdataset/voxbox-000000.tar": "6c60ed224b49bd4e99a85b7a04d5360eb4a2f7b5e72495c59780a1fe40249b14",
+    "parquet/voxbox-000000.parquet": "63278f7e7b53d3cc76b60c74b2644a220f6852e706e3fa1255be5b03e22e8e61",
+    "parquet rows": "ca6a44b27c3eb6259f216cb5235e1d66b748ae0a5834c6f6dce5a3bf076947ad",
 }
 
 

@@ -28,11 +28,12 @@ REJECTS_NAME = "prepare.rejects.jsonl"
 class PreparedInput:
     path: Path
     rejects_path: Path
-    keys: Dict[str, Tuple[int, int, int]] = field(default_factory=dict)  # index -> (offset, length, est)
+    keys: Dict[str, Tuple[int, int, int, str]] = field(default_factory=dict)  # index -> (offset, length, est, split)
     fingerprint: str = ""
+    roots: set = field(default_factory=set)  # (corpus, corpus_root): for provenance.json, not the records
 
     def read(self, fh: BinaryIO, index: str) -> Utterance:
-        off, length, _ = self.keys[index]
+        off, length = self.keys[index][:2]
         fh.seek(off)
         return Utterance.from_dict(json.loads(fh.read(length).decode("utf-8")))
 
@@ -80,7 +81,9 @@ def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, byte
             d = res.to_dict()
             line = (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
             fh.write(line)
-            prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format))
+            prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format), res.split or "")
+            if res.corpus_root:
+                prep.roots.add((res.corpus or "", res.corpus_root))
             hashes[res.index] = _line_identity(d)
             offset += len(line)
             bar.update(1, audio_seconds(res))

@@ -53,13 +53,22 @@ class Pipeline:
     def skipped(self) -> List[Tuple[str, str]]:
         return [(s["stage"], self.skip_reason(s)) for s in self.stages if self.skip_reason(s)]
 
+    def skipped_stage(self, name: str) -> Optional[str]:
+        """Why stage ``name`` does not run ("no model_dir given", "not in the pipeline"), or None."""
+        entries = [s for s in self.stages if s["stage"] == name]
+        return self.skip_reason(entries[0]) if entries else "not in the pipeline"
+
     def identity(self) -> dict:
         """What determines the output bytes (engine settings excluded)."""
+        from voxbox.shards.finalize import RECORD_FORMAT
+
         return {
             "name": self.name,
             "stages": [{"stage": s["stage"], "params": s.get("params") or {}} for s in self.active_stages()],
             "formats": list(self.formats), "audio_format": self.audio_format,
             "shard_mb": self.shard_mb, "shard_records": self.shard_records,
+            # Shards of another stored-record layout must not be resumed into this build.
+            "record_format": RECORD_FORMAT,
         }
 
     def fingerprint(self) -> str:

@@ -9,8 +9,8 @@ The flow of one build:
    (:mod:`voxbox.build.input`); the sorted records define the *input fingerprint*.
 3. **Resume or refuse.** A folder built from another pipeline or input is refused
    unless ``force``; one from the same pipeline and input is resumed.
-4. **Plan.** Sorted indices are cut into shards (:func:`voxbox.shards.writer.plan_shards`),
-   so shard contents depend only on the input.
+4. **Plan.** Indices sorted by split, then index, are cut into shards
+   (:func:`voxbox.shards.writer.plan_shards`), so shard contents depend only on the input.
 5. **Run.** Shards that the journal lists and whose files still match their sha256
    are skipped; the others are streamed through the engine (stages + audio encoding)
    and committed one by one (:mod:`voxbox.build.commit`: tmp name, fsync, rename,
@@ -65,7 +65,7 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
         raise error
     fingerprint = {"input": prep.fingerprint, "pipeline": pipe.fingerprint()}
     journal = _open_journal(out, pipe, fingerprint, force, log)
-    plan = plan_shards(((i, k[2]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
+    plan = plan_shards(((i, k[2], k[3]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
     done = finished(journal, out, [len(s) for s in plan], log)
     if done:
         log(f"resuming: {len(done)} of {len(plan)} shard(s) already finished and verified")
@@ -76,7 +76,8 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
         eng.close()  # a private Ray instance must not outlive the build
     index = finish(out, name=pipe.name, formats=pipe.formats, audio_format=pipe.audio_format,
                    shard_entries=[done[k] for k in range(len(plan))], rejects=read_rejects(prep.rejects_path),
-                   fingerprint=fingerprint, pipeline_yaml=pipe.to_yaml(), command=command)
+                   fingerprint=fingerprint, pipeline_yaml=pipe.to_yaml(), command=command,
+                   sources=[{"corpus": c, "root": r} for c, r in sorted(prep.roots)])
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     return index
 

@@ -39,15 +39,17 @@ def tokenize(
     """Add BiCodec tokens (32 global + 50 semantic per second) to every record, exactly as the
     official Spark-TTS tokenizer computes them. Interrupted runs resume where they stopped when
     rerun with the same arguments (finished work is kept in OUT.work/)."""
+    from voxbox.cli.output import notice
     from voxbox.tokenize.stage import tokenize_manifest
 
     s = tokenize_manifest(manifest, out, model_dir, device=device, batch_size=batch_size, dtype=dtype,
-                          limit=limit, engine=engine, workers=workers, ray_address=ray_address,
-                          log=lambda msg: typer.echo(msg, err=True))
+                          limit=limit, engine=engine, workers=workers, ray_address=ray_address, log=notice)
     resumed = f" (resumed after {s['resumed_from']})" if s["resumed_from"] else ""
-    typer.echo(f"tokenized {s['records']} records{resumed} -> {out}; {s['audio_seconds']:.1f} audio-s "
-               f"in {s['wall_seconds']:.1f} s = {s['audio_seconds_per_second']:.2f} audio-s/s; "
-               f"{s['reject_summary']}")
+    from voxbox.cli.output import result
+
+    result(s, f"tokenized {s['records']} records{resumed} -> {out}; {s['audio_seconds']:.1f} audio-s "
+              f"in {s['wall_seconds']:.1f} s = {s['audio_seconds_per_second']:.2f} audio-s/s; "
+              f"{s['reject_summary']}")
 
 
 def register(app: typer.Typer) -> None:
