@@ -27,6 +27,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
+from voxbox.errors import VoxboxError
 from voxbox.limits import MAX_AUDIO_BYTES, FileRefused, audio_problem, open_regular, read_regular
 from voxbox.record import Rejection, Utterance
 
@@ -68,12 +69,21 @@ def encode_flac_noted(path: Union[str, Path]) -> Tuple[bytes, Optional[dict]]:
         problem = audio_problem(f.samplerate, f.frames, f.channels)
         if problem is not None:
             raise problem
-        sr, subtype = f.samplerate, f.subtype
-        if subtype in _SHALLOW:
-            return _flac(f.read(dtype="int16", always_2d=True), sr, "PCM_16"), None
-        if subtype in _FLOAT:
-            return _float_to_flac(f.read(dtype="float64", always_2d=True), sr, subtype)
-        data = f.read(dtype="int32", always_2d=True)
+        data, sr, subtype = f.read(dtype=_dtype(f.subtype), always_2d=True), f.samplerate, f.subtype
+    return _to_flac(data, sr, subtype)
+
+
+def _dtype(subtype: str) -> str:
+    """How to read a source so that nothing is lost: floats as floats (libsndfile reads
+    float samples as integers without scaling: near-silence), the rest as integers."""
+    return "int16" if subtype in _SHALLOW else "float64" if subtype in _FLOAT else "int32"
+
+
+def _to_flac(data: np.ndarray, sr: int, subtype: str) -> Tuple[bytes, Optional[dict]]:
+    if subtype in _SHALLOW:
+        return _flac(data, sr, "PCM_16"), None
+    if subtype in _FLOAT:
+        return _float_to_flac(data, sr, subtype)
     if subtype in _INT32:
         return _int32_to_flac(data, sr, subtype)
     return _flac(data, sr, "PCM_24"), None
@@ -115,29 +125,56 @@ def _note(subtype: str, detail: str, gain: float = 1.0) -> dict:
     return {"source": subtype, "stored": "FLAC PCM_24", "lossless": False, "gain": round(gain, 9), "detail": detail}
 
 
+def _encode_plain(path: Path, audio_format: str) -> Tuple[bytes, str, Optional[dict]]:
+    if audio_format == "original" or source_ext(path) == "flac":
+        # A FLAC source already is a fixed lossless encoding: keep its bytes.
+        data = read_regular(path, MAX_AUDIO_BYTES, missing="missing_audio")
+        return data, "flac" if audio_format == "flac" else source_ext(path), None
+    data, note = encode_flac_noted(path)
+    return data, "flac", note
+
+
+def _encode_located(rec: Utterance, audio_format: str) -> Tuple[bytes, str, Optional[dict]]:
+    """A span (always FLAC: there are no original bytes of a cut) or an archive member
+    (its own bytes, as for a file), read through :mod:`voxbox.media`."""
+    from voxbox import media
+
+    loc = media.record_location(rec)
+    ext = source_ext(loc.member or loc.file.name)
+    whole = rec.span_offset is None and rec.span_duration is None
+    if whole and (audio_format == "original" or ext == "flac"):
+        return media.record_bytes(rec), "flac" if audio_format == "flac" else ext, None
+    data, sr, subtype = media.read_frames(rec, dtype=_dtype)
+    problem = audio_problem(sr, data.shape[0], data.shape[1])
+    if problem is not None:
+        raise problem
+    flac, note = _to_flac(data, sr, subtype)
+    return flac, "flac", note
+
+
 def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shard") -> Union[EncodedSample, Rejection]:
-    """Read ``rec.audio_path`` and return its shard bytes, or a Rejection if unusable.
-    When FLAC cannot hold the source as it is, the returned record says what changed."""
+    """The record's shard bytes, or a Rejection when its audio is unusable. When FLAC
+    cannot hold the source as it is, the returned record says what changed."""
+    from voxbox import media
+
+    if audio_format not in AUDIO_FORMATS:
+        raise VoxboxError(f"unknown audio format {audio_format!r} (use one of {', '.join(AUDIO_FORMATS)})")
     if not rec.source_path:
         return Rejection(stage=stage, path=rec.index, reason="no_audio_path", index=rec.index,
                          detail=rec.missing_audio_detail())
-    path = rec.audio_path
-    where = rec.source_path
-    note = None
     try:
-        if audio_format == "original" or source_ext(path) == "flac":
-            # A FLAC source already is a fixed lossless encoding: keep its bytes.
-            data = read_regular(path, MAX_AUDIO_BYTES, missing="missing_audio")
-            ext = "flac" if audio_format == "flac" else source_ext(path)
-        elif audio_format == "flac":
-            (data, note), ext = encode_flac_noted(path), "flac"
+        if media.is_plain(rec):
+            data, ext, note = _encode_plain(rec.audio_path, audio_format)
         else:
-            raise ValueError(f"unknown audio format {audio_format!r} (use one of {', '.join(AUDIO_FORMATS)})")
+            data, ext, note = _encode_located(rec, audio_format)
     except FileRefused as e:
-        return Rejection(stage=stage, path=where, reason=e.reason, index=rec.index, detail=e.detail)
+        return Rejection(stage=stage, path=rec.source_path, reason=e.reason, index=rec.index, detail=e.detail)
+    except media.MediaError as e:
+        return Rejection(stage=stage, path=rec.source_path, reason=e.reason, index=rec.index, detail=str(e)[:300])
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad input, not a crash
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return Rejection(stage=stage, path=where, reason="unreadable_audio", index=rec.index, detail=msg[:300])
+        return Rejection(stage=stage, path=rec.source_path, reason="unreadable_audio", index=rec.index,
+                         detail=msg[:300])
     if note is not None:
         rec = rec.replace(extra={**(rec.extra or {}), "stored_audio": note})
     return EncodedSample(rec, data, ext)

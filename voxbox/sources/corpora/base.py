@@ -108,6 +108,12 @@ class Item:
     path: str                       # relative to the corpus root, "/"-separated
     fields: Dict[str, Any] = field(default_factory=dict)  # Utterance fields (speaker, text, ...)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # The header when the recipe already read it (a .tar.gz member, read in the one
+    # sequential pass over its archive), or the InputError it raised; None: read it here.
+    header: Any = None
+    # What the record's index is made from when the path alone is not unique (a segment
+    # of a longer recording: "<path>#<segment id>"); None: the path.
+    key: Optional[str] = None
 
 
 @dataclass
@@ -181,10 +187,10 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
     """(sample_rate, frames, channels, format, subtype) from the header only.
 
     Raises InputError with a reason code for missing, special (FIFO, device, link
-    loop), empty, unreadable, sample-less or truncated files, and for audio a shard
-    cannot hold or longer than the duration cap (:mod:`voxbox.limits`). Plain WAVs are
-    parsed directly; everything else goes through libsndfile, and for compressed
-    formats a truncated body is found by decoding the last frame only (one block).
+    loop), empty, unreadable, sample-less or truncated files (what no shard holds and
+    what is longer than the duration cap is refused by the caller, for a span of the
+    span). Plain WAVs are parsed directly; everything else goes through libsndfile, and
+    for compressed formats a truncated body is found by decoding the last frame only.
     """
     try:
         fh = open_regular(path, missing="missing_audio")
@@ -200,20 +206,58 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
             parsed = None
         if parsed is None:
             fh.seek(0)
-            parsed = _sndfile_header(fh, check_tail)
-    problem = audio_problem(parsed[0], parsed[1], parsed[2])
-    if problem is not None:
-        raise InputError(problem.reason, problem.detail)
+            parsed = _sf_header(fh, check_tail)
     return parsed
 
 
-def _sndfile_header(fh, check_tail: bool) -> Tuple[int, int, int, str, str]:
-    """The header through libsndfile, reading the open file (not its path: libsndfile
-    refuses paths over 1 KiB, and the file was already checked to be a regular one)."""
+def read_header_bytes(data: bytes, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """:func:`read_header` of audio held in memory (an archive member)."""
+    if not data:
+        raise InputError("empty_file", "zero bytes")
+    try:
+        parsed = _wav_header(io.BytesIO(data), len(data))
+    except struct.error:
+        parsed = None
+    return parsed if parsed is not None else _sf_header(io.BytesIO(data), check_tail)
+
+
+def item_header(root: Path, rel: str, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """:func:`read_header` of a corpus file, or of an archive member (``x.tar/member``)
+    read by byte range through :mod:`voxbox.media` (nothing is extracted)."""
+    from voxbox import media
+
+    loc = media.locate(root, rel)
+    if loc.member is None:
+        return read_header(str(loc.file), check_tail)
+    try:
+        return read_header_bytes(media.location_bytes(loc), check_tail)
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
+
+
+def span_header(item: "Item", header):
+    """The header of an item that is a span of its recording: the span's frame count, after
+    checking the span lies inside the recording (InputError span_out_of_range)."""
+    from voxbox import media
+
+    offset, duration = item.fields.get("span_offset"), item.fields.get("span_duration")
+    if offset is None and duration is None:
+        return header
+    sr, frames, channels, fmt, subtype = header
+    try:
+        _, count = media.span_frames(offset, duration, sr, frames)
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
+    return sr, count, channels, fmt, subtype
+
+
+def _sf_header(src, check_tail: bool) -> Tuple[int, int, int, str, str]:
+    """The libsndfile part of :func:`read_header`; ``src`` is an open file (never a path:
+    libsndfile refuses paths over 1 KiB, and the file was checked to be a regular one)."""
     import soundfile as sf
 
     try:
-        with sf.SoundFile(fh) as f:
+        with sf.SoundFile(src) as f:
             sr, frames, channels, fmt, subtype = f.samplerate, f.frames, f.channels, f.format, f.subtype
             if frames <= 0:
                 raise InputError("no_audio_samples", "header reports 0 frames")
@@ -453,6 +497,18 @@ class RecipeOption:
     help: str
 
 
+def _option_value(recipe: str, key: str, default: Any, value: Any) -> Any:
+    """A ``-o key=value`` string as the option's type: "false" must not read as true."""
+    if isinstance(default, bool) and isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes", "on"):
+            return True
+        if word in ("false", "0", "no", "off"):
+            return False
+        raise VoxboxError(f"{recipe}: option {key} wants true or false, got {value!r}")
+    return value
+
+
 class Recipe:
     """Base class. Subclasses set ``name`` (the catalog name) and implement ``scan``.
 
@@ -476,7 +532,7 @@ class Recipe:
             known = ", ".join(sorted(self.options)) or "none"
             raise VoxboxError(f"{self.name}: unknown option {', '.join(unknown)} (known: {known})")
         self.opts = {k: o.default for k, o in self.options.items()}
-        self.opts.update(options)
+        self.opts.update({k: _option_value(self.name, k, self.options[k].default, v) for k, v in options.items()})
         self.skipped: Dict[str, int] = {}
         self._entry = None
 
@@ -544,7 +600,7 @@ class Recipe:
         f.setdefault("split", "train")
         f.setdefault("corpus", self.name)
         return Utterance(
-            index=make_index(f["corpus"], rel), source_path=rel,
+            index=make_index(f["corpus"], item.key or rel), source_path=rel,
             corpus_root=str(root), sample_rate=sr, num_samples=frames, channels=channels,
             extra=extra, **f,
         )
@@ -584,7 +640,7 @@ class _PrepareRun:
     the root the user gave (``scan()`` works below ``base``), duplicate ids rejected."""
 
     def __init__(self, recipe: Recipe, root: Path, base: Path, ignore, workers: int):
-        self.recipe, self.root, self.root_str, self.workers = recipe, root, str(root), workers
+        self.recipe, self.root, self.workers = recipe, root, workers
         self.prefix = base.relative_to(root).as_posix() if base != root else ""
         self.ignored = set()
         for p in ignore:
@@ -614,10 +670,17 @@ class _PrepareRun:
             text = item.fields.get("text")
             if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
                 check_text(text)
-            header = read_header(os.path.join(self.root_str, rel), self.recipe.check_tail)
+            if isinstance(item.header, InputError):
+                raise item.header
+            header = span_header(item, item.header or item_header(self.root, rel, self.recipe.check_tail))
+            problem = audio_problem(header[0], header[1], header[2])  # of the span, for a span
+            if problem is not None:
+                raise InputError(problem.reason, problem.detail)
         except InputError as e:
-            return reject(rel, e.reason, e.detail, self.recipe.name)
+            # A segment is rejected under its key ("<recording>#<segment id>").
+            return reject(self.full(item.key) if item.key else rel, e.reason, e.detail, self.recipe.name)
         item.path = rel
+        item.key = self.full(item.key) if item.key else None
         return self.recipe.make_record(self.root, item, header)
 
     def finish_all(self, items: List[Item]) -> List[Union[Utterance, Rejection]]:
@@ -648,6 +711,7 @@ class _PrepareRun:
         if isinstance(res, Utterance):
             key = int(res.index[-16:], 16)
             if key in self.seen:
-                return reject(res.source_path, "duplicate_id", "the layout lists this file twice", self.recipe.name)
+                return Rejection(STAGE, res.source_path, "duplicate_id", res.index,
+                                 "the layout lists this file (or segment) twice")
             self.seen.add(key)
         return res
