@@ -203,8 +203,6 @@ class Handlers:
         return _json(self.s.table.facets())
 
     def records(self, request):
-        from voxbox.serve.table import Query  # noqa: F401 - documents what parse() returns
-
         q = self.s.table.parse(request.query_params.multi_items())
         return _json(self.s.table.page(q))
 

@@ -321,7 +321,8 @@ function recordsTable(data, params) {
     return h("th", { class: "sortable", "data-col": c, onclick: () => sortBy(params, c, sort) }, c + arrow);
   }));
   const rows = data.rows.map((r) => h("tr", { "data-index": r.index },
-    h("td", {}, h("button", { class: "play secondary", title: "play", onclick: () => playRow(r.index) }, "▶")),
+    h("td", {}, h("button", { class: "play secondary", title: "play", onclick: () => playRow(r.index) }, "▶"),
+      INFO.synthesis ? [" ", link(`/synth?mode=clone&index=${encodeURIComponent(r.index)}`, "clone")] : null),
     TABLE_COLUMNS.filter((c) => INFO.columns.includes(c)).map((c) => cellFor(r, c))));
   const pager = h("div", { class: "pager" },
     h("button", { class: "secondary", disabled: data.page <= 0, onclick: () => goPage(params, data.page - 1) }, "‹ prev"),
