@@ -96,6 +96,8 @@ REASONS: Dict[str, Reason] = _table(
     ("unmapped_model_label", "null", "the model predicted a label the VoxBox label set lacks", False),
     ("empty_text", "null", "syllables/speed: the record has no text", False),
     ("no_pronounceable_text", "null", "syllables/speed: the text has no pronounceable word", False),
+    ("label_corrected", "null", "a label or the text was corrected by hand (build --corrections); a field "
+                                "derived from it waits for a stage to recompute it", False),
 )
 
 

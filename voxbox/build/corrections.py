@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 from voxbox.errors import VoxboxError
+from voxbox.reasons import check
 from voxbox.record import AGE_GROUPS, EMOTIONS, GENDERS, NATIVE, Result, Utterance
 
 CORRECTIONS_NAME = "corrections.jsonl"
@@ -32,7 +33,7 @@ FIELDS = ("gender", "age", "emotion", "text")
 CHOICES = {"gender": GENDERS, "age": AGE_GROUPS, "emotion": EMOTIONS}
 MAX_TEXT = 2000  # characters; a transcript longer than this is a paste accident
 MAX_LINE = 16384  # bytes of one line of the file
-REASON = "label_corrected"
+REASON = check("label_corrected", "null")
 # Fields computed from a corrected one: cleared until a stage recomputes them.
 DERIVED = {
     "text": ("syllable_num", "syllables", "speed", "speed_level", "speed_value"),

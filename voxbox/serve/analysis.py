@@ -36,9 +36,9 @@ def analyse(audio_bytes: bytes, pitch_backend: Optional[str] = None) -> dict:
     try:
         samples, sr = decode_audio(audio_bytes)
     except Exception as e:  # noqa: BLE001 - libsndfile raises its own error type
-        return {"error": "audio_unreadable", "detail": str(e).splitlines()[0] if str(e) else type(e).__name__}
+        return {"error": "unreadable_audio", "detail": str(e).splitlines()[0] if str(e) else type(e).__name__}
     if len(samples) > MAX_SECONDS * sr:
-        return {"error": "too_long", "detail": f"clip longer than {MAX_SECONDS:.0f} s is not drawn"}
+        return {"error": "too long to draw", "detail": f"clip longer than {MAX_SECONDS:.0f} s is not drawn"}
     try:
         fe = prepare_array(samples[:, 0], sr)
     except AudioError as e:
