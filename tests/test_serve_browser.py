@@ -241,6 +241,7 @@ def test_reconstruction_and_synthesis_produce_playable_audio(page, dataset, scre
     page.click("text=clone this voice")
     page.wait_for_selector("#synth-form")
     assert page.eval_on_selector("input[name=index]", "i => i.value") == rec.index
+    assert page.is_visible("input[name=index]") and not page.is_visible("select[name=gender]")
     page.check("input[name=constrain]")
     page.click("#synthesize")
     assert _wait_audio(page, "#synth-audio", timeout=240_000) > 0
@@ -248,6 +249,7 @@ def test_reconstruction_and_synthesis_produce_playable_audio(page, dataset, scre
     assert "reference record" in table and f"{rec.pitch:.1f}" in table
     page.screenshot(path=str(screenshots / "synth-clone.png"), full_page=True)
     page.check("input[value=control]")
+    assert not page.is_visible("input[name=index]") and page.is_visible("select[name=gender]")
     page.select_option("select[name=gender]", "male")
     page.select_option("select[name=pitch]", "high")
     page.click("#synthesize")
