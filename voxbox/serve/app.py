@@ -270,15 +270,17 @@ class Handlers:
         return _json(await run_in_threadpool(self._add_correction, data), status=201)
 
     def _add_correction(self, data: dict) -> dict:
-        from voxbox.build.corrections import make_correction
+        from voxbox.build.corrections import FIELDS, make_correction
 
         index, field = str(data.get("index") or ""), data.get("field")
+        if field not in FIELDS:
+            raise VoxboxError(f"cannot correct {field!r}: corrections apply to {', '.join(FIELDS)}")
         where = self.s.table.locate(index) if 0 < len(index) <= MAX_INDEX else None
         if where is None:
             raise NotFound(f"no record {index!r} in this dataset")
-        rec = self.s.store.record(*where)
-        earlier = self.s.corrections.latest(index).get(field) if isinstance(field, str) else None
-        old = earlier["new"] if earlier else getattr(rec, field, None) if isinstance(field, str) else None
+        earlier = self.s.corrections.latest(index).get(field)
+        # The value the person saw: their last correction of it, else the dataset's.
+        old = earlier["new"] if earlier else getattr(self.s.store.record(*where), field)
         when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         correction = make_correction(index, field, old, data.get("new"), data.get("who") or self.s.default_who, when)
         if correction["new"] == old:
