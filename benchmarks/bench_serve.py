@@ -144,7 +144,7 @@ def main() -> None:
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)  # measure the first start, table build included
     t0 = time.perf_counter()
-    srv = Server(str(ds_dir), "--cache-dir", str(cache), timeout=1800)
+    srv = Server(str(ds_dir), "--table-dir", str(cache), timeout=1800)
     h.add(Measurement("serve start, table build (once)", time.perf_counter() - t0, items=args.records))
     try:
         with httpx.Client(base_url=srv.url, timeout=60) as client:
@@ -162,7 +162,7 @@ def main() -> None:
                     h.ratio(f"q{i} pyarrow / serve", arrow, served)
         srv.stop()
         t0 = time.perf_counter()
-        srv = Server(str(ds_dir), "--cache-dir", str(cache), timeout=600)
+        srv = Server(str(ds_dir), "--table-dir", str(cache), timeout=600)
         h.add(Measurement("serve restart (table cached)", time.perf_counter() - t0))
     finally:
         srv.stop()

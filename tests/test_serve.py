@@ -64,7 +64,7 @@ def make_client(dataset: Path, tmp: Path, **settings):
     from voxbox.serve.app import create_app
     from voxbox.serve.state import Settings
 
-    st = Settings(dataset_dir=dataset, cache_dir=tmp / "cache", **settings)
+    st = Settings(dataset_dir=dataset, table_dir=tmp / "cache", **settings)
     return TestClient(create_app(st), base_url="http://127.0.0.1:7860")
 
 
@@ -334,7 +334,7 @@ def test_corrections_api(client, small):
 
 def test_wildcard_bind_needs_a_token(small, tmp_path):
     res = subprocess.run([sys.executable, "-m", "voxbox", "serve", str(small), "--host", "0.0.0.0",
-                          "--cache-dir", str(tmp_path)], env=env(), capture_output=True, text=True, timeout=120)
+                          "--table-dir", str(tmp_path)], env=env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --host 0.0.0.0") and "--auth-token" in lines[0]
@@ -346,7 +346,7 @@ def test_token_host_and_origin_rules(small, tmp_path):
     from voxbox.serve.app import create_app
     from voxbox.serve.state import Settings
 
-    st = Settings(dataset_dir=small, cache_dir=tmp_path, host="0.0.0.0", auth_token="s3cret-token")
+    st = Settings(dataset_dir=small, table_dir=tmp_path, host="0.0.0.0", auth_token="s3cret-token")
     with TestClient(create_app(st), base_url="http://example.lan:7860") as c:
         assert c.get("/api/info").status_code == 401
         assert c.get("/api/info", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -355,7 +355,7 @@ def test_token_host_and_origin_rules(small, tmp_path):
         assert r.status_code == 303 and r.headers["location"] == "/records?gender=male"
         assert "HttpOnly" in r.headers["set-cookie"]
         assert c.get("/api/info").status_code == 200  # the cookie now carries it
-    st = Settings(dataset_dir=small, cache_dir=tmp_path)  # loopback, no token
+    st = Settings(dataset_dir=small, table_dir=tmp_path)  # loopback, no token
     with TestClient(create_app(st), base_url="http://127.0.0.1:7860") as c:
         assert c.get("/api/info").status_code == 200
         assert c.get("/api/info", headers={"Host": "evil.example:7860"}).status_code == 421  # DNS rebinding
@@ -383,7 +383,7 @@ def test_busy_port_is_a_clear_error():
 def test_the_command_serves_until_stopped(small, tmp_path):
     import httpx
 
-    srv = Server(str(small), "--cache-dir", str(tmp_path))
+    srv = Server(str(small), "--table-dir", str(tmp_path))
     try:
         info = httpx.get(srv.url + "api/info", timeout=10).json()
         assert info["records"] == 7 and info["reconstruction"] is False

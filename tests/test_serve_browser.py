@@ -46,7 +46,7 @@ def sparktts(tmp_path_factory, tiny_bicodec):
 @pytest.fixture(scope="module")
 def server(dataset, sparktts, tmp_path_factory):
     srv = Server(str(dataset["dir"]), "--model-dir", str(sparktts), "--max-new-tokens", "80",
-                 "--cache-dir", str(tmp_path_factory.mktemp("serve-cache")))
+                 "--table-dir", str(tmp_path_factory.mktemp("serve-cache")))
     yield srv
     srv.stop()
 

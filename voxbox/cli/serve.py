@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 
-def _default_cache() -> Path:
+def _default_table_dir() -> Path:
     import os
 
     base = os.environ.get("VOXBOX_CACHE")
@@ -18,7 +18,7 @@ def _default_cache() -> Path:
 def serve_command(
     dataset_dir: Path = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`)."),
     model_dir: Optional[Path] = typer.Option(
-        None, "--model-dir",
+        None, "--model-dir", "-m",
         help="Spark-TTS model folder: BiCodec/ gives the reconstruction of each record from its stored tokens; "
              "LLM/ as well gives the synthesis tab. Default: none (both tabs off)."),
     host: str = typer.Option("127.0.0.1", "--host",
@@ -32,9 +32,10 @@ def serve_command(
         None, "--corrections",
         help="Where corrections are appended. Default: DATASET_DIR/corrections.jsonl (use this when the "
              "dataset folder is read-only)."),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir",
-        help="Where the query table of the records is kept between runs. "
+    table_dir: Optional[Path] = typer.Option(
+        None, "--table-dir",
+        help="Where the query table of the records (a DuckDB file, ~40 MB per million records) is kept "
+             "between runs. "
              "Default: $VOXBOX_CACHE/serve or ~/.cache/voxbox/serve."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the models: cpu, cuda, cuda:N."),
     max_new_tokens: int = typer.Option(
@@ -56,9 +57,21 @@ def serve_command(
     if max_new_tokens < 1:
         raise VoxboxError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     settings = Settings(dataset_dir=dataset_dir, model_dir=model_dir, device=device, host=host, port=port,
-                        auth_token=auth_token or None, cache_dir=cache_dir or _default_cache(),
+                        auth_token=auth_token or None, table_dir=table_dir or _default_table_dir(),
                         corrections=corrections, max_new_tokens=max_new_tokens)
-    serve(settings, log=lambda msg: typer.echo(msg, err=True))
+    from voxbox.cli.output import notice, result
+
+    info = {}
+
+    def ready(url: str, records: int) -> None:
+        # The address is what this command gives, so it shows even with -q (on stderr:
+        # stdout is the final result, printed when the server stops).
+        info.update(url=url, dataset=str(dataset_dir), records=records)
+        typer.echo(f"serving {dataset_dir} ({records:,} records) at {url}"
+                   + (" (open it once with ?token=YOUR_TOKEN)" if auth_token else "") + "; Ctrl+C stops", err=True)
+
+    serve(settings, log=notice, ready=ready)
+    result({"stopped": True, **info}, f"stopped serving {info.get('url', dataset_dir)}")
 
 
 def register(app: typer.Typer) -> None:

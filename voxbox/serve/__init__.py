@@ -40,8 +40,9 @@ def open_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(settings: Settings, log: Callable[[str], None] = print,
-          ready: Optional[Callable[[str], None]] = None) -> None:
-    """Open the dataset, bind, print the address and serve until interrupted."""
+          ready: Optional[Callable[[str, int], None]] = None) -> None:
+    """Open the dataset, bind, call ``ready(url, records)`` and serve until interrupted
+    (``log`` gets the notices, e.g. that the records are being indexed)."""
     from voxbox.serve.security import bind_problem
 
     problem = bind_problem(settings.host, settings.auth_token)
@@ -61,10 +62,7 @@ def serve(settings: Settings, log: Callable[[str], None] = print,
         port = sock.getsockname()[1]
         shown = settings.host if ":" not in settings.host else f"[{settings.host}]"
         url = f"http://{shown}:{port}/"
-        log(f"serving {state.ds.path} ({len(state.ds):,} records) at {url}"
-            + (" (open it once with ?token=YOUR_TOKEN)" if settings.auth_token else "") + "; Ctrl+C stops")
-        if ready is not None:
-            ready(url)
+        (ready or (lambda u, n: log(f"serving {state.ds.path} ({n:,} records) at {u}")))(url, len(state.ds))
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         uvicorn.Server(config).run(sockets=[sock])
     finally:

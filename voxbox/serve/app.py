@@ -221,7 +221,8 @@ class Handlers:
 
         index, shard, row = self._locate(request)
         rec = self.s.store.record(shard, row)
-        view = record_view(rec, self.s.pipeline, self.s.corrections.for_record(index))
+        view = record_view(rec, self.s.pipeline, self.s.corrections.for_record(index),
+                           self.s.corpus_roots.get(rec.corpus or "", []))
         _, ext = self.s.store.audio(shard, row)
         view["audio_ext"] = ext
         return _json(view)
@@ -297,7 +298,7 @@ class Handlers:
             raise VoxboxError("size must be 1..200")
         out = self.s.table.rejects(p.get("stage") or None, p.get("reason") or None, p.get("q") or None,
                                    max(0, page), size)
-        roots = self.s.table.corpus_roots()
+        roots = self.s.corpus_roots
         for row in out["rows"]:
             row["playable"] = _reject_file(row, roots) is not None
         return _json(out)
@@ -306,7 +307,7 @@ class Handlers:
         from voxbox.serve.analysis import to_wav
 
         row = self.s.table.reject(request.path_params["line"])
-        path = _reject_file(row, self.s.table.corpus_roots()) if row else None
+        path = _reject_file(row, self.s.corpus_roots) if row else None
         if path is None:
             raise NotFound("this reject has no readable file")
         try:
@@ -400,7 +401,7 @@ def _reject_file(row: Optional[dict], roots: Dict[str, List[str]]):
     header soundfile can read (else None).
 
     The path comes from the dataset's own rejects.jsonl, never from the request; the
-    roots from the dataset's records (a reject's index starts with its corpus name).
+    roots from its provenance.json (a reject's index starts with its corpus name).
     """
     from pathlib import Path
 

@@ -26,7 +26,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     auth_token: Optional[str] = None
-    cache_dir: Optional[Path] = None  # None: a temporary folder, removed at exit
+    table_dir: Optional[Path] = None  # None: a temporary folder, removed at exit
     corrections: Optional[Path] = None  # None: DATASET/corrections.jsonl
     max_new_tokens: int = 3000
 
@@ -149,15 +149,26 @@ class ServeState:
         self.models = Models(settings.model_dir, settings.device, settings.max_new_tokens)
         self.models.check()
         self.store = ShardStore(self.ds)
-        self.table = RecordTable(self.ds, settings.cache_dir, log=log)
+        self.table = RecordTable(self.ds, settings.table_dir, log=log)
         self.corrections = CorrectionsLog(settings.corrections or self.ds.path / CORRECTIONS_NAME)
         self.stats = StatsJob(self.ds)
         self.synth = SynthResults()
         self.pipeline = self.ds.pipeline
         self.default_who = _user()
+        self.corpus_roots = corpus_roots(self.ds)
 
     def close(self) -> None:
         self.table.close()
+
+
+def corpus_roots(ds) -> Dict[str, List[str]]:
+    """corpus -> the folders the build read it from (``provenance.json`` ``sources``:
+    the records themselves do not carry local paths)."""
+    roots: Dict[str, List[str]] = {}
+    for src in ds.provenance.get("sources") or []:
+        if isinstance(src, dict) and src.get("root"):
+            roots.setdefault(str(src.get("corpus") or ""), []).append(str(src["root"]))
+    return roots
 
 
 def _user() -> str:

@@ -77,18 +77,18 @@ class Query:
 class RecordTable:
     """The DuckDB copy of a built dataset's records (and its rejects)."""
 
-    def __init__(self, ds, cache_dir: Optional[Path] = None, log=None):
+    def __init__(self, ds, table_dir: Optional[Path] = None, log=None):
         self.ds = ds
         self._tmp = None
-        if cache_dir is None:
+        if table_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="voxbox-serve-")
-            cache_dir = Path(self._tmp.name)
-        cache_dir = Path(cache_dir)
+            table_dir = Path(self._tmp.name)
+        table_dir = Path(table_dir)
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            table_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise VoxboxError(f"{cache_dir}: cannot create the cache folder ({e.strerror})") from None
-        self.path = cache_dir / f"{cache_key(ds.path)}.duckdb"
+            raise VoxboxError(f"{table_dir}: cannot create the table folder ({e.strerror})") from None
+        self.path = table_dir / f"{cache_key(ds.path)}.duckdb"
         if not self.path.exists():
             _build_file(ds, self.path, log)
         self._con = _duckdb().connect(str(self.path), read_only=True)
@@ -97,7 +97,6 @@ class RecordTable:
         self.numeric = [c for c, t in self.columns.items() if _is_numeric(t) and c not in ("rid", "shard", "row")]
         self.categorical = [c for c in CATEGORICAL if c in self.columns]
         self._facets = None
-        self._roots = None
 
     # -- connections ------------------------------------------------------------------
     def cursor(self):
@@ -133,19 +132,6 @@ class RecordTable:
                     nums[col] = {"min": _num(lo), "max": _num(hi), "count": n}
             self._facets = {"categorical": cats, "numeric": nums}
         return self._facets
-
-    def corpus_roots(self) -> Dict[str, List[str]]:
-        """corpus -> the folders its records were read from (where its rejected files are)."""
-        if "corpus_root" not in self.columns:
-            return {}
-        if self._roots is None:
-            rows = self.cursor().execute("SELECT DISTINCT corpus, corpus_root FROM records "
-                                         "WHERE corpus_root IS NOT NULL ORDER BY 1, 2").fetchall()
-            roots: Dict[str, List[str]] = {}
-            for corpus, root in rows:
-                roots.setdefault(corpus, []).append(root)
-            self._roots = roots
-        return self._roots
 
     def locate(self, index: str) -> Optional[Tuple[int, int]]:
         """(shard, row) of a record, or None."""

@@ -61,7 +61,7 @@ GROUPS = (
     ("Release fields (VoxBox order)", ("index", "split", "language", "age", "gender", "emotion", "pitch",
                                        "pitch_std", "speed", "duration", "speech_duration", "syllable_num",
                                        "text", "syllables", "wav_path")),
-    ("Source", ("corpus", "speaker", "source_path", "corpus_root", "sample_rate", "num_samples", "channels",
+    ("Source", ("corpus", "utt_id", "speaker", "source_path", "sample_rate", "num_samples", "channels",
                 "license")),
     ("Label provenance", ("gender_source", "gender_model", "gender_confidence", "age_source", "age_model",
                           "age_confidence", "emotion_source", "emotion_model", "emotion_confidence")),
@@ -96,8 +96,8 @@ def _label_source(rec: Utterance, name: str) -> str:
     return "from the input"
 
 
-def provenance(rec: Utterance, pipeline: Optional[dict]) -> Dict[str, str]:
-    """field -> where its value came from, in words."""
+def provenance(rec: Utterance, pipeline: Optional[dict], roots: List[str] = ()) -> Dict[str, str]:
+    """field -> where its value came from, in words (``roots``: where the build read the corpus)."""
     annotate = _stage_params(pipeline, "annotate")
     tokenize = _stage_params(pipeline, "tokenize")
     by_annotate = "measured by the annotate stage" if annotate is not None or pipeline is None else "from the input"
@@ -105,7 +105,8 @@ def provenance(rec: Utterance, pipeline: Optional[dict]) -> Dict[str, str]:
         "index": "make_index(corpus, source_path): stable across machines",
         "split": "set by the corpus recipe", "language": "recipe, else from the text (CJK -> zh, else en)",
         "text": "the corpus transcript", "corpus": "the recipe", "speaker": "the corpus metadata",
-        "source_path": "path inside the corpus", "corpus_root": "where the corpus was read from when building",
+        "source_path": "path inside the corpus" + (f" (read from {', '.join(roots)})" if roots else ""),
+        "utt_id": "the corpus's own utterance id", "wav_path": "<corpus>/<index>.<ext>, as the VoxBox release",
         "license": "the corpus catalog entry",
         "sample_rate": "source file header", "num_samples": "source file header", "channels": "source file header",
         "pitch": f"mean voiced F0, {rec.pitch_backend or 'world'} tracker, {by_annotate}",
@@ -151,12 +152,12 @@ def export_examples(rec: Utterance) -> List[dict]:
     return out
 
 
-def record_view(rec: Utterance, pipeline: Optional[dict], corrections: List[dict]) -> dict:
+def record_view(rec: Utterance, pipeline: Optional[dict], corrections: List[dict], roots: List[str] = ()) -> dict:
     fields = rec.to_dict()
     sem = fields.pop("semantic_tokens") or []
     fields["semantic_tokens"] = sem[:SEMANTIC_PREVIEW]
     groups = [{"title": t, "fields": list(names)} for t, names in GROUPS]
     return {
         "record": fields, "semantic_count": len(sem), "groups": groups,
-        "provenance": provenance(rec, pipeline), "export": export_examples(rec), "corrections": corrections,
+        "provenance": provenance(rec, pipeline, roots), "export": export_examples(rec), "corrections": corrections,
     }
