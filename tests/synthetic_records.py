@@ -57,6 +57,7 @@ def _columns(rng, start: int, n: int) -> dict:
         "pitch_value": rng.integers(100, 400, n), "pitch_var_value": rng.integers(0, 10, n),
         "speed_value": speed.astype(np.int64), "loudness": rng.normal(-23, 3, n).round(2),
         "clipping_ratio": np.where(rng.random(n) < 0.05, rng.uniform(0, 0.01, n), 0.0).round(6),
+        "dnsmos_ovrl": np.where(rng.random(n) < 0.9, rng.uniform(1.5, 4.2, n), np.nan).round(3),
     }
 
 

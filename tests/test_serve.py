@@ -101,6 +101,9 @@ CASES = [
     ("emotion_source=unknown&split=test&sort=index", lambda r: r.split == "test", "index", False, 0),
     ("q=garden&page=1000", lambda r: "garden" in r.text, "index", False, 1000),  # past the end: still counted
     ("sort=-gender_confidence&page=1", lambda r: True, "gender_confidence", True, 1),
+    ("dnsmos_ovrl_min=3.5&sort=-dnsmos_ovrl", lambda r: r.dnsmos_ovrl is not None and r.dnsmos_ovrl >= 3.5,
+     "dnsmos_ovrl", True, 0),
+    ("sort=dnsmos_ovrl&page=59", lambda r: True, "dnsmos_ovrl", False, 59),  # the last page: nulls last
     ("speaker=spk7&language=en", lambda r: r.speaker == "spk7" and r.language == "en", "index", False, 0),
 ]
 

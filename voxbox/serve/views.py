@@ -67,7 +67,7 @@ GROUPS = (
                           "age_confidence", "emotion_source", "emotion_model", "emotion_confidence")),
     ("Levels and Spark-TTS values", ("pitch_backend", "pitch_level", "pitch_std_level", "speed_level",
                                      "pitch_value", "pitch_var_value", "speed_value")),
-    ("Quality", ("loudness", "clipping_ratio")),
+    ("Quality", ("loudness", "clipping_ratio", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")),
 )
 
 
@@ -121,6 +121,8 @@ def provenance(rec: Utterance, pipeline: Optional[dict], roots: List[str] = ()) 
         "loudness": f"BS.1770 integrated loudness (LUFS), {by_annotate}",
         "clipping_ratio": f"share of source samples at full scale, {by_annotate}",
     }
+    for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"):
+        out[k] = "DNSMOS (P.835 SIG/BAK/OVRL, P.808) from the dnsmos stage"
     for name in ("gender", "age", "emotion"):
         out[name] = _label_source(rec, name)
     if rec.text is not None and ((rec.extra or {}).get("corrected") or {}).get("text"):
