@@ -113,6 +113,8 @@ REASONS: Dict[str, Reason] = _table(
     ("no_native_label", "null", "the corpus gives no such label and no model predicted one", False),
     ("native_label", "null", "the label is the corpus's own, so no model or confidence applies", False),
     ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
+    ("label_corrected", "null", "a label or the text was corrected by hand (build --corrections); a field "
+                                "derived from it waits for a stage to recompute it", False),
 )
 
 
