@@ -49,8 +49,12 @@ def build_tokenizer(dest: Path) -> None:
 
 
 def build_llm(dest: Path, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-              intermediate: int = 64, seed: int = 0) -> None:
-    """Random Qwen2ForCausalLM with the released config apart from the widths."""
+              intermediate: int = 64, seed: int = 0, init_std: float = 0.02) -> None:
+    """Random Qwen2ForCausalLM with the released config apart from the widths.
+
+    ``init_std``: spread of the random weights (transformers' default 0.02). Training
+    tests use a wider one: with 0.02 the tied embeddings start so small that most of a
+    short run goes into growing the logits before anything is learnt."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -69,6 +73,7 @@ def build_llm(dest: Path, hidden: int = 32, layers: int = 2, heads: int = 4, kv_
         bos_token_id=P.ENDOFTEXT_ID,
         eos_token_id=P.IM_END_ID,
         pad_token_id=P.ENDOFTEXT_ID,
+        initializer_range=init_std,
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).eval()
