@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 pytest.importorskip("peft")
@@ -17,33 +16,13 @@ pytest.importorskip("accelerate")
 
 from spark_tokenize import prompts as P  # noqa: E402
 from voxbox.errors import VoxboxError  # noqa: E402
-from voxbox.record import Utterance  # noqa: E402
-from voxbox.shards import write_dataset  # noqa: E402
 from voxbox.sparktts import train_data as D  # noqa: E402
 from voxbox.sparktts.train import TrainConfig, check_resume, train_sparktts  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_sparktts import build_tiny_sparktts  # noqa: E402
+from tiny_sparktts import TEXTS, build_tiny_sparktts, tiny_training_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-TEXTS = ["Hello world.", "Good morning.", "See you."]
-
-
-def _records(root: Path, n_train: int, n_val: int, sem_len: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    recs = []
-    for i in range(n_train + n_val):
-        path = root / f"r{i}.wav"
-        sf.write(str(path), np.zeros(1600, np.float32), 16000)
-        recs.append(Utterance(
-            index=f"t_{i:03d}", corpus="t", source_path=path.name, corpus_root=str(root), text=TEXTS[i % 3],
-            split="test" if i >= n_train else "train", gender=("male", "female")[i % 2], pitch=120.0,
-            syllable_num=2, speech_duration=0.5, speed=4.0, pitch_level=("low", "high", "moderate")[i % 3],
-            speed_level=("moderate", "low")[i % 2], pitch_value=170 + i, speed_value=3 + i % 2,
-            global_tokens=rng.integers(0, 4096, 32).tolist(), semantic_tokens=rng.integers(0, 8192, sem_len).tolist(),
-            sample_rate=16000, num_samples=1600, channels=1, duration=0.1))
-    return recs
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +34,8 @@ def model_dir(tmp_path_factory, tiny_bicodec):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """2 training records + 1 validation record (split test): 4 + 2 examples."""
-    root = tmp_path_factory.mktemp("train-audio")
-    out = tmp_path_factory.mktemp("train-built")
-    write_dataset(_records(root, 2, 1, sem_len=6), out, name="t", formats=("parquet",))
-    return out
+    return tiny_training_dataset(tmp_path_factory.mktemp("train-audio"), tmp_path_factory.mktemp("train-built"),
+                                 n_train=2, n_val=1, sem_len=6)
 
 
 @pytest.fixture(scope="module")

@@ -91,3 +91,33 @@ def build_tiny_sparktts(dest: Path, bicodec_dir: Path, **llm_kwargs) -> Path:
     build_tokenizer(dest / "LLM")
     build_llm(dest / "LLM", **llm_kwargs)
     return dest
+
+
+TEXTS = ("Hello world.", "Good morning.", "See you.")
+
+
+def tiny_training_dataset(root: Path, out: Path, n_train: int, n_val: int, sem_len: int, seed: int = 0) -> Path:
+    """A built folder of records ready for ``voxbox train sparktts``: random BiCodec tokens
+    (``sem_len`` semantic tokens each), text, gender and levels; the last ``n_val`` are in
+    split ``test`` (validation). The audio is silence: training never reads it."""
+    import numpy as np
+    import soundfile as sf
+
+    from voxbox.record import Utterance
+    from voxbox.shards import write_dataset
+
+    rng = np.random.default_rng(seed)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    recs = []
+    for i in range(n_train + n_val):
+        path = Path(root) / f"r{i}.wav"
+        sf.write(str(path), np.zeros(1600, np.float32), 16000)
+        recs.append(Utterance(
+            index=f"t_{i:03d}", corpus="t", source_path=path.name, corpus_root=str(root), text=TEXTS[i % 3],
+            split="test" if i >= n_train else "train", gender=("male", "female")[i % 2], pitch=120.0,
+            syllable_num=2, speech_duration=0.5, speed=4.0, pitch_level=("low", "high", "moderate")[i % 3],
+            speed_level=("moderate", "low")[i % 2], pitch_value=170 + i, speed_value=3 + i % 2,
+            global_tokens=rng.integers(0, 4096, 32).tolist(), semantic_tokens=rng.integers(0, 8192, sem_len).tolist(),
+            sample_rate=16000, num_samples=1600, channels=1, duration=0.1))
+    write_dataset(recs, out, name="t", formats=("parquet",))
+    return Path(out)

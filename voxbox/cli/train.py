@@ -53,7 +53,7 @@ def sparktts_cmd(
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (0: off)."),
     save_steps: int = typer.Option(500, "--save-steps", help="Checkpoint every this many steps."),
     keep_checkpoints: int = typer.Option(2, "--keep-checkpoints", help="Newest checkpoints kept while training."),
-    keep_all: bool = typer.Option(False, "--keep-checkpoints-after", help="Keep the checkpoints once the run is "
+    keep_all: bool = typer.Option(False, "--keep-final-checkpoints", help="Keep the newest checkpoints once the run is "
                                   "finished (default: removed after the model is written)."),
     eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="Validation loss every this many steps "
                                              "(default: at every checkpoint)."),

@@ -405,14 +405,18 @@ def _train(cfg: TrainConfig, out: Path, table, plan, max_steps: int, dev, bf16: 
     lora = {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout} if cfg.lora else None
     model = L.load_model(Path(cfg.model_dir) / "LLM", cfg.attn, lora, cfg.seed, cfg.gradient_checkpointing)
     params = L.trainable_parameters(model)
-    before = _cached_json(out / TRAINING / "val_before.json",
-                          lambda: L.validation_loss(model.to(dev), table, val, dev, bf16))
+    before_path = out / TRAINING / "val_before.json"  # measured once; a resumed run reuses it
+    if before_path.is_file():
+        before = json.loads(before_path.read_text())
+    else:
+        before = L.validation_loss(model.to(dev), table, val, dev, bf16)
+        _write_json(before_path, before)
     ckpt = L.last_checkpoint(out / TRAINING / "checkpoints") if cfg.resume else None
     echo(f"{'LoRA' if cfg.lora else 'full'} fine-tuning of {params['trainable']:,} of {params['total']:,} "
          f"parameters on {dev}{' (bf16 autocast)' if bf16 else ''}"
          + (f"; resuming from {ckpt.name}" if ckpt else ""))
     args = _training_args(cfg, out, max_steps, dev, bf16, bool(val))
-    trainer = L.make_trainer(model, args, table, plan, val, bf16, callbacks=[L.kill_hook()])
+    trainer = L.make_trainer(model, args, table, plan, val, bf16, callbacks=L.callbacks(max_steps))
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     model = trainer.model
     after = L.validation_loss(model, table, val, dev, bf16)
@@ -425,14 +429,6 @@ def _train(cfg: TrainConfig, out: Path, table, plan, max_steps: int, dev, bf16: 
     return {"parameters": params, "validation_loss": {"before": before, "after": after},
             "train_loss": _last(history, "loss"), "train_runtime_s": metrics.get("train_runtime"),
             "throughput": _throughput(history), "history": history}
-
-
-def _cached_json(path: Path, compute):
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = compute()
-    _write_json(path, value)
-    return value
 
 
 def _last(history: List[dict], key: str):

@@ -173,18 +173,22 @@ def make_trainer(model, args, table: ExampleTable, plan: Plan, val_batches: Dict
     return trainer
 
 
-def kill_hook():
-    """Test hook: ``VOXBOX_KILL_AT=train_step:N`` SIGKILLs the run at the end of its N-th
-    optimizer step (counted in this process), before that step's checkpoint is saved."""
+def callbacks(max_steps: int) -> list:
+    """A checkpoint at the last step too (a run killed during the evaluation resumes
+    without training again), and the test hook ``VOXBOX_KILL_AT=train_step:N``: SIGKILL
+    at the end of the N-th optimizer step of this process, before its checkpoint."""
     from transformers import TrainerCallback
 
     from voxbox.build.engine.common import fault_point
 
-    class KillHook(TrainerCallback):
+    class RunHooks(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             fault_point("train_step")
+            if state.global_step >= max_steps:
+                control.should_save = True
+            return control
 
-    return KillHook()
+    return [RunHooks()]
 
 
 def last_checkpoint(folder: Path) -> Optional[Path]:
