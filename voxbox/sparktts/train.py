@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
+from spark_tokenize.layout import BICODEC_SUBDIR, WAV2VEC2_SUBDIR
 from voxbox.errors import VoxboxError
 from voxbox.sparktts.export import TASKS
 from voxbox.sparktts.train_data import DEFAULT_VAL_SPLITS
 
 TRAINING = "training"
-CODEC_PARTS = ("config.yaml", "BiCodec", "wav2vec2-large-xlsr-53")
+CODEC_PARTS = ("config.yaml", BICODEC_SUBDIR, WAV2VEC2_SUBDIR)
 OUR_ENTRIES = set(CODEC_PARTS) | {"LLM", "LLM.partial", TRAINING}
 CODEC_MODES = ("copy", "symlink", "hardlink")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")

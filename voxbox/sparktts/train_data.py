@@ -207,16 +207,21 @@ def _export_rows(path: Path) -> Iterator[dict]:
                 yield from batch.to_pylist()
 
 
+def _skipped(task: str, reason: str) -> Tuple[str, str]:
+    """A (task, reason) skip, the form export.examples_for yields."""
+    from voxbox import reasons
+
+    return task, reasons.check(reason, "skip")
+
+
 def _export_examples(path: Path, tasks: Sequence[str]) -> Iterator[Union[Example, Tuple[str, str]]]:
     for row in _export_rows(path):
         task = row.get("task")
-        if task not in TASKS:
-            yield "unknown", "bad_row"
+        if task not in tasks and task in TASKS:
             continue
-        if task not in tasks:
-            continue
-        if not isinstance(row.get("prompt"), str) or not isinstance(row.get("target"), str) or not row["target"]:
-            yield task, "bad_row"
+        if task not in TASKS or not isinstance(row.get("prompt"), str) or not row.get("target") \
+                or not isinstance(row["target"], str):
+            yield _skipped(task if task in TASKS else "unknown", reason="bad_row")
             continue
         yield Example(str(row.get("index") or ""), str(row.get("split") or "train"), task, row.get("text") or "",
                       row["prompt"], row["target"])
@@ -237,7 +242,9 @@ class _Counts:
     skipped: Dict[str, Counter] = field(default_factory=dict)
 
     def skip(self, task: str, reason: str) -> None:
-        self.skipped.setdefault(task, Counter())[reason] += 1
+        from voxbox import reasons
+
+        self.skipped.setdefault(task, Counter())[reasons.check(reason, "skip")] += 1
 
 
 def load_examples(dirs: Sequence[Union[str, Path]], tokenizer, opts: LoadOptions) -> Tuple[ExampleTable, dict]:
@@ -295,7 +302,7 @@ def _encode_chunk(chunk: list, tokenizer, opts: LoadOptions, val_splits: set, bu
     for k, ex in enumerate(exs):
         ex.prompt_ids, ex.target_ids = enc[2 * k], enc[2 * k + 1]
         if len(ex.prompt_ids) + len(ex.target_ids) > opts.max_tokens:
-            counts.skip(ex.task, "over_max_tokens")
+            counts.skip(ex.task, reason="over_max_tokens")
             continue
         val = ex.split in val_splits or is_held_out(ex.index, opts.val_fraction)
         counts.examples["validation" if val else "train"][ex.task] += 1
