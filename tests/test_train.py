@@ -96,6 +96,28 @@ def test_examples_from_built_and_export_are_the_same(built, tokenizer, tmp_path)
     assert [D.is_held_out(i, 0.5) for i in sorted(by_rec)] == [by_rec[i].pop() for i in sorted(by_rec)]
 
 
+def test_export_inputs_are_checked(built, tokenizer, tmp_path):
+    from voxbox.sparktts.export import export_sparktts
+
+    export_sparktts(built, tmp_path / "exp")
+    shard = tmp_path / "exp" / "sparktts-train-000000.jsonl"
+    shard.write_text(shard.read_text().replace("Hello", "Jello"))
+    with pytest.raises(VoxboxError, match="checksum differs"):
+        D.load_examples([tmp_path / "exp"], tokenizer, D.LoadOptions())
+    # A hand-made export: rows without a target or a known task are counted, not trained.
+    hand = tmp_path / "hand"
+    hand.mkdir()
+    good = json.loads(shard.read_text().splitlines()[0])
+    rows = [good, dict(good, target=""), dict(good, task="asr"), {"index": "x"}]
+    (hand / "sparktts-train-000000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (hand / "summary.json").write_text(json.dumps({"files": [{"path": "sparktts-train-000000.jsonl"}]}))
+    table, summary = D.load_examples([hand], tokenizer, D.LoadOptions())
+    assert len(table) == 1 and summary["sources"][0]["skipped"] == {"tts": {"bad_row": 1}, "unknown": {"bad_row": 2}}
+    (hand / "summary.json").write_text(json.dumps({"files": [{"path": "../escape.jsonl"}]}))
+    with pytest.raises(VoxboxError, match="is missing"):
+        D.load_examples([hand], tokenizer, D.LoadOptions())
+
+
 def _toy_table(lengths, tasks, prompt=2):
     ids = np.concatenate([np.arange(n, dtype=np.int32) + 1000 * k for k, n in enumerate(lengths)])
     return D.ExampleTable(ids, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
