@@ -90,6 +90,8 @@ def main() -> None:
             h.note(f"{mode}: {m.extra['tokens_per_s']:.0f} tokens/s ({m.extra['target_tokens_per_s']:.0f} target "
                    f"tokens/s), {m.extra['trainable']:,} of {m.extra['total_parameters']:,} parameters trained{gpu}")
         h.ratio("LoRA / full tokens/s", runs["lora"], runs["full"], by="items_per_s")
+        h.note(f"load average over the run: {os.getloadavg()[1]:.1f} (1 = one busy core; this machine has "
+               f"{os.cpu_count()} cores)")
         h.note(f"{args.records} records x 2 examples, {args.sem_len} semantic tokens each, batches of "
                f"<= {args.batch_tokens} tokens, {args.steps} steps per mode, {args.threads} CPU threads")
     h.report()
