@@ -39,7 +39,7 @@ from voxbox.sparktts.train_data import DEFAULT_VAL_SPLITS
 
 TRAINING = "training"
 CODEC_PARTS = ("config.yaml", BICODEC_SUBDIR, WAV2VEC2_SUBDIR)
-OUR_ENTRIES = set(CODEC_PARTS) | {"LLM", "LLM.partial", TRAINING}
+OUR_ENTRIES = {n + sfx for n in CODEC_PARTS + ("LLM",) for sfx in ("", ".partial")} | {TRAINING}
 CODEC_MODES = ("copy", "symlink", "hardlink")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 ATTENTION = ("sdpa", "eager", "flash_attention_2")

@@ -98,6 +98,10 @@ def summary_lines(report: dict) -> list:
     return lines
 
 
+def _failures(summary: dict) -> str:
+    return "<br>".join(f"{html.escape(k)} ({v})" for k, v in summary["failures"].items()) or "none"
+
+
 def _row(label: str, old, new) -> str:
     return f"<tr><th>{html.escape(label)}</th><td>{old}</td><td>{new}</td></tr>"
 
@@ -129,6 +133,7 @@ def report_html(r: dict) -> str:
     old, new = c["old"], c["new"]
     h.append(_row("synthesised", f"{old['synthesised']} / {old['requested']}", f"{new['synthesised']} / "
                   f"{new['requested']}"))
+    h.append(_row("failures", _failures(old), _failures(new)))
     for a in ATTRIBUTES:
         for key, label in (("exact", "exact"), ("within_one", "within one level")):
             if a == "gender" and key == "within_one":
