@@ -67,13 +67,23 @@ REASONS: Dict[str, Reason] = _table(
                                            "convert it to wav/flac beside the original (detail says how)", False),
     ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
                               "none of its members are read", False),
+    ("filtered", "reject", "left out by a filter rule of the pipeline (detail names the rule, the value and "
+                           "the threshold)", False),
+    ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
+                                    "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
+    ("segment_not_supported", "reject", "lhotse: the supervision covers only part of its recording (or a cut "
+                                        "holds several); voxbox records are whole files", False),
+    ("unsupported_audio_source", "reject", "lhotse: the recording is not read from a plain file (a URL, bytes "
+                                           "in memory, a command, Shar)", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),
     ("unexpected_error", "reject", "a stage failed unexpectedly (a bug or a transient fault such "
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
+    ("non_speech_segment", "skip", "a segment the corpus marks as non-speech (GigaSpeech's <SIL>, <MUSIC>, "
+                                   "<NOISE>, <OTHER> garbage utterances; tag-only MagicData lines)", False),
     ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
                                       "conversational part); not read", False),
     ("no_tokens", "skip", "export: the record has no BiCodec tokens", False),
@@ -97,6 +107,13 @@ REASONS: Dict[str, Reason] = _table(
     ("unmapped_model_label", "null", "the model predicted a label the VoxBox label set lacks", False),
     ("empty_text", "null", "syllables/speed: the record has no text", False),
     ("no_pronounceable_text", "null", "syllables/speed: the text has no pronounceable word", False),
+    # Given by the shard writers (voxbox.shards.finalize) to a null no stage explained:
+    ("not_tokenized", "null", "the tokenize stage did not run (build without --model-dir)", False),
+    ("not_annotated", "null", "the annotate stage did not run", False),
+    ("not_computed", "null", "annotate ran but did not compute this value", False),
+    ("no_native_label", "null", "the corpus gives no such label and no model predicted one", False),
+    ("native_label", "null", "the label is the corpus's own, so no model or confidence applies", False),
+    ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
 )
 
 

@@ -102,6 +102,8 @@ _REGISTRY: Dict[str, str] = {
     # `voxbox --help` stays fast and optional extras stay optional.
     "annotate": "voxbox.annotate.stage:AnnotateStage",
     "tokenize": "voxbox.tokenize.stage:TokenizeStage",
+    "dnsmos": "voxbox.annotate.dnsmos:DNSMOSStage",
+    "filter": "voxbox.filtering:FilterStage",
 }
 
 

@@ -125,7 +125,7 @@ class AnnotateStage(Stage):
         if not rec.source_path:
             return self.reject(rec, "no_audio_path", rec.missing_audio_detail())
         try:
-            fe = front_end(rec.audio_path)
+            fe = front_end(rec)
         except AudioError as e:
             return self.reject(rec, e.reason, str(e))
         speech = fe.speech

@@ -2,7 +2,8 @@
 
 Examples have one source, :mod:`voxbox.sparktts.export`: a built folder's records go
 through ``export.examples_for`` (the very prompts and targets ``voxbox export
-sparktts`` writes), and an export folder's rows are read as written. Either way the
+sparktts`` writes), and an export folder's rows are read as written (either style:
+``prompt``/``target`` columns, or one ``text`` cut where the prompt ends). Either way the
 prompt and target text is encoded with the model's own tokenizer, so the ids always
 match the model being trained.
 
@@ -202,9 +203,28 @@ def _export_rows(path: Path) -> Iterator[dict]:
         else:
             import pyarrow.parquet as pq
 
-            cols = ["index", "split", "task", "text", "prompt", "target"]
-            for batch in pq.ParquetFile(p).iter_batches(columns=cols, batch_size=1024):
+            pf = pq.ParquetFile(p)
+            wanted = ("index", "split", "task", "text", "transcript", "prompt", "target")
+            cols = [c for c in wanted if c in pf.schema_arrow.names]
+            for batch in pf.iter_batches(columns=cols, batch_size=1024):
                 yield from batch.to_pylist()
+
+
+# Where the prompt ends in a ``--style text`` row (prompt + target in one ``text``): the
+# first of these markers; the target never holds <|end_style_label|>, and a tts prompt
+# holds the only <|end_global_token|> of its example.
+PROMPT_END = {"tts": "<|end_global_token|>", "controllable_tts": "<|end_style_label|>"}
+
+
+def _prompt_target(task: str, row: dict) -> Optional[Tuple[str, str, str]]:
+    """(transcript, prompt, target) of an export row of either style; None if unusable."""
+    if isinstance(row.get("prompt"), str) and isinstance(row.get("target"), str):
+        return row.get("text") or "", row["prompt"], row["target"]
+    text = row.get("text")
+    if "transcript" not in row or not isinstance(text, str) or PROMPT_END[task] not in text:
+        return None
+    cut = text.index(PROMPT_END[task]) + len(PROMPT_END[task])
+    return row.get("transcript") or "", text[:cut], text[cut:]
 
 
 def _skipped(task: str, reason: str) -> Tuple[str, str]:
@@ -219,12 +239,11 @@ def _export_examples(path: Path, tasks: Sequence[str]) -> Iterator[Union[Example
         task = row.get("task")
         if task not in tasks and task in TASKS:
             continue
-        if task not in TASKS or not isinstance(row.get("prompt"), str) or not row.get("target") \
-                or not isinstance(row["target"], str):
+        parts = _prompt_target(task, row) if task in TASKS else None
+        if parts is None or not parts[2]:
             yield _skipped(task if task in TASKS else "unknown", reason="bad_row")
             continue
-        yield Example(str(row.get("index") or ""), str(row.get("split") or "train"), task, row.get("text") or "",
-                      row["prompt"], row["target"])
+        yield Example(str(row.get("index") or ""), str(row.get("split") or "train"), task, *parts)
 
 
 @dataclass

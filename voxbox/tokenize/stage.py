@@ -105,14 +105,20 @@ class TokenizeStage(Stage):
 
         self.ensure_setup()
         out: List[Optional[Result]] = [None] * len(recs)
-        todo, paths = [], []
+        todo, items, rates = [], [], []
         for i, rec in enumerate(recs):
             if rec.source_path is None:
                 out[i] = self.reject(rec, "no_audio_path", rec.missing_audio_detail())
                 continue
+            item = _audio_item(rec)
+            if isinstance(item, Exception):
+                out[i] = self.reject(rec, item.reason, str(item))
+                continue
             todo.append(i)
-            paths.append(rec.audio_path)
-        results = self.tokenizer.tokenize_batch(paths, batch_size=self.params["batch_size"], errors="return")
+            items.append(item[0])
+            rates.append(item[1])
+        results = self.tokenizer.tokenize_batch(items, sample_rates=rates, batch_size=self.params["batch_size"],
+                                                errors="return")
         for i, res in zip(todo, results):
             if isinstance(res, TokenizerError):
                 out[i] = self.reject(recs[i], res.reason, str(res))
@@ -121,6 +127,20 @@ class TokenizeStage(Stage):
                 out[i] = recs[i].replace(global_tokens=[int(v) for v in g.reshape(-1).tolist()],
                                          semantic_tokens=[int(v) for v in s.reshape(-1).tolist()])
         return out  # type: ignore[return-value]
+
+
+def _audio_item(rec: Utterance):
+    """(path, None) for a whole file; (channel-0 samples, rate) for a span or an archive
+    member (read through voxbox.media); the MediaError when that read fails."""
+    from voxbox import media
+
+    if media.is_plain(rec):
+        return rec.audio_path, None
+    try:
+        data, sr, _ = media.read_frames(rec, dtype="float64", always_2d=True)
+    except media.MediaError as e:
+        return e
+    return data[:, 0].copy(), sr
 
 
 # -- manifest runner with resume -----------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple, Union
 
 from voxbox.record import Rejection, Utterance
+from voxbox import media
 from voxbox.shards.encode import EncodedSample, encode_record
 from voxbox.shards.writer import audio_seconds
 from voxbox.stages import Stage
@@ -89,10 +90,12 @@ def run_stages_on(stages: Sequence[Stage], recs: List[Utterance]) -> Tuple[List[
 
 
 def run_task(stages: Sequence[Stage], audio_format: str, task: Task) -> TaskResult:
-    slots, stats = run_stages_on(stages, task.records)
-    outcomes: List[Outcome] = []
-    for res in slots:
-        if isinstance(res, Utterance):
-            res = encode_record(res, audio_format)
-        outcomes.append(res)
+    # Members of .tar.gz archives: one sequential pass per archive for the whole task.
+    with media.prefetch(task.records):
+        slots, stats = run_stages_on(stages, task.records)
+        outcomes: List[Outcome] = []
+        for res in slots:
+            if isinstance(res, Utterance):
+                res = encode_record(res, audio_format)
+            outcomes.append(res)
     return TaskResult(task, outcomes, stats)

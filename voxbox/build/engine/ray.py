@@ -60,10 +60,13 @@ def _apply(stages: Sequence[Stage], blob: bytes) -> bytes:
     from voxbox.record import Utterance
     from voxbox.build.engine.common import run_stages_on
 
+    from voxbox import media
+
     task, slots, stats = pickle.loads(blob)
     live = [i for i, r in enumerate(slots) if isinstance(r, Utterance)]
     if live:
-        out, st = run_stages_on(stages, [slots[i] for i in live])
+        with media.prefetch([slots[i] for i in live]):  # one pass per .tar.gz archive
+            out, st = run_stages_on(stages, [slots[i] for i in live])
         for i, res in zip(live, out):
             slots[i] = res
         stats.update(st)
@@ -92,6 +95,7 @@ def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: s
     def fn(batch):
         import json
 
+        from voxbox import media
         from voxbox.record import Utterance
         from voxbox.shards.encode import encode_record
         from voxbox.shards.writer import ShardCommitter
@@ -108,8 +112,9 @@ def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: s
                     acc = stats.setdefault(name_, [0, 0, 0.0, 0.0])
                     for k in range(4):
                         acc[k] += vals[k]
-                for r in slots:
-                    committer.add(encode_record(r, audio_format) if isinstance(r, Utterance) else r)
+                with media.prefetch([r for r in slots if isinstance(r, Utterance)]):
+                    for r in slots:
+                        committer.add(encode_record(r, audio_format) if isinstance(r, Utterance) else r)
             entry = committer.commit()
         except BaseException:
             if committer is not None:
