@@ -34,6 +34,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "corpora", "download", "prepare", "annotate", "levels", "train_gender", "tokenize", "detokenize",
     "build", "stages", "validate", "report", "serve", "publish", "fetch_model", "synth", "export", "reasons",
+    "train",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}
