@@ -50,12 +50,12 @@ def load_clips(n: int, max_seconds: float, seed: int = 0):
 def build_tokenizer(device: str, dtype: str):
     import torch
 
-    from spark_tokenize.bicodec import BiCodec, official_config
+    from spark_tokenize.bicodec import BiCodec, BiCodecConfig
     from spark_tokenize.features import Wav2Vec2Features, xlsr53_config
     from spark_tokenize.tokenizer import BiCodecTokenizer
 
     torch.manual_seed(0)
-    model = BiCodec(official_config())
+    model = BiCodec(BiCodecConfig())
     features = Wav2Vec2Features.from_config(xlsr53_config())
     return BiCodecTokenizer.from_parts(model, features, device=device, dtype=dtype)
 

@@ -118,7 +118,7 @@ def test_truncated_wav2vec2_equals_full_model_hidden_states(tok, tiny_bicodec, c
 
 
 def test_full_size_architecture_has_the_official_840_keys(shared):
-    from spark_tokenize.bicodec import BiCodec, official_config
+    from spark_tokenize.bicodec import BiCodec, BiCodecConfig
 
     expected = []
     for line in (shared / "spec" / "bicodec_state_dict_keys.txt").read_text().splitlines():
@@ -129,7 +129,7 @@ def test_full_size_architecture_has_the_official_840_keys(shared):
         expected.append((key, shape))
     assert len(expected) == 840
     with torch.device("meta"):
-        model = BiCodec(official_config())
+        model = BiCodec(BiCodecConfig())
     got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     assert got == expected
     # The torchaudio mel buffers the official loader reports missing are not ours either.

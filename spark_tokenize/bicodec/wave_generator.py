@@ -7,11 +7,13 @@ reproduces each clip's unpadded output.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Optional
 
 import torch
 from torch import nn
 
+from .config import WaveGeneratorConfig
 from .vocos import apply_mask
 from .weight_norm import WNConv1d, WNConvTranspose1d
 
@@ -72,21 +74,18 @@ class DecoderBlock(nn.Module):
 class WaveGenerator(nn.Module):
     """(B, input_channel, T) -> (B, 1, T * prod(rates)) in [-1, 1]."""
 
-    def __init__(self, input_channel: int, channels: int, rates: Sequence[int],
-                 kernel_sizes: Sequence[int], d_out: int = 1):
+    def __init__(self, c: WaveGeneratorConfig, d_out: int = 1):
         super().__init__()
-        if len(rates) != len(kernel_sizes):
+        if len(c.rates) != len(c.kernel_sizes):
             raise ValueError("decoder rates and kernel_sizes differ in length")
-        layers: list[nn.Module] = [WNConv1d(input_channel, channels, kernel_size=7, padding=3)]
-        out_dim = channels
-        for i, (k, s) in enumerate(zip(kernel_sizes, rates)):
-            in_dim, out_dim = channels // 2 ** i, channels // 2 ** (i + 1)
+        layers: list[nn.Module] = [WNConv1d(c.input_channel, c.channels, kernel_size=7, padding=3)]
+        out_dim = c.channels
+        for i, (k, s) in enumerate(zip(c.kernel_sizes, c.rates)):
+            in_dim, out_dim = c.channels // 2 ** i, c.channels // 2 ** (i + 1)
             layers.append(DecoderBlock(in_dim, out_dim, k, s))
         layers += [Snake1d(out_dim), WNConv1d(out_dim, d_out, kernel_size=7, padding=3), nn.Tanh()]
         self.model = nn.Sequential(*layers)
-        self.hop_length = 1
-        for r in rates:
-            self.hop_length *= r
+        self.hop_length = math.prod(c.rates)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         first, *blocks, snake, last, tanh = self.model
