@@ -95,6 +95,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process (user + system, all threads): wall time on a machine
+    shared with others counts their load too; this counts only ours."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class _Reference:
     """The official BiCodecTokenizer, called the way cli/SparkTTS.py calls it."""
 
@@ -150,10 +157,10 @@ def worker(job: dict) -> dict:
     out: dict = {"load_s": load_s}
     if job["op"] == "tokenize":
         impl.tokenize(files[-1])  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         pairs = [impl.tokenize(f) for f in files]
         _sync(job["device"])
-        out["seconds"] = time.perf_counter() - t0
+        out["seconds"], out["cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
         np.savez(job["out_tokens"], **{f"g{i}": g for i, (g, _) in enumerate(pairs)},
                  **{f"s{i}": s for i, (_, s) in enumerate(pairs)})
         if job.get("batch_size", 1) > 1 and job["impl"] == "voxbox":
@@ -161,10 +168,10 @@ def worker(job: dict) -> dict:
     else:
         pairs = [(tokens[f"g{i}"], tokens[f"s{i}"]) for i in range(len(files))]
         impl.detokenize(*pairs[-1])  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         wavs = [impl.detokenize(g, s) for g, s in pairs]
         _sync(job["device"])
-        out["seconds"] = time.perf_counter() - t0
+        out["seconds"], out["cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
         np.savez(job["out_wavs"], **{f"w{i}": np.asarray(w, dtype=np.float32) for i, w in enumerate(wavs)})
         if job.get("batch_size", 1) > 1 and job["impl"] == "voxbox":
             out.update(_voxbox_batched_detokenize(impl.tok, pairs, job, wavs))
@@ -284,9 +291,27 @@ def drive(args) -> None:
             for impl in order:
                 res = run_worker(_job(args, impl, op, files, tmp, r), args.reference)
                 results[(impl, op)].append(res)
-                print(f"  round {r + 1} {op:10s} {impl:9s} {audio_s / res['seconds']:.2f} audio-s/s, "
-                      f"peak {res['rss_peak_mb']:.0f} MiB", file=sys.stderr)
+                print(f"  round {r + 1} {op:10s} {impl:9s} {audio_s / res['seconds']:.2f} audio-s/s "
+                      f"({res['cpu_s']:.1f} CPU-s), peak {res['rss_peak_mb']:.0f} MiB", file=sys.stderr)
+    if args.dtype != "float32" and "tokenize" in ops:
+        _mixed_precision_agreement(h, args, files, tmp)
     _report(h, args, impls, ops, results, files, audio_s, tmp)
+
+
+def _mixed_precision_agreement(h: Harness, args, files, tmp: Path) -> None:
+    """Tokens of the --dtype run against float32 on the same device: the share of semantic
+    frames that agree and the clips whose 32 global tokens are all identical."""
+    job = dict(_job(args, "voxbox", "tokenize", files, tmp, 1), dtype="float32",
+               out_tokens=str(tmp / "tokens_float32.npz"))
+    run_worker(job, args.reference)
+    a, b = np.load(tmp / "tokens_float32.npz"), np.load(tmp / "tokens_voxbox_0.npz")
+    n = len(files)
+    frames = sum(len(a[f"s{i}"]) for i in range(n))
+    agree = sum(int((a[f"s{i}"] == b[f"s{i}"]).sum()) for i in range(n))
+    glob = sum(np.array_equal(a[f"g{i}"], b[f"g{i}"]) for i in range(n))
+    h.ratios[f"{args.dtype} semantic frames agreeing with float32 (%)"] = 100.0 * agree / frames
+    h.note(f"{args.dtype} vs float32 on {args.device}: {agree}/{frames} semantic frames agree "
+           f"({100.0 * agree / frames:.2f}%), global tokens identical for {glob}/{n} clips")
 
 
 def _job(args, impl, op, files, tmp: Path, r: int) -> dict:
@@ -307,7 +332,8 @@ def _report(h: Harness, args, impls, ops, results, files, audio_s, tmp: Path) ->
             best = min(runs, key=lambda x: x["seconds"])
             h.add(Measurement(f"{op} one at a time: {impl}", best["seconds"], audio_s, len(files), args.threads,
                               max(x["rss_peak_mb"] for x in runs),
-                              dict(kw, rounds=[x["seconds"] for x in runs], load_s=best["load_s"],
+                              dict(kw, rounds=[x["seconds"] for x in runs], cpu_s=[x["cpu_s"] for x in runs],
+                                   load_s=best["load_s"],
                                    rss_after_load_mb=best["rss_load_mb"])))
         vb = results[("voxbox", op)][0]
         if "batched_seconds" in vb:
@@ -316,8 +342,12 @@ def _report(h: Harness, args, impls, ops, results, files, audio_s, tmp: Path) ->
         if "reference" in impls:
             per_round = [ref["seconds"] / ours["seconds"]
                          for ref, ours in zip(results[("reference", op)], results[("voxbox", op)])]
+            per_cpu = [ref["cpu_s"] / ours["cpu_s"]
+                       for ref, ours in zip(results[("reference", op)], results[("voxbox", op)])]
             h.ratios[f"{op}: voxbox speed / reference speed, median of rounds"] = statistics.median(per_round)
-            h.note(f"{op}: per-round ratios {', '.join(f'{x:.2f}' for x in per_round)}")
+            h.ratios[f"{op}: same, by CPU time"] = statistics.median(per_cpu)
+            h.note(f"{op}: per-round ratios {', '.join(f'{x:.2f}' for x in per_round)} (wall), "
+                   f"{', '.join(f'{x:.2f}' for x in per_cpu)} (CPU time)")
     _report_checks(h, args, impls, ops, results, files, tmp)
     h.note(f"{args.device}, {args.threads} thread(s), voxbox dtype {args.dtype}, random full-size weights, "
            f"{len(files)} real clips ({audio_s:.1f} s), fresh process per measurement, load excluded")
