@@ -7,7 +7,8 @@
 - ``ecapa``, ``perceiver``, ``speaker_encoder``: the global-token branch
 - ``wave_generator``: the vocoder
 - ``model``: ``BiCodec``; ``config``: frozen config dataclasses (defaults = the official
-  full-size model) and reading ``config.yaml``; ``checkpoint``: folder layout, strict loading
+  full-size model) and reading ``config.yaml``; ``checkpoint``: strict loading (the folder's
+  layout is ``spark_tokenize.layout``)
 """
 
 from .config import BiCodecConfig, TokenizerConfig
