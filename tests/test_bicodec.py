@@ -192,3 +192,15 @@ def test_vocoder_chunks_see_the_right_context(tok, monkeypatch):
         block = voc.model[4]
         monkeypatch.setattr(block, "context", block.context // 2)
         assert _maxdiff(voc(x), plain) > 1e-4
+
+
+@pytest.mark.parametrize("n", [400, 16_000, 16_400, 33_333, 241_111])
+def test_chunked_conv_front_end_equals_the_whole(tok, n):
+    """The CPU front end runs in 50-frame chunks; every frame must come out as computed
+    over the whole clip, bit for bit (the reference computes it whole)."""
+    torch.manual_seed(n)
+    x = torch.randn(2, n)
+    with torch.inference_mode():
+        whole = tok.features.model.feature_extractor(x)
+        chunked = tok.features.conv_features(x)
+    assert chunked.shape == whole.shape and torch.equal(chunked, whole)
