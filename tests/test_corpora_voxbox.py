@@ -34,6 +34,9 @@ def run(name, root, subsets=None, **options):
     for r in recs.values():
         assert r.corpus == name and r.emotion in EMOTIONS and r.num_samples > 0
         assert (Path(r.corpus_root) / r.source_path).is_file()
+        assert r.utt_id, f"{name}: {r.source_path} has no utt_id (the corpus's own id)"
+    ids = [(r.split, r.utt_id) for r in recs.values()]  # MELD numbers dialogues per split
+    assert len(ids) == len(set(ids)), f"{name}: utt_id is not unique within a split"
     return recs, rejs, recipe
 
 
@@ -254,6 +257,7 @@ def test_emilia_webdataset_tars_and_jsonl_layout(tmp_path, clips):
     r = by_name(recs)["EN_B00000_S00000_W000001.mp3"]
     assert (r.text, r.language, r.extra["dnsmos"]) == (clips.text(1), "en", 3.2)
     assert r.speaker == "EN_B00000_S00000" and r.sample_rate == 16000
+    assert r.utt_id == "EN_B00000_S00000_W000001"  # Emilia's own id, for joins with its metadata
     again, _, _ = run("emilia", tmp_path / "c")  # extracted once, reused
     assert [x.index for x in again.values()] == [x.index for x in recs.values()]
     # the first open release: <LANG>_B00000.jsonl + mp3 folders

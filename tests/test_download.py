@@ -191,20 +191,20 @@ archives:
 """)
     monkeypatch.setenv("VOXBOX_CATALOG", str(catalog))
     dest = tmp_path / "data"
-    assert main(["download", "toy", "--dest", str(dest), "--mirror", server.url]) == 0
+    assert main(["download", "toy", "--download-dir", str(dest), "--mirror", server.url]) == 0
     captured = capsys.readouterr()
     assert (dest / "Toy" / "dev" / "b.txt").read_bytes() == b"beta"
     assert (dest / "Toy" / "test" / "c.txt").read_text() == "gamma"
     assert "test.zip: the catalog has no checksum for this archive; it will NOT be verified" in captured.err
     assert "1 not checksum-verified" in captured.out
     n = len(server.requests)
-    assert main(["download", "toy", "--dest", str(dest), "--mirror", server.url, "-s", "dev"]) == 0
+    assert main(["download", "toy", "--download-dir", str(dest), "--mirror", server.url, "-s", "dev"]) == 0
     assert "already downloaded and extracted, skipped" in capsys.readouterr().err
     assert len(server.requests) == n
     monkeypatch.setenv("VOXBOX_MIRROR", server.url + "/nowhere")
-    assert main(["download", "toy", "--dest", str(tmp_path / "other"), "-s", "dev"]) == 1
+    assert main(["download", "toy", "--download-dir", str(tmp_path / "other"), "-s", "dev"]) == 1
     assert "HTTP 404" in capsys.readouterr().err
-    assert main(["download", "toy", "--dest", str(dest), "-s", "nosuch"]) == 1
+    assert main(["download", "toy", "--download-dir", str(dest), "-s", "nosuch"]) == 1
     assert "unknown subset nosuch" in capsys.readouterr().err
 
 
@@ -246,7 +246,7 @@ archives:
     monkeypatch.setenv("VOXBOX_CATALOG", str(catalog))
     monkeypatch.setenv("VOXBOX_MIRROR", server.url)
     dest = tmp_path / "libritts"
-    assert main(["download", "libritts", "--dest", str(dest)]) == 0
+    assert main(["download", "libritts", "--download-dir", str(dest)]) == 0
     assert server.requests == [("/resources/60/dev-clean.tar.gz", None)]
     out = tmp_path / "m.jsonl"
     assert main(["prepare", "libritts", "--root", str(dest), "--out", str(out)]) == 0

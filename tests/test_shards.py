@@ -14,6 +14,7 @@ import soundfile as sf
 from voxbox.dataset.reader import decode_audio, hf_webdataset_features, open_dataset
 from voxbox.record import Utterance
 from voxbox.shards import plan_shards, write_dataset
+from voxbox.shards.finalize import shard_record
 from voxbox.shards.index import sha256_file
 
 from voxbox_build_fixtures import make_corpus
@@ -71,7 +72,9 @@ def test_records_sorted_same_in_both_formats_and_roundtrip(built, corpus):
     assert [r.index for r in pq_recs] == sorted(r.index for r in recs if r.source_path != "broken.wav")
     assert pq_recs == wds_recs
     for r in pq_recs:
-        assert r == by_index[r.index]  # every field, tokens and dicts included
+        # Every field, tokens and dicts included, as the shard stores it (wav_path filled,
+        # corpus_root left out, every null explained: voxbox.shards.finalize).
+        assert r == shard_record(by_index[r.index], "flac")
 
 
 def test_flac_is_lossless_and_keeps_channels(built, corpus):
@@ -81,7 +84,8 @@ def test_flac_is_lossless_and_keeps_channels(built, corpus):
     for rec, audio, ext in ds.samples("webdataset"):
         assert ext == "flac" and audio[:4] == b"fLaC"
         got, sr = decode_audio(audio, dtype="int32")
-        src, src_sr = sf.read(str(rec.audio_path), dtype="int32", always_2d=True)
+        assert rec.corpus_root is None  # the builder's folder stays out of the shards
+        src, src_sr = sf.read(str(root / rec.source_path), dtype="int32", always_2d=True)
         assert sr == src_sr and got.shape == src.shape
         np.testing.assert_array_equal(got, src)
         n += 1
@@ -89,13 +93,14 @@ def test_flac_is_lossless_and_keeps_channels(built, corpus):
 
 
 def test_original_audio_bytes(corpus, tmp_path):
-    _, recs = corpus
+    root, recs = corpus
     write_dataset(recs[:4], tmp_path, name="orig", audio_format="original", formats=["parquet"])
     ds = open_dataset(tmp_path)
     assert ds.formats == ["parquet"] and not (tmp_path / "webdataset").exists()
     for rec, audio, ext in ds.samples():
-        assert audio == rec.audio_path.read_bytes()
-        assert ext == rec.audio_path.suffix.lstrip(".")
+        assert audio == (root / rec.source_path).read_bytes()
+        assert ext == rec.source_path.rsplit(".", 1)[-1]
+        assert rec.wav_path == f"{rec.corpus}/{rec.index}.{ext}"
 
 
 def test_byte_identical_rebuild(corpus, built, tmp_path):

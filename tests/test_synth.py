@@ -159,6 +159,20 @@ def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     assert "no such dataset folder" in capsys.readouterr().err
 
 
+def test_codec_on_a_dataset_without_tokens_says_so_first(tiny_bicodec, tmp_path, capsys):
+    """Not "give --model-dir" (which would not help): the dataset has no tokens to decode."""
+    from voxbox.cli import main
+
+    out = tmp_path / "sample"
+    assert main(["build", "--corpus", "sample", "-o", str(out), "--stages", "", "-q", "-j", "1"]) == 0
+    capsys.readouterr()
+    for extra in ([], ["--model-dir", str(tiny_bicodec)]):
+        assert main(["synth", "codec", str(out), "--out", str(tmp_path / "r"), *extra]) == 1
+        err = capsys.readouterr().err
+        assert "no record has BiCodec tokens" in err and "build it with --model-dir" in err, err
+        assert not (tmp_path / "r").exists()
+
+
 def test_bad_check_options_fail_before_writing(built, tmp_path):
     # A negative threshold flagged every record; a bad backend failed after wavs/ was made.
     for kw, msg in (({"threshold": -1.0}, "--threshold must be a positive"),

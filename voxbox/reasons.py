@@ -68,6 +68,10 @@ REASONS: Dict[str, Reason] = _table(
     ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
                               "none of its members are read", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
+    ("segment_not_supported", "reject", "lhotse: the supervision covers only part of its recording (or a cut "
+                                        "holds several); voxbox records are whole files", False),
+    ("unsupported_audio_source", "reject", "lhotse: the recording is not read from a plain file (a URL, bytes "
+                                           "in memory, a command, Shar)", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),
     ("unexpected_error", "reject", "a stage failed unexpectedly (a bug or a transient fault such "
@@ -96,6 +100,13 @@ REASONS: Dict[str, Reason] = _table(
     ("unmapped_model_label", "null", "the model predicted a label the VoxBox label set lacks", False),
     ("empty_text", "null", "syllables/speed: the record has no text", False),
     ("no_pronounceable_text", "null", "syllables/speed: the text has no pronounceable word", False),
+    # Given by the shard writers (voxbox.shards.finalize) to a null no stage explained:
+    ("not_tokenized", "null", "the tokenize stage did not run (build without --model-dir)", False),
+    ("not_annotated", "null", "the annotate stage did not run", False),
+    ("not_computed", "null", "annotate ran but did not compute this value", False),
+    ("no_native_label", "null", "the corpus gives no such label and no model predicted one", False),
+    ("native_label", "null", "the label is the corpus's own, so no model or confidence applies", False),
+    ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
 )
 
 

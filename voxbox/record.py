@@ -93,9 +93,12 @@ class Utterance:
     wav_path: Optional[str] = None
     # --- provenance VoxBox lost --------------------------------------------------
     corpus: Optional[str] = None
+    utt_id: Optional[str] = None  # the corpus's own utterance id (e.g. 260_123440_000010_000004)
     speaker: Optional[str] = None
     source_path: Optional[str] = None  # relative to corpus_root, "/"-separated
-    corpus_root: Optional[str] = None  # where source_path resolves; set by prepare
+    # Where source_path resolves; set by prepare. Local to the builder: built shards leave
+    # it out (provenance.json keeps it), see voxbox.shards.finalize.
+    corpus_root: Optional[str] = None
     sample_rate: Optional[int] = None  # of the source file
     num_samples: Optional[int] = None  # of the source file, per channel
     channels: Optional[int] = None

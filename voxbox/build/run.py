@@ -7,8 +7,8 @@ The flow of one build:
    Duplicate indices are rejected. The sorted records define the *input fingerprint*.
 2. **Check.** An existing folder built from another pipeline or input is refused
    unless ``force``; a folder from the same pipeline and input is resumed.
-3. **Plan.** Sorted indices are cut into shards (:func:`voxbox.shards.plan_shards`),
-   so shard contents depend only on the input.
+3. **Plan.** Indices sorted by split, then index, are cut into shards
+   (:func:`voxbox.shards.plan_shards`), so shard contents depend only on the input.
 4. **Run.** Shards that the journal lists and whose files still match their sha256
    are skipped; the others are streamed through the engine (stages + audio encoding)
    and committed one by one (tmp name, fsync, rename, journal line).
@@ -73,13 +73,22 @@ class Pipeline:
     def skipped(self) -> List[Tuple[str, str]]:
         return [(s["stage"], self.skip_reason(s)) for s in self.stages if self.skip_reason(s)]
 
+    def skipped_stage(self, name: str) -> Optional[str]:
+        """Why stage ``name`` does not run ("no model_dir given", "not in the pipeline"), or None."""
+        entries = [s for s in self.stages if s["stage"] == name]
+        return self.skip_reason(entries[0]) if entries else "not in the pipeline"
+
     def identity(self) -> dict:
         """What determines the output bytes (engine settings excluded)."""
+        from voxbox.shards.finalize import RECORD_FORMAT
+
         return {
             "name": self.name,
             "stages": [{"stage": s["stage"], "params": s.get("params") or {}} for s in self.active_stages()],
             "formats": list(self.formats), "audio_format": self.audio_format,
             "shard_mb": self.shard_mb, "shard_records": self.shard_records,
+            # Shards of another stored-record layout must not be resumed into this build.
+            "record_format": RECORD_FORMAT,
         }
 
     def fingerprint(self) -> str:
@@ -221,12 +230,13 @@ def make_stages(pipe: Pipeline) -> list:
 class PreparedInput:
     path: Path
     rejects_path: Path
-    keys: Dict[str, Tuple[int, int, int]] = field(default_factory=dict)  # index -> (offset, length, est)
+    keys: Dict[str, Tuple[int, int, int, str]] = field(default_factory=dict)  # index -> (offset, length, est, split)
     fingerprint: str = ""
     audio_seconds: float = 0.0
+    roots: set = field(default_factory=set)  # (corpus, corpus_root): for provenance.json, not the records
 
     def read(self, fh, index: str) -> Utterance:
-        off, length, _ = self.keys[index]
+        off, length = self.keys[index][:2]
         fh.seek(off)
         return Utterance.from_dict(json.loads(fh.read(length).decode("utf-8")))
 
@@ -260,7 +270,9 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, log: 
                     continue
                 line = (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
                 fh.write(line)
-                prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format))
+                prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format), res.split or "")
+                if res.corpus_root:
+                    prep.roots.add((res.corpus or "", res.corpus_root))
                 hashes[res.index] = _line_identity(d)
                 offset += len(line)
                 secs = audio_seconds(res)
@@ -432,7 +444,7 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     for p in ix.remove_partials(out):
         log(f"removed unfinished {p.relative_to(out)}")
 
-    plan = plan_shards(((i, k[2]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
+    plan = plan_shards(((i, k[2], k[3]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
     done: Dict[int, dict] = {}
     for k, entry in sorted(journal.shards().items()):
         if k >= len(plan):
@@ -497,7 +509,8 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     entries = [done[k] for k in range(len(plan))]
     index = finish(out, name=pipe.name, formats=pipe.formats, audio_format=pipe.audio_format,
                    shard_entries=entries, rejects=read_rejects(prep.rejects_path), fingerprint=fingerprint,
-                   pipeline_yaml=pipe.to_yaml(), command=command)
+                   pipeline_yaml=pipe.to_yaml(), command=command,
+                   sources=[{"corpus": c, "root": r} for c, r in sorted(prep.roots)])
     shutil.rmtree(work, ignore_errors=True)
     return index
 
@@ -520,19 +533,22 @@ def default_download_dir(corpus: str) -> Path:
 
 def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Optional[Union[str, Path]] = None,
                   download_dir: Optional[Union[str, Path]] = None, mirror: Optional[str] = None,
-                  log: Optional[Log] = None) -> Iterator[Result]:
+                  log: Optional[Log] = None, options: Optional[Dict[str, Any]] = None) -> Iterator[Result]:
     """A corpus recipe's prepare output as a build source; downloads first (resumable,
-    checksummed) when no local ``root`` is given.
+    checksummed) when no local ``root`` is given and the corpus does not ship with voxbox.
+    ``options`` are the recipe's own (``voxbox corpora NAME`` lists them).
 
     The download and the root check run now, not when the source is first iterated:
     a failed download must stop ``voxbox build`` before it touches the output folder.
     """
-    from voxbox.sources.corpora import get_recipe
+    from voxbox.sources.corpora import default_root, get_recipe
 
     log = log or (lambda msg: None)
-    recipe = get_recipe(corpus)
+    recipe = get_recipe(corpus, **(options or {}))
     subsets = list(subsets) if subsets else None
-    if root is None:
+    if root is None and default_root(corpus) is not None:
+        root = default_root(corpus)  # shipped inside voxbox (the sample corpus), or lhotse's working folder
+    elif root is None:
         from voxbox.sources.catalog import get_entry
         from voxbox.sources.download import download_corpus
 
@@ -543,3 +559,20 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
     elif not Path(root).exists():
         raise VoxboxError(f"{root}: corpus root not found")
     return recipe.prepare(root, subsets)
+
+
+def lhotse_manifests(paths: Sequence[Union[str, Path]]) -> Optional[Dict[str, str]]:
+    """Recipe options when ``paths`` are lhotse manifests (a CutSet, or recordings +
+    supervisions), None when they are voxbox manifests; a mix is an error."""
+    from voxbox.sources.corpora.lhotse import manifest_kind
+
+    kinds = {str(p): manifest_kind(p) for p in paths}
+    if not any(kinds.values()):
+        return None
+    if not all(kinds.values()):
+        raise VoxboxError("--manifest: give voxbox manifests or lhotse manifests, not both")
+    by_kind = {k: p for p, k in kinds.items()}
+    if len(by_kind) != len(paths) or set(by_kind) not in ({"cuts"}, {"recordings", "supervisions"}):
+        raise VoxboxError("--manifest with lhotse: one CutSet (cuts.jsonl.gz), or one recordings and one "
+                          "supervisions manifest")
+    return by_kind

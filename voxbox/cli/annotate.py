@@ -12,7 +12,7 @@ import typer
 
 def annotate(
     manifest: Path = typer.Argument(..., help="Input manifest (.jsonl, .jsonl.gz or .parquet) from `voxbox prepare`."),
-    out: Path = typer.Option(..., "--out", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
+    out: Path = typer.Option(..., "--out", "-o", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
                                                      "rejected records go to OUT's .rejects.jsonl."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes (each loads its own models)."),
     pitch_backend: str = typer.Option("world", "--pitch-backend",
@@ -58,8 +58,10 @@ def annotate(
         boundaries=str(boundaries) if boundaries else None, gender_model=gender_model,
         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
         emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device)
-    typer.echo(f"annotated {summary['records']} records ({summary['audio_hours']} h) -> {out}; "
-               f"{summary['reject_summary']}")
+    from voxbox.cli.output import result
+
+    result(summary, f"annotated {summary['records']} records ({summary['audio_hours']} h) -> {out}; "
+                    f"{summary['reject_summary']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -37,9 +37,11 @@ def tokenize(
     s = tokenize_manifest(manifest, out, model_dir, device=device, batch_size=batch_size, dtype=dtype,
                           limit=limit)
     resumed = f" (resumed after {s['resumed_from']})" if s["resumed_from"] else ""
-    typer.echo(f"tokenized {s['records']} records{resumed} -> {out}; {s['audio_seconds']:.1f} audio-s "
-               f"in {s['wall_seconds']:.1f} s = {s['audio_seconds_per_second']:.2f} audio-s/s; "
-               f"{s['reject_summary']}")
+    from voxbox.cli.output import result
+
+    result(s, f"tokenized {s['records']} records{resumed} -> {out}; {s['audio_seconds']:.1f} audio-s "
+              f"in {s['wall_seconds']:.1f} s = {s['audio_seconds_per_second']:.2f} audio-s/s; "
+              f"{s['reject_summary']}")
 
 
 def register(app: typer.Typer) -> None:

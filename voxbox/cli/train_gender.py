@@ -13,7 +13,7 @@ import typer
 def train_gender(
     manifest: Path = typer.Argument(..., help="Manifest whose records carry native gender labels "
                                               "(e.g. from `voxbox prepare libritts`)."),
-    out: Path = typer.Option(..., "--out", help="Model JSON to write (use with annotate --gender-model)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write (use with annotate --gender-model)."),
     features: str = typer.Option("f0_median,dispersion", "--features",
                                  help="Comma-separated features: f0_median, f0_p10, f0_p90, voiced_fraction, "
                                       "f1, f2, f3, f4, dispersion."),

@@ -6,8 +6,8 @@ Checks, each failure named as ``<file or record>: <problem>``:
   as the index says;
 - every shard file: present, size and sha256 as in the index;
 - every sample (in every format): record count per shard, keys unique across the
-  dataset and in index order, first/last index as in the index, the same records
-  in every format;
+  dataset and in index order within each split (shards are grouped by split),
+  first/last index as in the index, the same records in every format;
 - every audio decodes; its length matches the record (``num_samples`` and
   ``sample_rate`` exactly when known, ``duration`` within 0.05 s);
 - tokens, when present: 32 global tokens in 0..4095, semantic tokens in 0..8191 and
@@ -157,7 +157,7 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     with Progress("validate", total=total * len(ds.formats)) as bar:
         for fmt in ds.formats:
             seen: set = set()
-            last: Optional[str] = None
+            last_by_split: Dict[str, str] = {}
             for s in shards:
                 info = s["files"].get(fmt)
                 if info is None or not (ds.path / info["path"]).exists():
@@ -177,9 +177,10 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
                         if rec.index in seen:
                             report.add(where, "duplicate key")
                         seen.add(rec.index)
+                        last = last_by_split.get(rec.split or "")
                         if last is not None and rec.index <= last:
                             report.add(where, f"out of index order (after {last})")
-                        last = rec.index
+                        last_by_split[rec.split or ""] = rec.index
                         first_key = first_key or rec.index
                         last_key = rec.index
                         secs = None

@@ -1,6 +1,6 @@
 """Resumable, verified downloads and safe archive extraction.
 
-Layout under ``--dest DIR``::
+Layout under ``--download-dir DIR``::
 
     DIR/archives/<file>            the downloaded archive (kept unless asked not to)
     DIR/archives/<file>.part       an unfinished transfer; the next run resumes it (HTTP Range)

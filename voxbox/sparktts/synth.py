@@ -249,11 +249,13 @@ def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Pa
     if pitch_backend not in BACKENDS:
         raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
     ds = open_dataset(dataset_dir)
-    if model_dir is None and codec is None:
-        model_dir = tokenizer_model_dir(ds)
+    # The real cause first: without tokens no model folder helps.
     chosen, n_eligible, n_missing = sample_indices(ds.records(), n, seed)
     if not chosen:
-        raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens (build with the tokenize stage)")
+        raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens, so there is nothing to round-trip; "
+                          "build it with --model-dir (the tokenize stage adds them)")
+    if model_dir is None and codec is None:
+        model_dir = tokenizer_model_dir(ds)
     if codec is None:
         codec = _load_codec(model_dir, device)
     out = Path(out_dir)

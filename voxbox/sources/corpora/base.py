@@ -417,11 +417,14 @@ class Recipe:
                 f[f"{label}_source"] = NATIVE
         if self.non_emotional and f.get("emotion") is None:
             f["emotion"], f["emotion_source"] = "UNKNOWN", NATIVE
+        # The corpus's own id; for most corpora the file name is the id (recipes set it otherwise).
+        f.setdefault("utt_id", posixpath.splitext(posixpath.basename(rel))[0])
         f.setdefault("language", self.language)
         f.setdefault("license", self.license)
         f.setdefault("split", "train")
+        f.setdefault("corpus", self.name)
         return Utterance(
-            index=make_index(self.name, rel), corpus=self.name, source_path=rel,
+            index=make_index(f["corpus"], rel), source_path=rel,
             corpus_root=str(root), sample_rate=sr, num_samples=frames, channels=channels,
             extra=extra, **f,
         )

@@ -95,6 +95,7 @@ class Emilia(Recipe):
         if not text:
             return reject(path, "missing_transcript", f"{source}: no text for {row.get('id')}", self.name)
         lang = str(row.get("language") or "").lower() or None
-        return Item(path, {"text": text, "speaker": row.get("speaker"), "language": lang},
+        utt_id = str(row.get("id") or posixpath.splitext(posixpath.basename(path))[0])  # Emilia's own id
+        return Item(path, {"text": text, "speaker": row.get("speaker"), "language": lang, "utt_id": utt_id},
                     {"dnsmos": row.get("dnsmos"), "emilia_duration": row.get("duration"),
                      "emilia_id": row.get("id"), "emilia_part": top or "Emilia", "emilia_source": source})

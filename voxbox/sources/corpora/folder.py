@@ -39,6 +39,8 @@ class Folder(Recipe):
         "path_column": RecipeOption("path", "metadata column with the audio path (relative to the root)"),
         "text_column": RecipeOption("text", "metadata column with the transcript"),
         "speaker_column": RecipeOption("", "metadata column with the speaker id"),
+        "id_column": RecipeOption("", "metadata column with your own utterance id (utt_id); "
+                                      "default: the audio path without its extension"),
         "gender_column": RecipeOption("", "metadata column with the gender (f/m/female/male)"),
         "age_column": RecipeOption("", "metadata column with the age in years or a VoxBox age group"),
         "emotion_column": RecipeOption("", "metadata column with an emotion word (mapped to the 25 classes)"),
@@ -61,7 +63,9 @@ class Folder(Recipe):
 
     def _common(self, rel: str) -> Dict:
         spk = self.opts["speaker"] or (rel.split("/")[0] if "/" in rel else None)
-        return {"speaker": spk, "gender": map_gender(self.opts["gender"]) if self.opts["gender"] else None}
+        # The path without its extension is unique in the folder: a fine id for your own data.
+        return {"speaker": spk, "gender": map_gender(self.opts["gender"]) if self.opts["gender"] else None,
+                "utt_id": posixpath.splitext(rel)[0]}
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
@@ -157,6 +161,8 @@ class Folder(Recipe):
                 continue
             fields = {**self._common(path), "text": text}
             extra = {}
+            if o["id_column"] and row.get(o["id_column"]) not in (None, ""):
+                fields["utt_id"] = str(row[o["id_column"]]).strip()
             if o["speaker_column"] and row.get(o["speaker_column"]) not in (None, ""):
                 fields["speaker"] = str(row[o["speaker_column"]]).strip()
             if o["gender_column"] and row.get(o["gender_column"]) not in (None, ""):
