@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,15 +44,26 @@ _LEGACY_POS_CONV = {
 }
 
 
-def _read_wav2vec2_state(folder: Path) -> Dict[str, torch.Tensor]:
-    """Read model.safetensors or pytorch_model.bin; bare-model key names."""
+def _bare(name: str) -> str:
+    return name[len("wav2vec2."):] if name.startswith("wav2vec2.") else name
+
+
+def _read_wav2vec2_state(folder: Path, keep: Callable[[str], bool] = lambda name: True
+                         ) -> Dict[str, torch.Tensor]:
+    """Read model.safetensors or pytorch_model.bin; bare-model key names.
+
+    Only tensors whose bare name passes ``keep`` are read into memory (the layers after the
+    last mixed one are a third of the file); a .bin file is memory-mapped for the same reason.
+    """
     st, binf = folder / "model.safetensors", folder / "pytorch_model.bin"
     try:
         if st.is_file():
-            from safetensors.torch import load_file
-            raw = load_file(str(st))
+            from safetensors import safe_open
+            with safe_open(str(st), framework="pt") as f:
+                raw = {k: f.get_tensor(k) for k in f.keys() if keep(_bare(k))}
         elif binf.is_file():
-            raw = torch.load(str(binf), map_location="cpu", weights_only=True)
+            raw = torch.load(str(binf), map_location="cpu", weights_only=True, mmap=True)
+            raw = {k: v for k, v in raw.items() if keep(_bare(k))}
         else:
             raise TokenizerError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
     except TokenizerError:
@@ -130,9 +141,8 @@ class Wav2Vec2Features(nn.Module):
         if int(prep.get("sampling_rate", 16000)) != 16000:
             raise TokenizerError(f"{prep_path}: sampling_rate must be 16000")
 
-        state = _read_wav2vec2_state(folder)
-        state = {k: v for k, v in state.items()
-                 if not (k.startswith("encoder.layers.") and int(k.split(".")[2]) >= need)}
+        state = _read_wav2vec2_state(
+            folder, keep=lambda k: not (k.startswith("encoder.layers.") and int(k.split(".")[2]) >= need))
         with torch.device("meta"):
             model = Wav2Vec2Model(config)
         expected = model.state_dict()
