@@ -43,6 +43,7 @@ def _maxdiff(a, b):
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_case_matches_reference(tok, cases, tiny_bicodec, name):
     case = cases[name]
@@ -83,6 +84,7 @@ def test_case_matches_reference(tok, cases, tiny_bicodec, name):
     assert _maxdiff(rec, np.load(d / "wav_rec.npy")) <= tol["wav_rec"]
 
 
+@pytest.mark.slow
 def test_channel_zero_is_used(tok, cases, tiny_bicodec):
     """Case E is stereo; the array path must pick channel 0 of (samples, channels) too."""
     import soundfile as sf
@@ -96,6 +98,7 @@ def test_channel_zero_is_used(tok, cases, tiny_bicodec):
     assert (s1 != s_file).float().mean() > 0.5
 
 
+@pytest.mark.slow
 def test_truncated_wav2vec2_equals_full_model_hidden_states(tok, tiny_bicodec, cases):
     """Our 16-layer walk gives the reference's (h11 + h14 + h16) / 3 of the full model,
     i.e. the raw block outputs, not the final-LayerNorm'ed last state."""

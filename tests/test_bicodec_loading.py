@@ -37,6 +37,7 @@ def _expected(tiny, case):
     return g, s
 
 
+@pytest.mark.slow
 def test_real_wav2vec2_layout_pretraining_bin(tmp_path, tiny_bicodec):
     """The published folder ships Wav2Vec2ForPreTraining weights in pytorch_model.bin, with a
     `wav2vec2.` prefix, legacy weight_g/weight_v names and the pre-training heads."""

@@ -67,6 +67,10 @@ REASONS: Dict[str, Reason] = _table(
                                            "convert it to wav/flac beside the original (detail says how)", False),
     ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
                               "none of its members are read", False),
+    ("filtered", "reject", "left out by a filter rule of the pipeline (detail names the rule, the value and "
+                           "the threshold)", False),
+    ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
+                                    "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
     ("segment_not_supported", "reject", "lhotse: the supervision covers only part of its recording (or a cut "
                                         "holds several); voxbox records are whole files", False),
@@ -78,6 +82,8 @@ REASONS: Dict[str, Reason] = _table(
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
+    ("non_speech_segment", "skip", "a segment the corpus marks as non-speech (GigaSpeech's <SIL>, <MUSIC>, "
+                                   "<NOISE>, <OTHER> garbage utterances; tag-only MagicData lines)", False),
     ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
                                       "conversational part); not read", False),
     ("no_tokens", "skip", "export: the record has no BiCodec tokens", False),

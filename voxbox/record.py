@@ -70,7 +70,21 @@ def make_index(corpus: str, source_path: str) -> str:
     """
     rel = source_path.replace(os.sep, "/")
     digest = hashlib.sha1(f"{corpus}\0{rel}".encode("utf-8")).hexdigest()[:16]
+    archive = _archive_of(rel)
+    if archive:
+        # An archive member (voxbox/media.py): the first 6 hex digits come from the archive,
+        # so sorting by index keeps each archive's members together and a build task reads
+        # few archives (a .tar.gz is one sequential pass per task that needs it).
+        digest = hashlib.sha1(f"{corpus}\0{archive}".encode("utf-8")).hexdigest()[:6] + digest[6:]
     return f"{corpus}_{digest}"
+
+
+def _archive_of(rel: str) -> Optional[str]:
+    parts = rel.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.endswith((".tar", ".tar.gz", ".tgz")):
+            return "/".join(parts[:i + 1])
+    return None
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,12 @@ class Utterance:
     # it out (provenance.json keeps it), see voxbox.shards.finalize.
     corpus_root: Optional[str] = None
     sample_rate: Optional[int] = None  # of the source file
-    num_samples: Optional[int] = None  # of the source file, per channel
+    num_samples: Optional[int] = None  # of the source file (of the span, for a span), per channel
     channels: Optional[int] = None
+    # A record that is a span of a longer recording (GigaSpeech, a podcast): seconds into
+    # source_path and its length; both None for a whole file. See voxbox/media.py.
+    span_offset: Optional[float] = None
+    span_duration: Optional[float] = None
     license: Optional[str] = None
     # --- label provenance: "native" (from the corpus) or "predicted" ------------
     gender_source: Optional[str] = None
@@ -124,6 +142,12 @@ class Utterance:
     # --- quality ---------------------------------------------------------------
     loudness: Optional[float] = None
     clipping_ratio: Optional[float] = None
+    # DNSMOS computed by the "dnsmos" stage (P.835 SIG/BAK/OVRL, P.808); a corpus's own
+    # scores stay in extra as native values (extra["dnsmos"], extra["dnsmos_p808"]).
+    dnsmos_sig: Optional[float] = None
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None
     # Explicit nulls carry a reason code, e.g. {"pitch": "no_voiced_frames"}.
     null_reasons: Optional[dict] = None
     # --- BiCodec tokens ----------------------------------------------------------

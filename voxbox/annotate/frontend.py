@@ -150,10 +150,32 @@ def load_audio(path: Union[str, Path], sr: int = TARGET_SR, normalize: bool = Tr
     return volume_normalize(audio) if normalize else audio
 
 
-def front_end(path: Union[str, Path], sr: int = TARGET_SR) -> FrontEnd:
-    """Load, check, resample, normalise and find the speech bounds of one clip."""
-    raw, source_sr, channels = read_audio(path)
-    return _analyse(raw, source_sr, sr, channels, f"{path}: file has", f"{path}: audio contains")
+def front_end(src, sr: int = TARGET_SR) -> FrontEnd:
+    """Load, check, resample, normalise and find the speech bounds of one clip.
+
+    ``src`` is a path or a record; a record's span or archive member is read through
+    :mod:`voxbox.media` (a whole file on disk takes the plain path)."""
+    from voxbox import media
+
+    if not isinstance(src, (str, Path)):
+        if not media.is_plain(src):
+            raw, source_sr, channels = read_record_channel0(src)
+            where = src.source_path
+            return _analyse(raw, source_sr, sr, channels, f"{where}: span has", f"{where}: audio contains")
+        src = src.audio_path
+    raw, source_sr, channels = read_audio(src)
+    return _analyse(raw, source_sr, sr, channels, f"{src}: file has", f"{src}: audio contains")
+
+
+def read_record_channel0(rec) -> Tuple[np.ndarray, int, int]:
+    """Channel 0 of a record's span or archive member as float64, its rate and channels."""
+    from voxbox import media
+
+    try:
+        data, source_sr, _ = media.read_frames(rec, dtype="float64", always_2d=True)
+    except media.MediaError as e:
+        raise AudioError(e.reason, str(e)) from None
+    return np.ascontiguousarray(data[:, 0]), source_sr, int(data.shape[1])
 
 
 def prepare_array(audio: np.ndarray, sr: int, target_sr: int = TARGET_SR,

@@ -33,7 +33,7 @@ app = typer.Typer(
 # One module per command group; each defines register(app). Order = order in --help.
 COMMAND_MODULES = (
     "corpora", "download", "prepare", "annotate", "levels", "train_gender", "tokenize", "detokenize",
-    "build", "validate", "report", "publish", "fetch_model", "synth", "export", "reasons",
+    "build", "stages", "validate", "report", "publish", "fetch_model", "synth", "export", "reasons",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}

@@ -50,8 +50,37 @@ def encode_flac(path: Union[str, Path]) -> bytes:
     return buf.getvalue()
 
 
+def encode_located(rec: Utterance, audio_format: str, stage: str) -> Union[EncodedSample, Rejection]:
+    """Shard bytes of a span (always FLAC: there are no original bytes of a cut) or an
+    archive member (its own bytes, as for a file), read through :mod:`voxbox.media`."""
+    from voxbox import media
+
+    try:
+        loc = media.record_location(rec)
+        ext = source_ext(loc.member or loc.file.name)
+        whole = rec.span_offset is None and rec.span_duration is None
+        if whole and (audio_format == "original" or ext == "flac"):
+            return EncodedSample(rec, media.record_bytes(rec), "flac" if audio_format == "flac" else ext)
+        data, sr, subtype = media.read_frames(rec, dtype=lambda st: "int16" if st in _SHALLOW else "int32")
+        return EncodedSample(rec, _flac_bytes(data, sr, "PCM_16" if subtype in _SHALLOW else "PCM_24"), "flac")
+    except media.MediaError as e:
+        return Rejection(stage=stage, path=rec.source_path, reason=e.reason, index=rec.index, detail=str(e)[:300])
+
+
+def _flac_bytes(data, sr: int, subtype: str) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, data, sr, format="FLAC", subtype=subtype, compression_level=FLAC_COMPRESSION_LEVEL)
+    return buf.getvalue()
+
+
 def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shard") -> Union[EncodedSample, Rejection]:
     """Read ``rec.audio_path`` and return its shard bytes, or a Rejection if unreadable."""
+    from voxbox import media
+
+    if audio_format in AUDIO_FORMATS and rec.source_path is not None and not media.is_plain(rec):
+        return encode_located(rec, audio_format, stage)
     path = rec.audio_path
     try:
         if audio_format == "original" or source_ext(path) == "flac":

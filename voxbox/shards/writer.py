@@ -314,9 +314,12 @@ def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, na
                        shard_mb, shard_records)
     entries = []
     for k, members in enumerate(plan):
+        from voxbox import media
+
         committer = ShardCommitter(out_dir, name, k, formats)
-        for idx in members:
-            committer.add(encode_record(by_index[idx], audio_format))
+        with media.prefetch([by_index[i] for i in members]):  # one pass per .tar.gz archive
+            for idx in members:
+                committer.add(encode_record(by_index[idx], audio_format))
         entries.append(committer.commit())
     from voxbox.shards.index import canonical_json, sha256_text
 

@@ -48,6 +48,8 @@ _REGISTRY: Dict[str, str] = {
     "expresso": "voxbox.sources.corpora.expresso:Expresso",
     "emilia": "voxbox.sources.corpora.emilia:Emilia",
     "wenetspeech4tts": "voxbox.sources.corpora.wenetspeech4tts:WenetSpeech4TTS",
+    "gigaspeech": "voxbox.sources.corpora.gigaspeech:GigaSpeech",
+    "hq_conversations": "voxbox.sources.corpora.hq_conversations:HQConversations",
 }
 
 

@@ -12,6 +12,7 @@ rejects unreadable, empty or truncated audio and duplicate ids.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import struct
@@ -103,6 +104,12 @@ class Item:
     path: str                       # relative to the corpus root, "/"-separated
     fields: Dict[str, Any] = field(default_factory=dict)  # Utterance fields (speaker, text, ...)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # The header when the recipe already read it (a .tar.gz member, read in the one
+    # sequential pass over its archive), or the InputError it raised; None: read it here.
+    header: Any = None
+    # What the record's index is made from when the path alone is not unique (a segment
+    # of a longer recording: "<path>#<segment id>"); None: the path.
+    key: Optional[str] = None
 
 
 @dataclass
@@ -194,10 +201,56 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
             parsed = None
         if parsed is not None:
             return parsed
+    return _sf_header(path, check_tail)
+
+
+def read_header_bytes(data: bytes, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """:func:`read_header` of audio held in memory (an archive member)."""
+    if not data:
+        raise InputError("empty_file", "zero bytes")
+    try:
+        parsed = _wav_header(io.BytesIO(data), len(data))
+    except struct.error:
+        parsed = None
+    return parsed if parsed is not None else _sf_header(io.BytesIO(data), check_tail)
+
+
+def item_header(root: Path, rel: str, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """:func:`read_header` of a corpus file, or of an archive member (``x.tar/member``)
+    read by byte range through :mod:`voxbox.media` (nothing is extracted)."""
+    from voxbox import media
+
+    loc = media.locate(root, rel)
+    if loc.member is None:
+        return read_header(str(loc.file), check_tail)
+    try:
+        return read_header_bytes(media.location_bytes(loc), check_tail)
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
+
+
+def span_header(item: "Item", header):
+    """The header of an item that is a span of its recording: the span's frame count, after
+    checking the span lies inside the recording (InputError span_out_of_range)."""
+    from voxbox import media
+
+    offset, duration = item.fields.get("span_offset"), item.fields.get("span_duration")
+    if offset is None and duration is None:
+        return header
+    sr, frames, channels, fmt, subtype = header
+    try:
+        _, count = media.span_frames(offset, duration, sr, frames)
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
+    return sr, count, channels, fmt, subtype
+
+
+def _sf_header(src, check_tail: bool) -> Tuple[int, int, int, str, str]:
+    """The libsndfile part of :func:`read_header`; ``src`` is a path or a file object."""
     import soundfile as sf
 
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(src) as f:
             sr, frames, channels, fmt, subtype = f.samplerate, f.frames, f.channels, f.format, f.subtype
             if frames <= 0:
                 raise InputError("no_audio_samples", "header reports 0 frames")
@@ -333,6 +386,18 @@ class RecipeOption:
     help: str
 
 
+def _option_value(recipe: str, key: str, default: Any, value: Any) -> Any:
+    """A ``-o key=value`` string as the option's type: "false" must not read as true."""
+    if isinstance(default, bool) and isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes", "on"):
+            return True
+        if word in ("false", "0", "no", "off"):
+            return False
+        raise VoxboxError(f"{recipe}: option {key} wants true or false, got {value!r}")
+    return value
+
+
 class Recipe:
     """Base class. Subclasses set ``name`` (the catalog name) and implement ``scan``.
 
@@ -356,7 +421,7 @@ class Recipe:
             known = ", ".join(sorted(self.options)) or "none"
             raise VoxboxError(f"{self.name}: unknown option {', '.join(unknown)} (known: {known})")
         self.opts = {k: o.default for k, o in self.options.items()}
-        self.opts.update(options)
+        self.opts.update({k: _option_value(self.name, k, self.options[k].default, v) for k, v in options.items()})
         self.skipped: Dict[str, int] = {}
         self._entry = None
 
@@ -424,7 +489,7 @@ class Recipe:
         f.setdefault("split", "train")
         f.setdefault("corpus", self.name)
         return Utterance(
-            index=make_index(f["corpus"], rel), source_path=rel,
+            index=make_index(f["corpus"], item.key or rel), source_path=rel,
             corpus_root=str(root), sample_rate=sr, num_samples=frames, channels=channels,
             extra=extra, **f,
         )
@@ -453,7 +518,6 @@ class Recipe:
         def full(rel: str) -> str:
             return f"{prefix}/{rel}" if prefix else rel
 
-        root_str = str(root)
         ignored = set()
         for p in ignore:
             try:
@@ -464,10 +528,15 @@ class Recipe:
         def finish(item: Item) -> Union[Utterance, Rejection]:
             rel = full(item.path)
             try:
-                header = read_header(os.path.join(root_str, rel), self.check_tail)
+                if isinstance(item.header, InputError):
+                    raise item.header
+                header = item.header or item_header(root, rel, self.check_tail)
+                header = span_header(item, header)
             except InputError as e:
-                return reject(rel, e.reason, e.detail, self.name)
+                # A segment is rejected under its key ("<recording>#<segment id>").
+                return reject(full(item.key) if item.key else rel, e.reason, e.detail, self.name)
             item.path = rel
+            item.key = full(item.key) if item.key else None
             return self.make_record(root, item, header)
 
         def finish_all(items: List[Item]) -> List[Union[Utterance, Rejection]]:
@@ -498,7 +567,8 @@ class Recipe:
                     # 64-bit ints, not strings: a 10M-file corpus keeps this set small.
                     key = int(res.index[-16:], 16)
                     if key in seen:
-                        res = reject(res.source_path, "duplicate_id", "the layout lists this file twice", self.name)
+                        res = Rejection(STAGE, res.source_path, "duplicate_id", res.index,
+                                        "the layout lists this file (or segment) twice")
                     else:
                         seen.add(key)
                 yield res
