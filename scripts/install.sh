@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-# libsndfile for soundfile; chromium renders the HTML report in the browser test.
+# libsndfile for soundfile; chromium renders the HTML report and drives voxbox serve in the browser tests.
 APT_PKGS="libsndfile1"
 if [ "${1:-}" = "--test" ]; then APT_PKGS="$APT_PKGS chromium"; fi
 if command -v apt-get >/dev/null 2>&1; then

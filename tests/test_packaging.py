@@ -32,6 +32,9 @@ def test_wheel_ships_pipelines_catalog_and_sample_corpus(wheel):
     assert "voxbox/manifests/libritts.yaml" in names and "voxbox/manifests/sample.yaml" in names
     assert "spark_tokenize/__init__.py" in names
     assert any(n.startswith("voxbox/models/") and not n.endswith(".py") for n in names), "shipped gender model missing"
+    for asset in ("index.html", "app.js", "app.css", "favicon.svg"):  # voxbox serve works offline
+        assert f"voxbox/serve/static/{asset}" in names
+    assert "voxbox/build/corrections.py" in names
     assert not any(n.startswith("tests/") for n in names)
     flacs = [n for n in names if n.startswith(SAMPLE) and n.endswith(".flac")]
     texts = [n for n in names if n.startswith(SAMPLE) and n.endswith(".normalized.txt")]

@@ -32,14 +32,14 @@ PYARROW_PINNED = "26.0.1"  # the pyarrow that wrote the pinned Parquet bytes
 
 # shard -> sha256 of the file, and of the Parquet rows (see _parquet_rows_sha256).
 ANNOTATE = {
-    "webdataset/voxbox-000000.tar": "bf1615ddbd87eaa97bac66b7549b30fdc0917e657002bdbde86b1469d9895126",
-    "parquet/voxbox-000000.parquet": "016bcfebd68c2074b99497bbd5d80aa889497136f75994ad8c8536d05f186ccb",
-    "parquet rows": "e0ff330af0647273f0aa18a1cc1ace82c8758017dde9b3f3dcc69c94154ba3f5",
+    "webdataset/voxbox-000000.tar": "11107f985ec418a53f5af27475855c9ed6255991d112510f5ed752174419229c",
+    "parquet/voxbox-000000.parquet": "8eff6b1ceb432877a82befd26f37f4b3f3bf2e066b06bc8dbb78aa68bf15a88a",
+    "parquet rows": "dd9e6eb19c126c1853aa631c104944c0830a027965092ce71c24f62a8c68341f",
 }
 ANNOTATE_TOKENIZE = {  # tokens from ../shared/fixtures/bicodec-tiny
-    "webdataset/voxbox-000000.tar": "6c60ed224b49bd4e99a85b7a04d5360eb4a2f7b5e72495c59780a1fe40249b14",
-    "parquet/voxbox-000000.parquet": "63278f7e7b53d3cc76b60c74b2644a220f6852e706e3fa1255be5b03e22e8e61",
-    "parquet rows": "ca6a44b27c3eb6259f216cb5235e1d66b748ae0a5834c6f6dce5a3bf076947ad",
+    "webdataset/voxbox-000000.tar": "630f81f7364b68721816dd046cfea6a203bacf0e3360150df0b1348cd76aa0e9",
+    "parquet/voxbox-000000.parquet": "e9f28a55916e9780bd2e7cf55b1a16ff38d59b27e1daef1506d1f46ef96653aa",
+    "parquet rows": "cd4f61f9c77ec731fd7b4918bafe8e6e76a2735858151623ce757e1054eb453b",
 }
 
 

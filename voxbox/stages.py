@@ -28,8 +28,9 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Result, Utterance
 
-_TYPE_NAMES = {str: "text", int: "integer", float: "number", bool: "true/false", Path: "path"}
-_TYPE_PHRASES = {str: "text", int: "an integer", float: "a finite number", bool: "true or false", Path: "a path"}
+_TYPE_NAMES = {str: "text", int: "integer", float: "number", bool: "true/false", Path: "path", list: "list"}
+_TYPE_PHRASES = {str: "text", int: "an integer", float: "a finite number", bool: "true or false", Path: "a path",
+                 list: "a list"}
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,11 @@ def build_command(
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
                                     "else a local Ray instance."),
+    corrections: Optional[Path] = typer.Option(
+        None, "--corrections",
+        help="Label corrections to apply (the corrections.jsonl that `voxbox serve` writes): a corrected gender, "
+             "age or emotion becomes a native label, a corrected text is re-annotated; each corrected record is "
+             "marked in extra.corrected and the dataset card counts them."),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
 ) -> None:
@@ -121,7 +126,16 @@ def build_command(
     if model_dir is not None and not Path(model_dir).is_dir():
         raise VoxboxError(f"{model_dir}: model folder not found")
     check_out_dir(out, force)
+    fixes = None
+    if corrections is not None:
+        from voxbox.build.corrections import load_corrections
+
+        fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
     source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option))
+    if fixes is not None:
+        from voxbox.build.corrections import corrected_source
+
+        source, _ = corrected_source(source, fixes, log=_echo, where=str(corrections))
     index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers,
                   force=force, ray_address=ray_address, command=command_line(), log=_echo)
     text = "\n".join([format_build_summary(index), _tokens_line(pipe), f"built {out}"])

@@ -373,6 +373,10 @@ def _limitations_section(stats) -> List[str]:
     if src_rows:
         lines += ["Where labels come from (native = given by the corpus, predicted = by a model):", "",
                   _md_table(("label", "sources"), src_rows), ""]
+    if stats.corrected:
+        fixed = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.corrected.items()))
+        lines += [f"Labels corrected by hand (with `voxbox serve`, applied by `voxbox build --corrections`): "
+                  f"{fixed}. They count as native; `extra.corrected` keeps the old value, who and when.", ""]
     return lines + [
         "- Predicted labels (see the `*_source`, `*_model` and `*_confidence` fields) are model outputs and "
         "carry the model's errors and biases; native labels are only as good as the corpus metadata.",
