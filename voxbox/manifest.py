@@ -384,6 +384,20 @@ def open_manifest(path: Union[str, Path], limit: Optional[int] = None) -> Tuple[
     return total, records
 
 
+def open_results(path: Union[str, Path], limit: Optional[int] = None, need_audio: bool = True,
+                 allow_outside_root: bool = False) -> Tuple[int, Iterator[Result]]:
+    """:func:`open_manifest` for commands that go on past a bad record: (number of
+    lines, one record or rejection per line; see :func:`read_results`)."""
+    total = count_manifest(path)
+    if total == 0:
+        raise VoxboxError(f"{path}: manifest has no records")
+    results = read_results(path, need_audio, allow_outside_root)
+    if limit is not None:
+        total = min(total, limit)
+        results = itertools.islice(results, limit)
+    return total, results
+
+
 class RejectsWriter:
     """Appends rejections as JSONL; opened lazily so clean runs leave no empty file."""
 
