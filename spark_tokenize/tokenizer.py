@@ -23,7 +23,7 @@ import torch
 
 from .audio import AudioInput, load_audio, reference_clip, volume_normalize
 from .bicodec.checkpoint import ModelLayout, load_bicodec
-from .bicodec.config import load_tokenizer_config
+from .bicodec.config import TokenizerConfig, load_tokenizer_config
 from .errors import TokenizerError
 from .features import Wav2Vec2Features
 
@@ -106,30 +106,26 @@ class BiCodecTokenizer:
                          config, device, dtype)
 
     @classmethod
-    def from_parts(cls, bicodec, features: Wav2Vec2Features, config: Optional[dict] = None,
+    def from_parts(cls, bicodec, features: Wav2Vec2Features, config: TokenizerConfig = TokenizerConfig(),
                    device: Union[str, torch.device] = "cpu",
                    dtype: Union[str, torch.dtype] = "float32") -> "BiCodecTokenizer":
         """A tokenizer from already built modules (e.g. random weights for benchmarks)."""
-        from .bicodec.config import OFFICIAL_TOKENIZER_CONFIG
-
         self = cls.__new__(cls)
         self.model_dir = None
         bicodec.fold_weight_norm()
-        self._init_parts(bicodec.eval(), features.eval(), dict(config or OFFICIAL_TOKENIZER_CONFIG),
-                         resolve_device(device), dtype)
+        self._init_parts(bicodec.eval(), features.eval(), config, resolve_device(device), dtype)
         return self
 
-    def _init_parts(self, bicodec, features: Wav2Vec2Features, config: dict, device: torch.device,
+    def _init_parts(self, bicodec, features: Wav2Vec2Features, config: TokenizerConfig, device: torch.device,
                     dtype: Union[str, torch.dtype]) -> None:
         self.device = device
         self.dtype = resolve_dtype(dtype, device)
         self.config = config
-        self.sample_rate = int(config["sample_rate"])
+        self.sample_rate = config.sample_rate
         if self.sample_rate != 16000:
             raise TokenizerError(f"tokenizer config: sample_rate {self.sample_rate}, BiCodec needs 16000")
-        self.volume_normalize = bool(config.get("volume_normalize", True))
-        hop = int(config["latent_hop_length"])
-        self.ref_length = int(self.sample_rate * config["ref_segment_duration"]) // hop * hop
+        self.volume_normalize = config.volume_normalize
+        self.ref_length = config.ref_length
 
         self.model = bicodec.to(self.device, self.dtype)
         self.model.mel_transformer.float()  # the STFT front end stays float32

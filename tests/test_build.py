@@ -10,7 +10,9 @@ import subprocess
 import pytest
 import yaml
 
-from voxbox.build.run import build, load_pipeline, manifest_source
+from voxbox.build.pipeline import load_pipeline
+from voxbox.build.run import build
+from voxbox.build.sources import manifest_source
 from voxbox.cli import main
 from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError
@@ -159,6 +161,7 @@ def test_cli_tokenize_skipped_message_and_unknown_stage(manifest, tmp_path, caps
     assert "unknown stage 'no_such_stage'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_build_libritts_with_real_stages(shared, tiny_bicodec, tmp_path, capsys):
     """prepare (libritts recipe) -> annotate -> tokenize (tiny BiCodec) -> shards -> validate."""
     root = shared / "data" / "real-speech" / "libritts-mini"

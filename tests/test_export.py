@@ -113,6 +113,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(built, tmp_path):
         export_sparktts(built, tmp_path / "o4", tasks=["asr"])
 
 
+@pytest.mark.slow
 def test_export_parquet_with_token_ids(built, tmp_path):
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
@@ -238,6 +239,7 @@ def test_export_cli(built, tmp_path, capsys):
     assert main(["export", "sparktts", str(built), "--out", str(tmp_path / "c"), "--force"]) == 0
 
 
+@pytest.mark.slow
 def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     """The real chain: voxbox build (annotate + tokenize) -> export -> codec check with the
     model folder taken from the build's pipeline.yaml."""

@@ -52,6 +52,7 @@ def test_shipped_model_is_small_and_documented():
     assert m.evaluation["held_out_real_speech"]["accuracy"] >= SHIPPED_MIN_ACCURACY
 
 
+@pytest.mark.slow
 def test_shipped_model_on_unseen_real_speech(shared):
     stage = AnnotateStage()  # gender_model="builtin" by default
     correct = total = 0
@@ -99,6 +100,7 @@ def test_logistic_regression_matches_sklearn():
     assert intercept == pytest.approx(ref.intercept_[0], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_train_gender_end_to_end(tmp_path, shared):
     recs = [r for r in real_records(shared, keep_gender=True) if r.corpus in ("vctk", "librispeech", "cmu_arctic")]
     by_spk = {}

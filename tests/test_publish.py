@@ -267,6 +267,7 @@ def test_anonymous_dry_run_against_a_dead_endpoint_fails_at_once(built, online, 
         publish(built, "alice/tiny", endpoint="huggingface.co", dry_run=True, progress=False)
 
 
+@pytest.mark.slow
 def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built, hub, tmp_path):
     env = cli_env(hub, tmp_path, HF_HUB_VERBOSITY="debug")
     r = run_cli(["publish", str(built), "--repo-id", "alice/tiny", "--token", DEFAULT_TOKEN], env)

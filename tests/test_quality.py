@@ -77,7 +77,7 @@ def test_filter_rules_presets_and_native_scores():
                            (dict(clipping_ratio=0.2), "clipping_max 0.01: 0.2"), (dict(speed=12.0), "speed_max 10: 12"),
                            (dict(language="ja"), "languages en,zh: ja")):
         assert rules.process(ok.replace(**change)).detail == detail
-    with pytest.raises(VoxboxError, match="unknown rule"):
+    with pytest.raises(VoxboxError, match="has no option 'dnsmos_min'"):
         FilterStage(dnsmos_min=3)
     with pytest.raises(VoxboxError, match="unknown preset"):
         FilterStage(preset="nope")

@@ -241,6 +241,7 @@ def test_boundaries_follow_the_pipelines_boundaries_file(tmp_path):
     assert level_boundaries(None)["pitch"]["male"] == tuple(VOXBOX_BOUNDARIES["pitch"]["male"])
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(built, tmp_path):
     from voxbox.cli import main
 

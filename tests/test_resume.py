@@ -78,6 +78,7 @@ def test_corrupted_finished_shard_is_redone(setup):
     assert shard_bytes(out) == shard_bytes(ref)
 
 
+@pytest.mark.slow
 def test_kill_during_real_annotation(shared, tmp_path):
     """The real annotate stage, killed after its 2nd batch, then resumed."""
     root = shared / "data" / "real-speech" / "libritts-mini"

@@ -29,6 +29,7 @@ def clips(tiny_bicodec):
     return [(b, None), (short, sr), (e, None), (tiny, 16000), (speech[:24_000] * 0.5, sr)]
 
 
+@pytest.mark.slow
 def test_batch_equals_one_at_a_time(tok, clips):
     single = [tok.tokenize(x, sample_rate=sr) for x, sr in clips]
     for bs in (16, 2):
@@ -39,6 +40,7 @@ def test_batch_equals_one_at_a_time(tok, clips):
     assert [s.shape[1] for _, s in single] == [140, 34, 256, 1, 74]
 
 
+@pytest.mark.slow
 def test_padded_features_match_and_padding_matters(tok, clips):
     """At feature level the padded batch matches each clip alone; without the frame
     lengths (no mask, unzeroed padding) the shorter clip's features change."""
@@ -59,6 +61,7 @@ def test_padded_features_match_and_padding_matters(tok, clips):
         assert (unmasked[short, :frames[short]] - alone).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_detokenize_batch_equals_one_at_a_time(tok, clips):
     pairs = [tok.tokenize(x, sample_rate=sr) for x, sr in clips]
     single = [tok.detokenize(g, s) for g, s in pairs]
@@ -69,6 +72,7 @@ def test_detokenize_batch_equals_one_at_a_time(tok, clips):
         assert np.abs(a - b).max() < 2e-5
 
 
+@pytest.mark.slow
 def test_token_formats_accepted_by_detokenize(tok, clips):
     g, s = tok.tokenize(*clips[1])
     ref = tok.detokenize(g, s)
@@ -106,6 +110,7 @@ def test_silent_file_is_refused(tok, tmp_path):
         tok.tokenize(p)
 
 
+@pytest.mark.slow
 def test_batch_returns_errors_in_place(tok, clips):
     items = [clips[3][0], np.zeros(8000), clips[1][0]]
     out = tok.tokenize_batch(items, [16000, 16000, clips[1][1]], errors="return")

@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from voxbox.errors import VoxboxError
 from voxbox.record import Result, Utterance, audio_seconds
-from voxbox.stages import Stage
+from voxbox.stages import Stage, StageOption
 
 PRESETS: Dict[str, Dict[str, Any]] = {
     "wenetspeech4tts_basic": {"dnsmos_p808_min": 3.6},
@@ -127,12 +127,29 @@ def first_failure(rec: Utterance, rules: Dict[str, Any]) -> Optional[str]:
     return None
 
 
+def _options() -> Tuple[StageOption, ...]:
+    scores = tuple(StageOption(f"dnsmos_{s}_min", float, None, f"reject records whose DNSMOS {s.upper()} is "
+                               "below this (computed by the dnsmos stage, else the corpus's own)")
+                   for s in SCORES)
+    return (StageOption("preset", str, None, "named thresholds, overlaid by the explicit rules",
+                        choices=tuple(sorted(PRESETS)), label="preset"),) + scores + (
+        StageOption("duration_min", float, None, "reject clips shorter than this many seconds"),
+        StageOption("duration_max", float, None, "reject clips longer than this many seconds"),
+        StageOption("clipping_max", float, None, "reject clips whose clipping_ratio is above this"),
+        StageOption("speed_min", float, None, "reject records slower than this (syllables per second)"),
+        StageOption("speed_max", float, None, "reject records faster than this (syllables per second)"),
+        StageOption("languages", list, None, "keep only these language codes, e.g. [zh, en]"))
+
+
 class FilterStage(Stage):
+    """Quality filter: records failing a rule go to rejects as `filtered`, with the rule."""
+
     name = "filter"
+    options = _options()
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        self.rules = resolve(params)
+        self.rules = resolve(self.params)
 
     def process(self, rec: Utterance) -> Result:
         why = first_failure(rec, self.rules)

@@ -96,7 +96,8 @@ REASONS: Dict[str, Reason] = _table(
     ("no_speed", "skip", "export (control): no speed level and no speed to derive it from", False),
     ("no_speed_boundaries", "skip", "export (control): no speed boundaries for the record's group", False),
     ("bad_level", "skip", "export (control): a pitch or speed level outside the five levels", False),
-    ("over_max_tokens", "skip", "export: the example is longer than --max-tokens", False),
+    ("over_max_tokens", "skip", "export, train: the example is longer than --max-tokens", False),
+    ("bad_row", "skip", "train: an `export sparktts` row lacks its prompt or target, or names no known task", False),
     ("no_gender_label", "skip", "train-gender: the record has no male/female label", False),
     # -- null fields -----------------------------------------------------------------------
     ("no_voiced_frames", "null", "pitch: no voiced frame in the speech", False),

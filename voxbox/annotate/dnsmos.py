@@ -23,7 +23,7 @@ import numpy as np
 
 from voxbox.errors import VoxboxError
 from voxbox.record import Result, Utterance
-from voxbox.stages import Stage
+from voxbox.stages import Stage, StageOption
 
 SR = 16000
 WINDOW_S = 9.01
@@ -96,11 +96,10 @@ class DNSMOSStage(Stage):
     """Pipeline stage ``dnsmos``: DNSMOS P.835 + P.808 of every record's audio."""
 
     name = "dnsmos"
+    options = (StageOption("threads", int, 1, "onnxruntime threads per worker", minimum=1),)
 
-    def __init__(self, threads: int = 1, **extra: Any):
-        if extra:
-            raise VoxboxError(f"dnsmos: unknown option(s) {', '.join(sorted(extra))} (known: threads)")
-        super().__init__(threads=int(threads))
+    def __init__(self, **params: Any):
+        super().__init__(**params)
         self.model = None
 
     def check(self) -> None:

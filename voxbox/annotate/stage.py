@@ -31,8 +31,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from voxbox.annotate.numbers import ZH_STYLES
+from voxbox.annotate.pitch import BACKENDS
 from voxbox.record import NATIVE, PREDICTED, Result, Utterance
-from voxbox.stages import Stage
+from voxbox.stages import Stage, StageOption
 
 LABEL_TASKS = ("gender", "age", "emotion")
 
@@ -47,44 +49,58 @@ def _is_voxbox_gender_model(spec: str) -> bool:
 
 
 class AnnotateStage(Stage):
+    """VoxBox annotation: front end, pitch, syllables, speed, levels, labels, loudness."""
+
     name = "annotate"
+    options = (
+        StageOption("pitch_backend", str, "world", "world (VoxBox's definition: WORLD DIO + StoneMask) or "
+                    "praat (Praat autocorrelation); recorded per record", choices=BACKENDS, label="pitch backend"),
+        StageOption("boundaries", Path, None, "level boundaries JSON from `voxbox levels`; "
+                    "default: VoxBox's own"),
+        StageOption("gender_model", str, "builtin", "for records without a native gender: builtin, none, "
+                    "a model JSON from `voxbox train-gender` or a Hugging Face model", nullable=True),
+        StageOption("gender_labels", str, None, "label map for a Hugging Face gender model"),
+        StageOption("age_model", str, None, "Hugging Face audio-classification model for age groups"),
+        StageOption("age_labels", str, None, "label map for age_model"),
+        StageOption("emotion_model", str, None, "Hugging Face audio-classification model for emotion"),
+        StageOption("emotion_labels", str, None, "label map for emotion_model"),
+        StageOption("zh_numbers", str, "voxbox", "Chinese digit reading: voxbox (as the release) or cardinal",
+                    choices=ZH_STYLES, label="Chinese number style"),
+        StageOption("device", str, "cpu", "torch device for Hugging Face models"),
+    )
 
-    def __init__(self, pitch_backend: str = "world", boundaries: Optional[str] = None,
-                 gender_model: Optional[str] = "builtin", gender_labels: Optional[str] = None,
-                 age_model: Optional[str] = None, age_labels: Optional[str] = None,
-                 emotion_model: Optional[str] = None, emotion_labels: Optional[str] = None,
-                 zh_numbers: str = "voxbox", device: str = "cpu", **extra: Any):
-        from voxbox.errors import VoxboxError
-        from voxbox.annotate.pitch import BACKENDS
-
-        if pitch_backend not in BACKENDS:
-            raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
-        if extra:
-            raise VoxboxError(f"annotate: unknown option(s) {sorted(extra)}")
-        if gender_model in ("none", ""):
-            gender_model = None
-        super().__init__(pitch_backend=pitch_backend, boundaries=boundaries, gender_model=gender_model,
-                         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
-                         emotion_model=emotion_model, emotion_labels=emotion_labels,
-                         zh_numbers=zh_numbers, device=device)
-        self.pitch_backend = pitch_backend
-        from voxbox.annotate.hf import check_label_map, parse_label_map
-
-        # A bad label map fails here, in the parent, before any worker starts.
-        for task, spec in (("gender", gender_labels), ("age", age_labels), ("emotion", emotion_labels)):
-            if spec:
-                check_label_map(parse_label_map(spec), task)
-        # Fail early (in the parent, before workers start) on a bad boundaries file.
-        from voxbox.annotate.levels import Boundaries
-
-        self.boundaries = Boundaries.load(boundaries)
-        made_with = self.boundaries.table.get("pitch_backend")
-        if made_with and made_with != pitch_backend:
-            raise VoxboxError(f"{boundaries}: boundaries were computed from '{made_with}' pitch; "
-                              f"annotate with --pitch-backend {made_with} or recompute them")
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.params["gender_model"] in ("none", ""):
+            self.params["gender_model"] = None
+        self.pitch_backend = self.params["pitch_backend"]
+        self._check_label_maps()
+        self.boundaries = self._load_boundaries()
         self._models: Dict[str, Any] = {}
         self._syll = None
         self._pyworld = None
+
+    def _check_label_maps(self) -> None:
+        from voxbox.annotate.hf import check_label_map, parse_label_map
+
+        # A bad label map fails here, in the parent, before any worker starts.
+        for task in LABEL_TASKS:
+            spec = self.params[f"{task}_labels"]
+            if spec:
+                check_label_map(parse_label_map(spec), task)
+
+    def _load_boundaries(self):
+        from voxbox.annotate.levels import Boundaries
+        from voxbox.errors import VoxboxError
+
+        # Fail early (in the parent, before workers start) on a bad boundaries file.
+        path, backend = self.params["boundaries"], self.pitch_backend
+        boundaries = Boundaries.load(path)
+        made_with = boundaries.table.get("pitch_backend")
+        if made_with and made_with != backend:
+            raise VoxboxError(f"{path}: boundaries were computed from '{made_with}' pitch; "
+                              f"annotate with --pitch-backend {made_with} or recompute them")
+        return boundaries
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:

@@ -33,7 +33,8 @@ app = typer.Typer(
 # One module per command group; each defines register(app). Order = order in --help.
 COMMAND_MODULES = (
     "corpora", "download", "prepare", "annotate", "levels", "train_gender", "tokenize", "detokenize",
-    "build", "validate", "report", "serve", "publish", "fetch_model", "synth", "export", "reasons",
+    "build", "stages", "validate", "report", "serve", "publish", "fetch_model", "synth", "export", "reasons",
+    "train",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}

@@ -8,13 +8,23 @@ from typing import Optional
 import typer
 
 
+def _echo(msg: str) -> None:
+    from voxbox.cli.output import notice
+
+    notice(msg)
 
 
 def annotate(
     manifest: Path = typer.Argument(..., help="Input manifest (.jsonl, .jsonl.gz or .parquet) from `voxbox prepare`."),
     out: Path = typer.Option(..., "--out", "-o", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
                                                      "rejected records go to OUT's .rejects.jsonl."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes (each loads its own models)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1,
+                                help="Worker processes (local) or actors/tasks (ray); each loads its own models."),
+    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
+                                                          "ray extra of voxbox)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
+                                    "else a local Ray instance."),
     pitch_backend: str = typer.Option("world", "--pitch-backend",
                                       help="world (VoxBox's definition: WORLD DIO + StoneMask) or praat "
                                            "(Praat autocorrelation). Recorded per record; do not mix."),
@@ -50,11 +60,15 @@ def annotate(
 ) -> None:
     """Fill every annotation field the way the VoxBox release computed it: pitch, pitch_std,
     durations, syllables, speed, language, gender/age/emotion with their provenance, five-level
-    labels and value tokens, loudness and clipping ratio."""
+    labels and value tokens, loudness and clipping ratio.
+
+    Interrupted runs resume where they stopped when rerun with the same arguments
+    (finished work is kept in OUT.work/)."""
     from voxbox.annotate.runner import annotate_manifest
 
     summary = annotate_manifest(
-        manifest, out, workers=workers, limit=limit, pitch_backend=pitch_backend,
+        manifest, out, workers=workers, engine=engine, ray_address=ray_address, log=_echo, limit=limit,
+        pitch_backend=pitch_backend,
         boundaries=str(boundaries) if boundaries else None, gender_model=gender_model,
         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
         emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device)

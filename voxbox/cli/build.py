@@ -108,7 +108,9 @@ def build_command(
     """
     import os
 
-    from voxbox.build.run import build, check_out_dir, load_pipeline
+    from voxbox.build.guards import check_out_dir
+    from voxbox.build.pipeline import load_pipeline
+    from voxbox.build.run import build
     from voxbox.cli import command_line
     from voxbox.cli.output import result
     from voxbox.errors import VoxboxError
@@ -142,7 +144,7 @@ def build_command(
 
 def _source(corpus, manifests, subset, root, download_dir, mirror, options):
     """The build input: a corpus recipe, voxbox manifests, or lhotse manifests."""
-    from voxbox.build.run import corpus_source, lhotse_manifests, manifest_source
+    from voxbox.build.sources import corpus_source, lhotse_manifests, manifest_source
     from voxbox.errors import VoxboxError
 
     if corpus is not None:

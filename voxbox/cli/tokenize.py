@@ -28,14 +28,22 @@ def tokenize(
                               help="float32 (exact, default) or bfloat16 (CUDA only, faster, tokens may "
                                    "differ slightly). float16 is refused: it breaks the model."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Tokenize only the first N records."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1,
+                                help="Worker processes (local) or actors (ray); each loads the model."),
+    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
+                                                          "ray extra of voxbox)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
+                                    "else a local Ray instance."),
 ) -> None:
     """Add BiCodec tokens (32 global + 50 semantic per second) to every record, exactly as the
     official Spark-TTS tokenizer computes them. Interrupted runs resume where they stopped when
-    rerun with the same arguments (progress is kept in OUT.tokenize-progress.jsonl)."""
+    rerun with the same arguments (finished work is kept in OUT.work/)."""
+    from voxbox.cli.output import notice
     from voxbox.tokenize.stage import tokenize_manifest
 
     s = tokenize_manifest(manifest, out, model_dir, device=device, batch_size=batch_size, dtype=dtype,
-                          limit=limit)
+                          limit=limit, engine=engine, workers=workers, ray_address=ray_address, log=notice)
     resumed = f" (resumed after {s['resumed_from']})" if s["resumed_from"] else ""
     from voxbox.cli.output import result
 

@@ -172,10 +172,6 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def reset(self) -> None:
-        if self.path.exists():
-            self.path.unlink()
-
     def shards(self) -> Dict[int, dict]:
         """Committed shards by number (the last entry wins)."""
         out: Dict[int, dict] = {}

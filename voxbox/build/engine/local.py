@@ -18,13 +18,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from voxbox.errors import VoxboxError
 from voxbox.stages import Stage
 from voxbox.build.engine.common import Task, TaskResult, limit_threads, run_task
 
-def _worker_main(stages: List[Stage], audio_format: str, threads: int, tasks, results, parent: int) -> None:
+
+def _worker_main(stages: List[Stage], audio_format: Optional[str], threads: int, tasks, results,
+                 parent: int) -> None:
     limit_threads(threads)
     results.cancel_join_thread()  # never block exit on an unread result after the parent died
     while True:
@@ -42,8 +44,54 @@ def _worker_main(stages: List[Stage], audio_format: str, threads: int, tasks, re
             # Stages may import torch lazily inside setup(); keep its threads bounded too.
             limit_threads(threads)
             results.put((ticket, res, None))
+        except VoxboxError as e:  # a user's problem (a model that does not load): said as is
+            results.put((ticket, None, str(e)))
         except BaseException as e:  # noqa: BLE001 - report, never hang the pool
-            results.put((ticket, None, f"{type(e).__name__}: {e}"))
+            results.put((ticket, None, f"worker failed: {type(e).__name__}: {e}"))
+
+
+class _Pool:
+    """The worker processes and their two queues (tasks in, results out)."""
+
+    def __init__(self, engine: "LocalEngine"):
+        ctx = mp.get_context("spawn")
+        self.tasks = ctx.Queue(maxsize=engine.max_in_flight)
+        self.results = ctx.Queue()
+        self.procs = [ctx.Process(target=_worker_main, daemon=True,
+                                  args=(engine.stages, engine.audio_format, engine.threads, self.tasks,
+                                        self.results, os.getpid()))
+                      for _ in range(engine.workers)]
+        for p in self.procs:
+            p.start()
+
+    def get(self) -> Tuple[int, TaskResult]:
+        """The next finished (ticket, result), in whatever order workers finish."""
+        while True:
+            try:
+                ticket, res, err = self.results.get(timeout=5.0)
+            except queue.Empty:
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:
+                    raise VoxboxError(f"a worker died (exit code {dead[0].exitcode}); "
+                                      "finished work is kept, rerun to resume") from None
+                continue
+            if err is not None:
+                raise VoxboxError(err)
+            return ticket, res
+
+    def close(self) -> None:
+        for _ in self.procs:
+            try:
+                self.tasks.put_nowait(None)
+            except queue.Full:
+                pass
+        for p in self.procs:
+            p.join(timeout=2.0)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=2.0)
+        self.tasks.cancel_join_thread()
+        self.results.cancel_join_thread()
 
 
 class LocalEngine:
@@ -51,7 +99,7 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, stages: Sequence[Stage], audio_format: str, workers: int = 1,
+    def __init__(self, stages: Sequence[Stage], audio_format: Optional[str], workers: int = 1,
                  threads_per_worker: Optional[int] = None, max_in_flight: Optional[int] = None):
         self.stages = list(stages)
         self.audio_format = audio_format
@@ -69,57 +117,28 @@ class LocalEngine:
         yield from self._run_pool(tasks)
 
     def _run_pool(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
-        ctx = mp.get_context("spawn")
-        task_q = ctx.Queue(maxsize=self.max_in_flight)
-        result_q = ctx.Queue()
-        procs = [ctx.Process(target=_worker_main, daemon=True,
-                             args=(self.stages, self.audio_format, self.threads, task_q, result_q, os.getpid()))
-                 for _ in range(self.workers)]
-        for p in procs:
-            p.start()
+        pool = _Pool(self)
         it = iter(tasks)
-        next_ticket = 0     # next ticket to hand out
-        next_yield = 0      # next ticket to give back, in order
+        sent = given = 0    # tickets handed out / given back (in order)
         pending: Dict[int, TaskResult] = {}
-        exhausted = False
         try:
             while True:
                 # Keep the pipe full but bounded.
-                while not exhausted and next_ticket - next_yield < self.max_in_flight:
-                    try:
-                        t = next(it)
-                    except StopIteration:
-                        exhausted = True
+                while sent - given < self.max_in_flight:
+                    t = next(it, None)
+                    if t is None:
                         break
-                    task_q.put((next_ticket, t))
-                    next_ticket += 1
-                if next_yield == next_ticket and exhausted:
+                    pool.tasks.put((sent, t))
+                    sent += 1
+                if given == sent:
                     return
-                while next_yield not in pending:
-                    try:
-                        ticket, res, err = result_q.get(timeout=5.0)
-                    except queue.Empty:
-                        dead = [p for p in procs if not p.is_alive()]
-                        if dead:
-                            raise VoxboxError(
-                                f"a build worker died (exit code {dead[0].exitcode}); "
-                                "finished shards are kept, rerun to resume") from None
-                        continue
-                    if err is not None:
-                        raise VoxboxError(f"build worker failed: {err}")
+                while given not in pending:
+                    ticket, res = pool.get()
                     pending[ticket] = res
-                yield pending.pop(next_yield)
-                next_yield += 1
+                yield pending.pop(given)
+                given += 1
         finally:
-            for _ in procs:
-                try:
-                    task_q.put_nowait(None)
-                except queue.Full:
-                    pass
-            for p in procs:
-                p.join(timeout=2.0)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(timeout=2.0)
-            task_q.cancel_join_thread()
-            result_q.cancel_join_thread()
+            pool.close()
+
+    def close(self) -> None:
+        """Nothing to release: the pool lives only while run() is iterated."""

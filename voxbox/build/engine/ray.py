@@ -10,14 +10,17 @@ pipeline becomes a chain of ``map_batches`` steps:
   GPUs;
 - the audio encoding of the survivors runs as tasks too.
 
-- the rows are then grouped by shard (``groupby("shard").map_groups``) and each group
-  is written by a Ray task: audio encoding, then the same shard committer as the local
-  engine (tmp name, fsync, rename). The task returns the shard's journal entry; the
-  driver appends it to the journal, so shard names, contents, index and resume are
-  identical to a local build.
+- for a build (:meth:`RayEngine.run_shards`) the rows are then grouped by shard
+  (``groupby("shard").map_groups``) and each group is written by a Ray task: audio
+  encoding, then the same shard committer as the local engine (tmp name, fsync,
+  rename). The task returns the shard's journal entry; the driver appends it to the
+  journal, so shard names, contents, index and resume are identical to a local build;
+- for ``voxbox annotate`` / ``voxbox tokenize`` (:meth:`RayEngine.run`) the stage
+  results come back to the driver, in task order, like the local engine's.
 
 Tasks are fed in windows of about ``window`` rows (whole shards only) so the driver
-never holds the whole corpus.
+never holds the whole corpus. A private Ray instance (no ``address``) is shut down by
+:meth:`RayEngine.close`, which the build calls when it ends, however it ends.
 
 Cluster use: start Ray on the machines (``ray start --head`` on one,
 ``ray start --address HEAD:6379`` on the others), then run ``voxbox build --engine ray
@@ -34,7 +37,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 from voxbox.errors import MissingExtraError
 from voxbox.stages import Stage
-from voxbox.build.engine.common import Task
+from voxbox.build.engine.common import Task, TaskResult, encode_all
 
 _COL = "item"
 
@@ -155,6 +158,7 @@ class RayEngine:
         self.window = window
         self.num_gpus_per_actor = num_gpus_per_actor
         self._ray = _import_ray()
+        self._private = False  # True once this engine started its own local Ray instance
 
     def _init(self) -> None:
         ray = self._ray
@@ -166,6 +170,7 @@ class RayEngine:
             # A private local instance sized to --workers, quiet and without the dashboard.
             ray.init(num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
                      log_to_driver=False, configure_logging=False)
+            self._private = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -199,6 +204,24 @@ class RayEngine:
         if window:
             yield window
 
+    def _rows(self, window: List[Task]) -> list:
+        return [{"ticket": i, "shard": t.shard, "seq": t.seq,
+                 _COL: pickle.dumps((t, list(t.records), {}), protocol=pickle.HIGHEST_PROTOCOL)}
+                for i, t in enumerate(window)]
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+        """Run the stages on Ray and give the results back in task order (one window
+        in memory at a time), the audio encoded when the engine has an audio format."""
+        self._init()
+        ray = self._ray
+        for window in self._windows(tasks):
+            rows = self._rows(window)
+            ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
+            done = {int(row["ticket"]): pickle.loads(row[_COL]) for row in ds.iter_rows()}
+            for i in range(len(window)):
+                task, slots, stats = done[i]
+                yield TaskResult(task, encode_all(slots, self.audio_format), stats)
+
     def run_shards(self, tasks: Iterable[Task], out_dir, name: str, formats: Sequence[str]) -> Iterator[dict]:
         """Run the stages and write every shard on Ray; yield each committed shard's
         journal entry (with its rejects and per-stage ``stats``) as it finishes."""
@@ -207,9 +230,7 @@ class RayEngine:
         self._init()
         ray = self._ray
         for window in self._windows(tasks):
-            rows = [{"shard": t.shard, "seq": t.seq,
-                     _COL: pickle.dumps((t, list(t.records), {}), protocol=pickle.HIGHEST_PROTOCOL)}
-                    for t in window]
+            rows = self._rows(window)
             n_shards = len({t.shard for t in window})
             ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
             ds = ds.groupby("shard", num_partitions=min(n_shards, max(1, self.workers))).map_groups(
@@ -217,6 +238,9 @@ class RayEngine:
             for row in ds.iter_rows():
                 yield json.loads(row["entry"])
 
-    def shutdown(self) -> None:
-        if self._ray.is_initialized() and not self.address:
+    def close(self) -> None:
+        """Shut down the private Ray instance this engine started (a cluster joined by
+        address, or an instance the caller started, is left running)."""
+        if self._private and self._ray.is_initialized():
             self._ray.shutdown()
+        self._private = False
