@@ -244,3 +244,14 @@ def test_no_usable_recording_is_an_error_not_an_empty_manifest(tmp_path):
         prepare_manifest("folder", tmp_path, out)
     assert not out.exists() and not out.with_name("m.jsonl.partial").exists()
     assert [r.reason for r in read_rejects(rejects_path(out))] == ["missing_transcript"]
+
+
+def test_help_names_the_rejects_file_prepare_really_writes(tmp_path, capsys):
+    # The help said <out>.rejects.jsonl; the file is <stem>.rejects.jsonl.
+    import re
+
+    assert main(["prepare", "--help"]) == 0
+    text = " ".join(re.sub(r"[│\s]+", " ", capsys.readouterr().out).split())
+    assert "<out>.rejects.jsonl" not in text and "<stem>.rejects.jsonl" in text
+    example = re.search(r"\((\S+) -> (\S+?)\)", text)
+    assert example and rejects_path(tmp_path / example.group(1)).name == example.group(2)

@@ -352,3 +352,42 @@ def test_publish_with_xet_enabled_falls_back_to_lfs_where_the_server_has_no_xet(
     assert set(local_upload_set(built)) <= set(hub.repo_files("dataset", "alice/xet"))
     r = run_cli(["publish", str(built), "--repo-id", "alice/xet", "--token", DEFAULT_TOKEN, "--json"], env)
     assert r.returncode == 0 and json.loads(r.stdout)["uploaded"] == []
+
+
+ODD_TOKENS = ["hf_secretpart\nline2abcd", "hf_sec ret/+%&=\u00e9tail", "hf_tab\tsecretX", "hf_\r\nInjected: 1234",
+              "hf_nul\x00zzzz", "hf_\u2028sep_abcd"]
+
+
+@pytest.mark.parametrize("token", ODD_TOKENS)
+def test_an_odd_token_is_refused_before_any_request_and_never_printed(built, hub, online, monkeypatch, token):
+    # A newline used to reach the HTTP library, whose error printed it escaped (b'Bearer x\\ny').
+    from voxbox.release.hub import fetch_model
+    from voxbox.release.publish import publish
+
+    calls = [lambda: publish(built, "alice/tiny", token=token, endpoint=hub.url, progress=False),
+             lambda: fetch_model("alice/model", built.parent / "m", token=token, endpoint=hub.url)]
+    if "\x00" not in token:  # an environment variable cannot hold NUL
+        monkeypatch.setenv("HF_TOKEN", token)
+        calls.append(lambda: publish(built, "alice/tiny", endpoint=hub.url, progress=False))
+    pieces = [p for p in token.replace("\u2028", "\n").split() if len(p) >= 4 and p != "hf_"]
+    for call in calls:
+        with pytest.raises(VoxboxError, match="contains a .*it was not sent anywhere") as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg and not any(p in msg for p in pieces + ["secret", "Injected", "zzzz", "abcd"])
+    assert hub.state.requests == []
+
+
+def test_hub_errors_scrub_every_escaped_form_of_the_token():
+    from urllib.parse import quote, quote_plus
+
+    from voxbox.release.hub import explain
+
+    token = "hf_a/b+c%d=e'f\"g\\h~tail"   # valid (printable ASCII) but changed by every escaping
+    texts = [f"GET https://hub/api?token={quote(token, safe='')}", f"url with {quote_plus(token)}",
+             f"Illegal header value {('Bearer ' + token).encode()!r}", f"value {token!r}", f"raw {token}",
+             'json {"token": ' + json.dumps(token) + "}"]
+    for text in texts:
+        msg = str(explain(RuntimeError(text), action="check the token", endpoint="http://hub", token=token))
+        assert "tail" not in msg and "hf_a" not in msg, msg
+        assert "***" in msg

@@ -150,3 +150,32 @@ def test_speaker_embedding(tok, clips, tiny_bicodec):
     np.testing.assert_array_equal(e1, e2)
     e3 = tok.speaker_embedding(clips[2][0])
     assert np.abs(e1 - e3).max() > 1e-3
+
+
+def test_nan_weights_are_caught_when_tokens_are_made(tiny_bicodec, clips):
+    # NaN weights quantise to -2**31; those tokens used to be written with exit 0.
+    t = BiCodecTokenizer(tiny_bicodec)
+    with torch.no_grad():
+        for p in t.model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(TokenizerError, match=r"global tokens outside 0\.\.4095 \(got -2147483648") as e:
+        t.tokenize(*clips[0])
+    assert e.value.reason == "tokens_out_of_range"
+    got = t.tokenize_batch([c[0] for c in clips[:2]], [c[1] for c in clips[:2]], errors="return")
+    assert [getattr(x, "reason", None) for x in got] == ["tokens_out_of_range"] * 2
+
+
+def test_long_and_special_files_are_refused_before_decoding(tok, clips, tmp_path):
+    import os
+
+    tok.max_seconds = 1.0
+    try:
+        with pytest.raises(TokenizerError, match=r"2\.\d s, longer than the 1 s allowed") as e:
+            tok.tokenize(clips[0][0])
+        assert e.value.reason == "too_long"
+    finally:
+        tok.max_seconds = None
+    os.mkfifo(tmp_path / "fifo.wav")    # reading it would block forever
+    with pytest.raises(TokenizerError, match="not a regular file") as e:
+        tok.tokenize(tmp_path / "fifo.wav")
+    assert e.value.reason == "not_a_regular_file"

@@ -79,13 +79,17 @@ class TinyStage(Stage):
 
     name = "tiny"
     options = (StageOption("tokens", bool, False, "add fake tokens of the right shapes"),
-               StageOption("sleep", float, 0.0, "seconds to sleep per record (slow-stage tests)", minimum=0))
+               StageOption("sleep", float, 0.0, "seconds to sleep per record (slow-stage tests)", minimum=0),
+               StageOption("busy_dir", Path, None, "folder where each worker leaves a file named by its pid "
+                                                   "when it starts a record (kill tests)"))
 
     def process(self, rec: Utterance):
         import soundfile as sf
 
         if rec.text and "REJECT" in rec.text:
             return self.reject(rec, "tiny_reject", "text asks for it")
+        if self.params["busy_dir"]:
+            (Path(self.params["busy_dir"]) / str(os.getpid())).touch()
         if self.params["sleep"]:
             time.sleep(self.params["sleep"])
         y, sr = sf.read(str(rec.audio_path), dtype="float32", always_2d=True)

@@ -290,16 +290,20 @@ def read_compressed_member(path: Path, member: str) -> bytes:
 # ------------------------------------------------------------------------------------
 
 
+def _refused(path: Path, e) -> MediaError:
+    return MediaError(e.reason, f"{path}: {'audio file not found' if e.detail == 'not found' else e.detail}")
+
+
 def location_bytes(loc: Location) -> bytes:
-    """The bytes of a whole file or member."""
+    """The bytes of a whole file or member (a regular file only, of at most
+    MAX_MEMBER_BYTES: a FIFO would block, a link to /dev/zero never end)."""
+    from voxbox.limits import FileRefused, read_regular
+
     if loc.member is None:
         try:
-            with open(loc.file, "rb") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            raise MediaError("missing_audio", f"{loc.file}: audio file not found") from None
-        except OSError as e:
-            raise MediaError("unreadable_audio", f"{loc.file}: {e.strerror or e}") from None
+            return read_regular(loc.file, MAX_MEMBER_BYTES, missing="missing_audio")
+        except FileRefused as e:
+            raise _refused(loc.file, e) from None
     if loc.compressed:
         return read_compressed_member(loc.file, loc.member)
     try:
@@ -312,13 +316,13 @@ def location_bytes(loc: Location) -> bytes:
 @contextlib.contextmanager
 def open_location(loc: Location):
     """A binary file object soundfile can read: the file itself, or the member's bytes."""
+    from voxbox.limits import FileRefused, open_regular
+
     if loc.member is None:
         try:
-            fh = open(loc.file, "rb")
-        except FileNotFoundError:
-            raise MediaError("missing_audio", f"{loc.file}: audio file not found") from None
-        except OSError as e:
-            raise MediaError("unreadable_audio", f"{loc.file}: {e.strerror or e}") from None
+            fh = open_regular(loc.file, missing="missing_audio")
+        except FileRefused as e:
+            raise _refused(loc.file, e) from None
         with fh:
             yield fh
     else:
@@ -353,6 +357,7 @@ def read_frames(rec, dtype="float64", always_2d: bool = True):
             with sf.SoundFile(fh) as f:
                 start, count = span_frames(rec.span_offset, rec.span_duration, f.samplerate, f.frames,
                                            f"{rec.source_path}: ")
+                _check_length(rec, f.samplerate, count)
                 if start:
                     f.seek(start)
                 want = dtype(f.subtype) if callable(dtype) else dtype
@@ -366,6 +371,15 @@ def read_frames(rec, dtype="float64", always_2d: bool = True):
     if data.shape[0] != count:
         raise MediaError("truncated_audio", f"{rec.source_path}: read {data.shape[0]} of {count} frames")
     return data, sr, subtype
+
+
+def _check_length(rec, sr: int, count: int) -> None:
+    """The duration cap, from the header, before decoding (see :mod:`voxbox.limits`)."""
+    from voxbox.limits import duration_problem
+
+    problem = duration_problem(sr, count)
+    if problem is not None:
+        raise MediaError(problem.reason, f"{rec.source_path}: {problem.detail}")
 
 
 def record_bytes(rec) -> bytes:

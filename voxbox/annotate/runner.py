@@ -30,7 +30,8 @@ def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size:
 
 def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int = 1,
                       chunk_size: int = CHUNK_SIZE, limit: Optional[int] = None, engine: str = "local",
-                      ray_address: Optional[str] = None, log=None, **params: Any) -> dict:
+                      ray_address: Optional[str] = None, log=None, allow_absolute_paths: bool = False,
+                      **params: Any) -> dict:
     """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary
     (see :func:`voxbox.build.manifest_run.run_manifest`)."""
     from voxbox.annotate.stage import AnnotateStage
@@ -38,7 +39,7 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
 
     stage = AnnotateStage(**params)
     return run_manifest(src, out, [stage], engine=engine, workers=workers, batch_size=chunk_size, limit=limit,
-                        ray_address=ray_address, log=log)
+                        ray_address=ray_address, allow_absolute_paths=allow_absolute_paths, log=log)
 
 
 def levels_from_manifest(src: Union[str, Path], out: Union[str, Path], min_count: int = 20) -> dict:

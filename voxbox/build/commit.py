@@ -17,18 +17,25 @@ from voxbox.shards import index as ix
 Log = Callable[[str], None]
 
 
-def finished(journal: ix.Journal, root, sizes: Sequence[int], log: Log, unit: str = "shard") -> Dict[int, dict]:
+def finished(journal: ix.Journal, root, sizes: Sequence[int], log: Log, unit: str = "shard",
+             inputs: Optional[Sequence[str]] = None) -> Dict[int, dict]:
     """Journal entries of units that are done: files verified, as many records plus
-    rejects as planned (``sizes[k]``). Others are logged and left to redo."""
+    rejects as planned (``sizes[k]``), and, when ``inputs`` is given, made from the
+    planned input (``inputs[k]``: the unit's records and their audio). Others are logged
+    and left to redo."""
     done: Dict[int, dict] = {}
     for k, entry in sorted(journal.shards().items()):
         if k >= len(sizes):
             continue
         problem = ix.verify_shard_entry(root, entry)
-        if problem is None and entry.get("records", 0) + len(entry.get("rejects", [])) == sizes[k]:
+        if problem is None and entry.get("records", 0) + len(entry.get("rejects", [])) != sizes[k]:
+            problem = "record count differs from the plan"
+        if problem is None and inputs is not None and entry.get("input") != inputs[k]:
+            problem = "its input (records or audio) changed since it was built"
+        if problem is None:
             done[k] = entry
         else:
-            log(f"{unit} {k}: {problem or 'record count differs from the plan'}; redoing it")
+            log(f"{unit} {k}: {problem}; redoing it")
     return done
 
 

@@ -93,10 +93,48 @@ def check_existing(out: Path, fingerprint: Dict[str, str], force: bool, log: Log
     said = " and ".join({"pipeline": "a different pipeline", "input": "different input"}[k] for k in what)
     if not force:
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+        redo = "from scratch" if "pipeline" in what else "(only the shards whose input changed are redone)"
         raise VoxboxError(f"{out}: this folder was built from {said}; "
-                          f"use another --out, or --force to rebuild it from scratch")
+                          f"use another --out, or --force to rebuild it {redo}")
+    if what == ["input"]:
+        # Same pipeline: a shard whose records and audio are unchanged is still right.
+        log(f"--force: {out} was built from different input; redoing the shards whose input changed")
+        _restart_journal(out, fingerprint)
+        return
     log(f"--force: {out} was built from {said}; rebuilding from scratch")
     clean(out)
+
+
+def _restart_journal(out: Path, fingerprint: Dict[str, str]) -> None:
+    """Start the journal over with ``fingerprint``, keeping its shard entries (the build
+    keeps those whose per-shard input hash still matches, and redoes the rest). The old
+    index goes first: a killed rebuild must not leave a folder that looks finished."""
+    journal = ix.Journal(out / ix.JOURNAL_NAME)
+    start = journal.start() or {}
+    kept = journal.shards()
+    shards = [kept[k] for k in sorted(kept)]
+    (out / ix.INDEX_NAME).unlink(missing_ok=True)
+    tmp = out / (ix.JOURNAL_NAME + ix.PARTIAL_SUFFIX)
+    lines = [{**start, "kind": "start", "fingerprint": fingerprint}] + shards
+    try:
+        tmp.write_text("".join(ix.canonical_json(e) + "\n" for e in lines), encoding="utf-8")
+        ix.commit_file(tmp, out / ix.JOURNAL_NAME)
+    except OSError as e:
+        raise ix.io_error(out, e) from None
+
+
+def remove_unplanned(out: Path, name: str, shards: int) -> None:
+    """Shard files numbered beyond the plan (left by a larger input before a --force
+    rebuild): they belong to no shard of this build."""
+    for d in ix.FORMAT_DIRS.values():
+        sub = out / d
+        if not sub.is_dir():
+            continue
+        for p in sub.iterdir():
+            stem = p.name.split(".", 1)[0]
+            num = stem[len(name) + 1:] if stem.startswith(name + "-") else ""
+            if num.isdigit() and int(num) >= shards and p.suffix in (".tar", ".parquet"):
+                p.unlink()
 
 
 def _index_fingerprint(out: Path) -> Optional[dict]:

@@ -2,8 +2,11 @@
 
 The source (a recipe's prepare output or a manifest) is written to
 ``OUT/.work/prepared.jsonl``; only ``(offset, length, size estimate)`` per index stays
-in memory. Duplicate indices are rejected. The sorted records and the rejects define
-the *input fingerprint*, so a resumed build knows it is given the same input.
+in memory. Duplicate indices are rejected. The sorted records, a content signature
+of each record's audio (:mod:`voxbox.build.signature`) and the rejects define the
+*input fingerprint*, so a resumed build knows it is given the same input, audio
+re-processed in place included; each shard's own input hash (its records and their
+audio) lets a forced rebuild redo exactly the shards whose input changed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ class PreparedInput:
     keys: Dict[str, Tuple[int, int, int, str]] = field(default_factory=dict)  # index -> (offset, length, est, split)
     fingerprint: str = ""
     roots: set = field(default_factory=set)  # (corpus, corpus_root): for provenance.json, not the records
+    hashes: Dict[str, bytes] = field(default_factory=dict)  # index -> hash of its record line and audio
+
+    def shard_input(self, members: List[str]) -> str:
+        """The input hash of one shard: its records (sorted, as planned) and their audio."""
+        h = hashlib.sha256()
+        for idx in members:
+            h.update(idx.encode("utf-8") + b" " + self.hashes[idx])
+        return h.hexdigest()
 
     def read(self, fh: BinaryIO, index: str) -> Utterance:
         off, length = self.keys[index][:2]
@@ -48,7 +59,7 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str) -> Pr
     """Stream ``source`` into ``work``; return the prepared input with its fingerprint."""
     work.mkdir(parents=True, exist_ok=True)
     prep = PreparedInput(work / PREPARED_NAME, work / REJECTS_NAME)
-    hashes: Dict[str, bytes] = {}
+    hashes = prep.hashes
     try:
         rejects = _spool(source, prep, hashes, audio_format)
         rejects.sort(key=rejects_sort_key)
@@ -67,6 +78,7 @@ def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, byte
     from voxbox.progress import Progress
 
     rejects: List[Rejection] = []
+    audio = _AudioHashes(hashes)
     with open(prep.path, "wb") as fh, Progress("prepare") as bar:
         offset = 0
         for res in source:
@@ -84,10 +96,58 @@ def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, byte
             prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format), res.split or "")
             if res.corpus_root:
                 prep.roots.add((res.corpus or "", res.corpus_root))
-            hashes[res.index] = _line_identity(d)
+            audio.add(res, _line_identity(d))
             offset += len(line)
             bar.update(1, audio_seconds(res))
+        audio.flush()
     return rejects
+
+
+class _AudioHashes:
+    """Each record's hash: its line identity and its audio's content signature, the
+    signatures read in batches by a few threads (the reads wait on the disk). A file
+    many records are cut from (a long recording with spans, an archive) is read once."""
+
+    BATCH = 256
+
+    def __init__(self, hashes: Dict[str, bytes]):
+        self.hashes = hashes
+        self.pending: List[Tuple[str, bytes, str, bool]] = []  # index, identity, audio file, shared
+        self.shared: Dict[str, str] = {}                        # shared file -> signature
+
+    def add(self, rec: Utterance, identity: bytes) -> None:
+        path, shared = _audio_file(rec)
+        self.pending.append((rec.index, identity, path, shared))
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        from voxbox.build.signature import audio_signature, audio_signatures
+
+        own = [path for _, _, path, shared in self.pending if path and not shared]
+        sigs = dict(zip(own, audio_signatures(own)))
+        for idx, identity, path, shared in self.pending:
+            if shared:
+                sig = self.shared.get(path) or self.shared.setdefault(path, audio_signature(path))
+            else:
+                sig = sigs.get(path, "no-audio")
+            self.hashes[idx] = hashlib.sha256(identity + sig.encode()).digest()
+        self.pending = []
+
+
+def _audio_file(rec: Utterance) -> Tuple[str, bool]:
+    """(the file holding the record's audio, whether other records share it: a span of a
+    recording or an archive member); ("", False) when there is none to read."""
+    from voxbox import media
+
+    if not rec.source_path:
+        return "", False
+    try:
+        if media.is_plain(rec):
+            return str(rec.audio_path), False
+        return str(media.record_location(rec).file), True
+    except (media.MediaError, OSError):
+        return "", False
 
 
 def _fingerprint(hashes: Dict[str, bytes], rejects: List[Rejection]) -> str:

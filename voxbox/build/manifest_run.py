@@ -32,7 +32,9 @@ from voxbox.build.engine import check_engine, make_engine
 from voxbox.build.engine.common import Task
 from voxbox.build.guards import changed
 from voxbox.errors import VoxboxError
-from voxbox.manifest import ManifestWriter, RejectsWriter, check_manifest_out, open_manifest, rejects_path
+from voxbox.lock import OutputLock
+from voxbox.manifest import (ManifestWriter, RejectsWriter, check_manifest_out, open_results, read_rejects,
+                             rejects_path)
 from voxbox.progress import Progress
 from voxbox.record import Rejection, Result, Utterance, audio_seconds
 from voxbox.shards import index as ix
@@ -67,37 +69,35 @@ def stream_records(records: Iterable[Utterance], stages: Sequence[Stage], *, eng
 def run_manifest(src: Union[str, Path], out: Union[str, Path], stages: Sequence[Stage], *, engine: str = "local",
                  workers: int = 1, batch_size: int = 8, part_records: int = DEFAULT_PART_RECORDS,
                  limit: Optional[int] = None, ray_address: Optional[str] = None, desc: Optional[str] = None,
-                 log: Optional[Log] = None) -> dict:
+                 allow_absolute_paths: bool = False, log: Optional[Log] = None) -> dict:
     """Run ``stages`` over manifest ``src`` into ``out`` (resumable, see the module
-    docstring); return a summary: records, rejected, resumed_from, audio_seconds,
-    wall_seconds, audio_seconds_per_second, rejects, reject_summary."""
+    docstring); return a summary: records, rejected, carried (rejects of the input's own
+    rejects file, carried forward), resumed_from, audio_seconds, wall_seconds,
+    audio_seconds_per_second, rejects, reject_summary.
+
+    A malformed input record is a rejection naming its line and field; a record whose
+    ``source_path`` leaves its ``corpus_root`` too, unless ``allow_absolute_paths``.
+    """
     log = log or (lambda msg: None)
     src, out = Path(src), Path(out)
     _check_args(src, out, stages, engine, workers, batch_size, part_records)
-    total, records = open_manifest(src, limit)
-    fingerprint = _fingerprint(src, stages, limit, part_records)
-    work = work_dir(out)
-    journal = _open_journal(work, fingerprint, log)
-    sizes = [min(part_records, total - k) for k in range(0, total, part_records)]
-    done = finished(journal, work, sizes, log, unit="part")
-    resumed = sum(e["records"] + len(e["rejects"]) for e in done.values())
-    if done:
-        log(f"resuming: {resumed} of {total} records already done ({len(done)} of {len(sizes)} parts, verified)")
-    eng = make_engine(engine, stages, None, workers, ray_address)
-    t0 = time.perf_counter()
-    try:
+    with OutputLock(out, log):  # one run per output: two would interleave their parts
+        total, results = open_results(src, limit, need_audio=True, allow_outside_root=allow_absolute_paths)
+        work = work_dir(out)
+        journal = _open_journal(work, _fingerprint(src, stages, limit, part_records, allow_absolute_paths), log)
+        sizes = [min(part_records, total - k) for k in range(0, total, part_records)]
+        done = finished(journal, work, sizes, log, unit="part")
+        resumed = sum(e["records"] + len(e["rejects"]) for e in done.values())
+        if done:
+            log(f"resuming: {resumed} of {total} records already done ({len(done)} of {len(sizes)} parts, verified)")
+        t0 = time.perf_counter()
         with Progress(desc or "+".join(st.name for st in stages) or "records", total=total) as bar:
             bar.update(resumed)
-            fresh = _run_parts(eng, _part_tasks(records, sizes, done, batch_size), work, journal, done, bar)
-    except BaseException:
-        if not journal.shards():
-            shutil.rmtree(work, ignore_errors=True)  # nothing finished, nothing to keep
-        raise
-    finally:
-        eng.close()
-    wall = time.perf_counter() - t0
-    summary = _write_output(out, work, [done[k] for k in range(len(sizes))])
-    shutil.rmtree(work, ignore_errors=True)
+            parts = _Parts(results, sizes, done, batch_size, work, journal, bar)
+            fresh = _run_parts(make_engine(engine, stages, None, workers, ray_address), parts)
+        wall = time.perf_counter() - t0
+        summary = _write_output(src, out, work, [done[k] for k in range(len(sizes))])
+        shutil.rmtree(work, ignore_errors=True)
     summary.update(resumed_from=resumed, wall_seconds=round(wall, 3),
                    audio_seconds_per_second=round(fresh / wall, 3) if wall > 0 and fresh else 0.0)
     return summary
@@ -110,6 +110,10 @@ def _check_args(src: Path, out: Path, stages, engine: str, workers: int, batch_s
         raise VoxboxError(f"{src}: manifest not found")
     if src.resolve() == out.resolve():
         raise VoxboxError(f"{out}: output must differ from the input manifest")
+    if rejects_path(out).resolve() == rejects_path(src).resolve():
+        # m.jsonl -> m.parquet: both name m.rejects.jsonl, which holds the input's rejects.
+        raise VoxboxError(f"{out}: its rejects would go to {rejects_path(out)}, which holds the rejects of "
+                          f"{src}; give --out another name (e.g. {_other_name(out)})")
     check_manifest_out(out)  # written last: a bad --out must not waste the whole run
     check_engine(engine, workers)
     if batch_size < 1 or part_records < 1:
@@ -118,13 +122,23 @@ def _check_args(src: Path, out: Path, stages, engine: str, workers: int, batch_s
         st.check()  # e.g. the tokenizer's model folder: refused now, not inside a worker
 
 
-def _fingerprint(src: Path, stages: Sequence[Stage], limit: Optional[int], part_records: int) -> Dict[str, str]:
+def _other_name(out: Path) -> str:
+    name = out.name
+    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet"):
+        if name.endswith(suffix):
+            return str(out.with_name(name[: -len(suffix)] + ".out" + suffix))
+    return str(out.with_name(name + ".out"))
+
+
+def _fingerprint(src: Path, stages: Sequence[Stage], limit: Optional[int], part_records: int,
+                 allow_absolute_paths: bool = False) -> Dict[str, str]:
     """What a resumed run must share with the first: the input bytes and cut, the stage options."""
     h = hashlib.sha256()
     with open(src, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    cut = ix.canonical_json({"sha256": h.hexdigest(), "limit": limit, "part_records": part_records})
+    cut = ix.canonical_json({"sha256": h.hexdigest(), "limit": limit, "part_records": part_records,
+                             **({"absolute_paths": True} if allow_absolute_paths else {})})
     options = ix.canonical_json([{"stage": st.name, "params": st.params} for st in stages])
     return {"input": ix.sha256_text(cut), "pipeline": ix.sha256_text(options)}
 
@@ -191,43 +205,77 @@ class PartCommitter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _part_tasks(records: Iterator[Utterance], sizes: List[int], done: Dict[int, dict],
-                batch_size: int) -> Iterator[Task]:
-    """Tasks for the parts not done, in input order (the records of done parts are skipped)."""
-    for k, size in enumerate(sizes):
-        part = list(itertools.islice(records, size))
-        if k in done:
-            continue
-        batches = [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
-        for j, b in enumerate(batches):
-            yield Task(shard=k, seq=j, last=j == len(batches) - 1, records=b)
+class _Parts:
+    """The input cut into parts, as engine tasks. A malformed line is a rejection already:
+    it goes straight into its part (a part of nothing else is committed at once), so
+    every input line ends in its part as a record or a rejection."""
+
+    def __init__(self, results: Iterator[Result], sizes: List[int], done: Dict[int, dict], batch_size: int,
+                 work: Path, journal: ix.Journal, bar):
+        self.results, self.sizes, self.done, self.batch_size = results, sizes, done, batch_size
+        self.work, self.journal, self.bar = work, journal, bar
+        self.pre: Dict[int, List[Rejection]] = {}
+        self.kept = 0.0  # audio seconds committed by this run
+
+    def tasks(self) -> Iterator[Task]:
+        """Tasks for the parts not done, in input order (the lines of done parts are skipped)."""
+        for k, size in enumerate(self.sizes):
+            part = list(itertools.islice(self.results, size))
+            if k in self.done:
+                continue
+            recs = [r for r in part if isinstance(r, Utterance)]
+            self.pre[k] = [r for r in part if not isinstance(r, Utterance)]
+            if not recs:
+                self.record(self.open(k).commit())
+                continue
+            batches = [recs[i:i + self.batch_size] for i in range(0, len(recs), self.batch_size)]
+            for j, b in enumerate(batches):
+                yield Task(shard=k, seq=j, last=j == len(batches) - 1, records=b)
+
+    def open(self, k: int) -> "PartCommitter":
+        committer = PartCommitter(self.work, k)
+        pre = self.pre.pop(k, [])
+        for r in pre:
+            committer.add(r)
+        self.bar.update(len(pre))
+        return committer
+
+    def record(self, entry: dict) -> None:
+        self.journal.append(entry)
+        self.done[entry["shard"]] = entry
+        self.kept += entry["audio_seconds"]
 
 
-def _run_parts(eng, tasks: Iterator[Task], work: Path, journal: ix.Journal, done: Dict[int, dict],
-               bar) -> float:
-    """Run the tasks; journal each part as it commits. Returns the audio seconds kept."""
-    kept = [0.0]
-
-    def record(entry: dict) -> None:
-        journal.append(entry)
-        done[entry["shard"]] = entry
-        kept[0] += entry["audio_seconds"]
-
+def _run_parts(eng, parts: _Parts) -> float:
+    """Run the tasks; journal each part as it commits. Returns the audio seconds kept.
+    An unfinished work folder with no finished part goes (nothing to resume from)."""
     def progress(res) -> None:
-        bar.update(len(res.outcomes), sum(audio_seconds(o) for o in res.outcomes if isinstance(o, Utterance)))
+        parts.bar.update(len(res.outcomes), sum(audio_seconds(o) for o in res.outcomes if isinstance(o, Utterance)))
 
-    commit_in_order(eng.run(tasks), lambda k: PartCommitter(work, k), record, on_result=progress)
-    return kept[0]
+    try:
+        commit_in_order(eng.run(parts.tasks()), parts.open, parts.record, on_result=progress)
+    except BaseException:
+        if not parts.journal.shards():
+            shutil.rmtree(parts.work, ignore_errors=True)
+        raise
+    finally:
+        eng.close()
+    return parts.kept
 
 
-def _write_output(out: Path, work: Path, entries: List[dict]) -> dict:
-    """OUT from the parts and OUT's rejects file from the journal, both in input order."""
+def _write_output(src: Path, out: Path, work: Path, entries: List[dict]) -> dict:
+    """OUT from the parts, and OUT's rejects file: the input's own rejects carried forward
+    (so inputs = records + rejects still holds after this command), then this run's, in
+    input order."""
     rej_path = rejects_path(out)
     with RejectsWriter(rej_path) as rejects:
+        for r in read_rejects(rejects_path(src)):
+            rejects.write(r)
+        carried = rejects.count
         for e in entries:
             for r in e["rejects"]:
                 rejects.write(Rejection.from_dict(r))
-    if rejects.count and not sum(e["records"] for e in entries):
+    if rejects.count > carried and not sum(e["records"] for e in entries):
         # No empty manifest; the rejects file stays, and the work folder goes so that a
         # rerun after fixing the audio redoes every record.
         shutil.rmtree(work, ignore_errors=True)
@@ -238,6 +286,6 @@ def _write_output(out: Path, work: Path, entries: List[dict]) -> dict:
                 for line in fh:
                     writer.write(Utterance.from_dict(json.loads(line)))
     seconds = sum(e["audio_seconds"] for e in entries)
-    return {"records": writer.count, "rejected": rejects.count, "audio_seconds": round(seconds, 3),
-            "audio_hours": round(seconds / 3600, 4), "rejects": str(rej_path) if rejects.count else None,
-            "reject_summary": rejects.summary()}
+    return {"records": writer.count, "rejected": rejects.count - carried, "carried": carried,
+            "audio_seconds": round(seconds, 3), "audio_hours": round(seconds / 3600, 4),
+            "rejects": str(rej_path) if rejects.count else None, "reject_summary": rejects.summary()}

@@ -32,9 +32,11 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 from voxbox.build.commit import commit_in_order, finished
 from voxbox.build.engine import check_engine, make_engine
 from voxbox.build.engine.common import fault_point
-from voxbox.build.guards import WORK_DIR, check_existing, check_foreign, check_out_dir, make_writable
+from voxbox.build.guards import (WORK_DIR, check_existing, check_foreign, check_out_dir, make_writable,
+                                 remove_unplanned)
 from voxbox.build.input import PreparedInput, no_usable_records, prepare_input
 from voxbox.build.pipeline import Pipeline, load_pipeline, make_stages
+from voxbox.lock import OutputLock
 from voxbox.manifest import read_rejects
 from voxbox.record import Result
 from voxbox.shards import index as ix
@@ -57,6 +59,12 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     pipe = pipeline or load_pipeline()
     check_engine(engine, workers)
     out = Path(out_dir)
+    with OutputLock(out, log):  # two builds into one folder would interleave their shards
+        return _build(source, out, pipe, engine, workers, force, ray_address, command, log)
+
+
+def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, workers: int, force: bool,
+           ray_address: Optional[str], command: Optional[Sequence[str]], log: Log) -> dict:
     stages = _ready(out, pipe, force, log)
     prep = prepare_input(source, out / WORK_DIR, pipe.audio_format)
     if not prep.keys:
@@ -66,12 +74,14 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     fingerprint = {"input": prep.fingerprint, "pipeline": pipe.fingerprint()}
     journal = _open_journal(out, pipe, fingerprint, force, log)
     plan = plan_shards(((i, k[2], k[3]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
-    done = finished(journal, out, [len(s) for s in plan], log)
+    remove_unplanned(out, pipe.name, len(plan))
+    inputs = [prep.shard_input(members) for members in plan]
+    done = finished(journal, out, [len(s) for s in plan], log, inputs=inputs)
     if done:
         log(f"resuming: {len(done)} of {len(plan)} shard(s) already finished and verified")
     eng = make_engine(engine, stages, pipe.audio_format, workers, ray_address)
     try:
-        _run(eng, prep, plan, done, pipe, out, journal)
+        _run(eng, prep, plan, done, pipe, out, journal, inputs)
     finally:
         eng.close()  # a private Ray instance must not outlive the build
     index = finish(out, name=pipe.name, formats=pipe.formats, audio_format=pipe.audio_format,
@@ -141,12 +151,14 @@ class _Bars:
 
 
 def _run(eng, prep: PreparedInput, plan: List[List[str]], done: Dict[int, dict], pipe: Pipeline, out: Path,
-         journal: ix.Journal) -> None:
-    """Run the shards not done yet; each committed shard is journalled and added to ``done``."""
+         journal: ix.Journal, inputs: List[str]) -> None:
+    """Run the shards not done yet; each committed shard is journalled (with the hash of
+    its input) and added to ``done``."""
     bars = _Bars(len(plan), len(done))
 
     def record(entry: dict) -> None:
         fault_point("before_journal")
+        entry["input"] = inputs[entry["shard"]]
         journal.append(entry)
         done[entry["shard"]] = entry
         bars.shard_bar.update(1)

@@ -14,11 +14,13 @@ from voxbox.errors import VoxboxError
 from voxbox.record import Result
 
 
-def manifest_source(path: Union[str, Path]) -> Iterator[Result]:
-    """Records of a prepared manifest plus the rejects file beside it, as a build source."""
-    from voxbox.manifest import read_manifest, read_rejects, rejects_path
+def manifest_source(path: Union[str, Path], allow_absolute_paths: bool = False) -> Iterator[Result]:
+    """Records of a prepared manifest plus the rejects file beside it, as a build source.
+    A malformed record is a rejection naming its line and field, and so is one whose
+    source_path leaves its corpus_root, unless ``allow_absolute_paths``."""
+    from voxbox.manifest import read_rejects, read_results, rejects_path
 
-    yield from read_manifest(path)
+    yield from read_results(path, allow_outside_root=allow_absolute_paths)
     yield from read_rejects(rejects_path(path))
 
 
@@ -33,10 +35,13 @@ def default_download_dir(corpus: str) -> Path:
 def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Optional[Union[str, Path]] = None,
                   download_dir: Optional[Union[str, Path]] = None, mirror: Optional[str] = None,
                   log: Optional[Callable[[str], None]] = None,
-                  options: Optional[Dict[str, Any]] = None) -> Iterator[Result]:
+                  options: Optional[Dict[str, Any]] = None,
+                  ignore: Sequence[Union[str, Path]] = ()) -> Iterator[Result]:
     """A corpus recipe's prepare output as a build source; downloads first (resumable,
     checksummed) when no local ``root`` is given and the corpus does not ship with voxbox.
-    ``options`` are the recipe's own (``voxbox corpora NAME`` lists them).
+    ``options`` are the recipe's own (``voxbox corpora NAME`` lists them). ``ignore``:
+    paths the scan leaves out, with everything inside them (the build's own output
+    folder, should it sit inside the root: its files are no corpus files).
 
     The download and the root check run now, not when the source is first iterated:
     a failed download must stop ``voxbox build`` before it touches the output folder.
@@ -58,7 +63,10 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
         root = dest
     elif not Path(root).exists():
         raise VoxboxError(f"{root}: corpus root not found")
-    return recipe.prepare(root, subsets)
+    from voxbox.lock import lock_path
+
+    skip = tuple(ignore) + tuple(lock_path(p) for p in ignore)
+    return recipe.prepare(root, subsets, ignore=skip)
 
 
 def lhotse_manifests(paths: Sequence[Union[str, Path]]) -> Optional[Dict[str, str]]:

@@ -17,7 +17,8 @@ def _echo(msg: str) -> None:
 def annotate(
     manifest: Path = typer.Argument(..., help="Input manifest (.jsonl, .jsonl.gz or .parquet) from `voxbox prepare`."),
     out: Path = typer.Option(..., "--out", "-o", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
-                                                     "rejected records go to OUT's .rejects.jsonl."),
+                                                     "rejected records go to <stem>.rejects.jsonl next to it, "
+                                                     "after the input's own rejects (carried forward)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1,
                                 help="Worker processes (local) or actors/tasks (ray); each loads its own models."),
     engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
@@ -57,6 +58,10 @@ def annotate(
                                         "digit by digit, 100 -> 幺零零) or cardinal (100 -> 一百)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for Hugging Face models."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Annotate only the first N records."),
+    allow_absolute_paths: bool = typer.Option(
+        False, "--allow-absolute-paths",
+        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
+             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
 ) -> None:
     """Fill every annotation field the way the VoxBox release computed it: pitch, pitch_std,
     durations, syllables, speed, language, gender/age/emotion with their provenance, five-level
@@ -68,7 +73,7 @@ def annotate(
 
     summary = annotate_manifest(
         manifest, out, workers=workers, engine=engine, ray_address=ray_address, log=_echo, limit=limit,
-        pitch_backend=pitch_backend,
+        allow_absolute_paths=allow_absolute_paths, pitch_backend=pitch_backend,
         boundaries=str(boundaries) if boundaries else None, gender_model=gender_model,
         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
         emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device)

@@ -98,6 +98,10 @@ def build_command(
         help="Label corrections to apply (the corrections.jsonl that `voxbox serve` writes): a corrected gender, "
              "age or emotion becomes a native label, a corrected text is re-annotated; each corrected record is "
              "marked in extra.corrected and the dataset card counts them."),
+    allow_absolute_paths: bool = typer.Option(
+        False, "--allow-absolute-paths",
+        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
+             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
 ) -> None:
@@ -131,7 +135,8 @@ def build_command(
         from voxbox.build.corrections import load_corrections
 
         fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
-    source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option))
+    source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option), out,
+                     allow_absolute_paths)
     if fixes is not None:
         from voxbox.build.corrections import corrected_source
 
@@ -142,20 +147,21 @@ def build_command(
     result({"out": str(out), "tokens": not pipe.skipped_stage("tokenize"), **index}, text)
 
 
-def _source(corpus, manifests, subset, root, download_dir, mirror, options):
-    """The build input: a corpus recipe, voxbox manifests, or lhotse manifests."""
+def _source(corpus, manifests, subset, root, download_dir, mirror, options, out, allow_absolute_paths):
+    """The build input: a corpus recipe (its scan leaves out the output folder, should it
+    sit inside --root), voxbox manifests, or lhotse manifests."""
     from voxbox.build.sources import corpus_source, lhotse_manifests, manifest_source
     from voxbox.errors import VoxboxError
 
     if corpus is not None:
         return corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo,
-                             options=options)
+                             options=options, ignore=(out,))
     lhotse = lhotse_manifests(manifests)
     if lhotse is not None:
         return corpus_source("lhotse", subset, root=root, log=_echo, options={**options, **lhotse})
     if len(manifests) != 1 or options:
         raise VoxboxError("--manifest: one voxbox manifest (recipe --option values apply to --corpus)")
-    return manifest_source(manifests[0])
+    return manifest_source(manifests[0], allow_absolute_paths=allow_absolute_paths)
 
 
 def _tokens_line(pipe) -> str:

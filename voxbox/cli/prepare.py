@@ -18,7 +18,8 @@ def prepare(
                                         "`sample` (ships with voxbox); for `lhotse`, where relative audio paths "
                                         "resolve (default: the working folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest to write (.jsonl, .jsonl.gz or .parquet). "
-                                                      "Rejected files go to <out>.rejects.jsonl next to it."),
+                                                      "Rejected files go to <stem>.rejects.jsonl next to it "
+                                                      "(m.jsonl.gz -> m.rejects.jsonl)."),
     subset: List[str] = typer.Option([], "--subset", "-s", help="Subset(s) to include, repeatable. Default: every "
                                                                 "subset found under --root."),
     option: List[str] = typer.Option([], "--option", "-O", help="Recipe option KEY=VALUE, repeatable (e.g. "
@@ -39,7 +40,8 @@ def prepare(
         raise VoxboxError(f"{corpus}: give --root, the folder holding the corpus (`voxbox download {corpus}` "
                           "fetches it)")
     summary = prepare_manifest(corpus, root, out, subsets=subset or None,
-                               options=parse_options(option), workers=workers)
+                               options=parse_options(option), workers=workers,
+                               log=lambda msg: typer.echo(msg, err=True))
     result({"corpus": summary.corpus, "manifest": str(summary.manifest), "rejects": str(summary.rejects),
             "records": summary.records, "rejected": summary.rejected, "audio_seconds": summary.audio_seconds,
             "by_reason": summary.by_reason, "skipped": summary.skipped}, summary.line())

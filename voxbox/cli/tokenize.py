@@ -18,7 +18,8 @@ def tokenize(
                                         "wav2vec2-large-xlsr-53/), e.g. from `voxbox fetch-model`."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Output manifest (.jsonl, .jsonl.gz or .parquet) with global_tokens and "
-                                  "semantic_tokens filled; rejected records go to OUT's .rejects.jsonl."),
+                                  "semantic_tokens filled; rejected records go to <stem>.rejects.jsonl next to "
+                                  "it, after the input's own rejects (carried forward)."),
     device: str = typer.Option("cpu", "--device", help="Torch device: cpu or cuda (cuda:N)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
                                              help="Clips per padded batch. Tokens do not depend on it. "
@@ -35,6 +36,10 @@ def tokenize(
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
                                     "else a local Ray instance."),
+    allow_absolute_paths: bool = typer.Option(
+        False, "--allow-absolute-paths",
+        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
+             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
 ) -> None:
     """Add BiCodec tokens (32 global + 50 semantic per second) to every record, exactly as the
     official Spark-TTS tokenizer computes them. Interrupted runs resume where they stopped when
@@ -43,7 +48,8 @@ def tokenize(
     from voxbox.tokenize.stage import tokenize_manifest
 
     s = tokenize_manifest(manifest, out, model_dir, device=device, batch_size=batch_size, dtype=dtype,
-                          limit=limit, engine=engine, workers=workers, ray_address=ray_address, log=notice)
+                          limit=limit, engine=engine, workers=workers, ray_address=ray_address,
+                          allow_absolute_paths=allow_absolute_paths, log=notice)
     resumed = f" (resumed after {s['resumed_from']})" if s["resumed_from"] else ""
     from voxbox.cli.output import result
 

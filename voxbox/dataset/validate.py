@@ -9,7 +9,10 @@ Checks, each failure named as ``<file or record>: <problem>``:
   dataset and in index order within each split (shards are grouped by split),
   first/last index as in the index, the same records in every format;
 - every audio decodes; its length matches the record (``num_samples`` and
-  ``sample_rate`` exactly when known, ``duration`` within 0.05 s);
+  ``sample_rate`` exactly when known, ``duration`` within 0.05 s); for annotated
+  records its level too: the annotation front end is run on the stored audio, which
+  must not be silent and must have the record's ``loudness`` within 1 LU (records
+  from other stages: not silent);
 - tokens, when present: 32 global tokens in 0..4095, semantic tokens in 0..8191 and
   as many as BiCodec makes for the audio (``floor((N16 - 400) / 320) + 1`` for N16
   samples at 16 kHz, i.e. ~50 per second, within 2 + 2 %).
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+import numpy as np
 from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError
 from voxbox.record import Utterance
@@ -33,6 +37,8 @@ GLOBAL_TOKENS = 32
 GLOBAL_VOCAB = 4096
 SEMANTIC_VOCAB = 8192
 DURATION_TOLERANCE_S = 0.05
+LOUDNESS_TOLERANCE_LU = 1.0  # re-measured from the shard; lossless storage agrees to ~0.01
+SILENT_PEAK = 1e-4           # -80 dBFS: no recording of speech peaks this low
 MAX_PROBLEMS_PER_KIND = 50
 
 
@@ -100,7 +106,7 @@ def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: 
     try:
         with sf.SoundFile(io.BytesIO(audio)) as f:
             frames, sr = f.frames, f.samplerate
-            f.read(dtype="int16")  # a full decode: catches corrupt frames, not only headers
+            first = f.read(dtype="float64", always_2d=True)[:, 0]  # a full decode: catches corrupt frames
     except Exception as e:  # noqa: BLE001 - any decoder error is a finding
         report.add(where, f"audio does not decode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
         return None
@@ -111,7 +117,44 @@ def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: 
                               f"{rec.num_samples} at {rec.sample_rate} Hz")
     if rec.duration is not None and abs(secs - rec.duration) > DURATION_TOLERANCE_S:
         report.add(where, f"audio lasts {secs:.3f} s, record duration is {rec.duration} s")
+    if sr and (rec.loudness is not None or rec.pitch is not None):
+        _check_level(rec, first, sr, report, where)
     return secs
+
+
+def _check_level(rec: Utterance, first: np.ndarray, sr: int, report: ValidationReport, where: str) -> None:
+    """The stored audio must be the audio the record was annotated from. A silent shard
+    behind a pitch value (float sources were once stored so) decodes and has the right
+    length; only its level gives it away. Records from voxbox's annotate stage (they
+    carry ``pitch_backend``) get its front end run again and the loudness compared (a
+    lossless copy agrees to the rounding); records from other stages, whose loudness may
+    be defined otherwise, only must not be near-silent (peak below -80 dBFS)."""
+    from voxbox.annotate.frontend import AudioError, prepare_array
+    from voxbox.annotate.loudness import integrated_lufs
+
+    gain = ((rec.extra or {}).get("stored_audio") or {}).get("gain") or 1.0
+    said = f"loudness {rec.loudness} LUFS" if rec.loudness is not None else f"pitch {rec.pitch} Hz"
+    peak = float(np.max(np.abs(first))) / gain if first.size else 0.0
+    if rec.pitch_backend is None:
+        if peak < SILENT_PEAK:
+            report.add(where, f"stored audio is silent (peak {_peak_db(first)}), but the record has {said}")
+        return
+    try:
+        fe = prepare_array(first / gain, sr)
+    except AudioError as e:
+        report.add(where, f"stored audio is {e.reason.replace('_', ' ')} (peak {_peak_db(first)}), "
+                          f"but the record has {said}")
+        return
+    if rec.loudness is not None:
+        got = integrated_lufs(fe.speech, fe.sr)
+        if abs(got - rec.loudness) > LOUDNESS_TOLERANCE_LU:
+            report.add(where, f"stored audio has loudness {got:.2f} LUFS, the record says {rec.loudness} "
+                              f"(peak {_peak_db(first)})")
+
+
+def _peak_db(x: np.ndarray) -> str:
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return f"{20 * np.log10(peak):.1f} dBFS" if peak > 0 else "digital silence"
 
 
 def _record_digest(rec: Utterance) -> str:

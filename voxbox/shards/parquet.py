@@ -69,8 +69,17 @@ class ParquetShardWriter:
             self._rows = []
 
     def close(self) -> None:
-        self._flush()
-        self._writer.close()
+        try:
+            self._flush()
+            self._writer.close()
+        finally:
+            self._writer.is_open = False  # see abort()
+
+    def abort(self) -> None:
+        """Give the file up (it is deleted): no footer, and nothing left for pyarrow's
+        __del__ to write into a closed file at exit ("Exception ignored ...")."""
+        self._rows = []
+        self._writer.is_open = False
 
 
 def iter_parquet_rows(path: Union[str, Path]) -> Iterator[Tuple[Utterance, bytes, str]]:

@@ -168,6 +168,9 @@ class ShardCommitter:
         }
 
     def abort(self) -> None:
+        for w in self._writers.values():
+            if hasattr(w, "abort"):
+                w.abort()
         for fmt, fh in list(self._fh.items()):
             try:
                 # Close the format writer first: left open, pyarrow's writer would try to

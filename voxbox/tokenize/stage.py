@@ -99,6 +99,9 @@ class TokenizeStage(Stage):
                                               dtype=self.params["dtype"])
         except TokenizerError as e:
             raise VoxboxError(str(e)) from None
+        from voxbox.limits import max_duration_s
+
+        self.tokenizer.max_seconds = max_duration_s()  # a 3-hour file is refused from its header
 
     def process(self, rec: Utterance) -> Result:
         return self.process_batch([rec])[0]
@@ -152,7 +155,8 @@ def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: U
                       device: str = "cpu", batch_size: Optional[int] = None, dtype: str = "float32",
                       limit: Optional[int] = None, chunk_batches: int = 4, engine: str = "local",
                       workers: int = 1, ray_address: Optional[str] = None, part_records: Optional[int] = None,
-                      stage: Optional[TokenizeStage] = None, log=None) -> dict:
+                      stage: Optional[TokenizeStage] = None, allow_absolute_paths: bool = False,
+                      log=None) -> dict:
     """Tokenize every record of ``src`` into ``out``; rejects go to ``out``'s ``.rejects.jsonl``.
 
     Runs on the build's engines and is resumable by the build's journal rules (see
@@ -167,7 +171,7 @@ def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: U
     task = (batch_size or stage.params["batch_size"]) * max(1, chunk_batches)
     return run_manifest(src, out, [stage], engine=engine, workers=workers, batch_size=task, limit=limit,
                         part_records=part_records or max(DEFAULT_PART_RECORDS, task), ray_address=ray_address,
-                        log=log)
+                        allow_absolute_paths=allow_absolute_paths, log=log)
 
 
 # -- detokenize ----------------------------------------------------------------------------

@@ -8,9 +8,9 @@ process, no pickling, same results.
 
 Workers are started with ``spawn`` (no inherited torch or thread state), get their
 stage objects once (stages pickle as their parameters; models load in each worker's
-``setup``), limit torch/BLAS threads to ``cores // workers``, and exit by themselves
-if the main process dies (for example on SIGKILL), so a killed build leaves nothing
-running.
+``setup``), limit torch/BLAS threads to ``cores // workers``, and exit within a
+fraction of a second of the main process dying (for example on SIGKILL), even in the
+middle of a task, so a killed build leaves nothing running.
 """
 
 from __future__ import annotations
@@ -25,16 +25,47 @@ from voxbox.stages import Stage
 from voxbox.build.engine.common import Task, TaskResult, limit_threads, run_task
 
 
+PARENT_POLL_S = 0.2
+
+
+def _die_with(parent: int) -> None:
+    """End this worker within ~0.2 s of the main process dying, even in the middle of a
+    task: a killed build must not leave workers holding CPUs or GPU memory while the
+    user reruns it. The kernel is asked to SIGKILL us when the parent goes (Linux); a
+    thread polling the parent pid does the same everywhere (and covers C code that
+    holds the GIL only briefly)."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)  # no clean-up to wait for: the build is gone, its rerun redoes this task
+
+    threading.Thread(target=watch, name="voxbox-parent-watch", daemon=True).start()
+
+
 def _worker_main(stages: List[Stage], audio_format: Optional[str], threads: int, tasks, results,
                  parent: int) -> None:
+    _die_with(parent)
     limit_threads(threads)
     results.cancel_join_thread()  # never block exit on an unread result after the parent died
     while True:
         try:
             item = tasks.get(timeout=1.0)
         except queue.Empty:
-            if os.getppid() != parent:
-                return  # orphaned: the build was killed
             continue
         if item is None:
             return

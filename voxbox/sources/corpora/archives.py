@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
@@ -137,7 +136,7 @@ def _list_extracted(base: Path, rel: str, corpus: str) -> Union[Listing, Rejecti
 def extract(base: Path, archive_rel: str, corpus: str) -> Union[str, Rejection]:
     """Opt-in (``extract=true``): the folder (relative to ``base``) holding ``archive_rel``'s
     members, extracting it first when needed; a ``bad_archive`` rejection when it cannot."""
-    from voxbox.sources.download import safe_extract
+    from voxbox.sources.extract import remove_tree, safe_extract
 
     dest_rel = f"{media.EXTRACTED}/{archive_rel}"
     dest, src = base / dest_rel, base / archive_rel
@@ -148,15 +147,17 @@ def extract(base: Path, archive_rel: str, corpus: str) -> Union[str, Rejection]:
     tmp = dest.with_name(dest.name + ".partial")
     try:
         for d in (dest, tmp):
-            if d.exists():
-                shutil.rmtree(d)
+            remove_tree(d)  # not shutil.rmtree: an archive's folders may nest past the recursion limit
         tmp.mkdir(parents=True)
         safe_extract(src, tmp)
         (tmp / media.EXTRACTED_MARKER).write_text(_stamp(src), encoding="utf-8")
         os.replace(tmp, dest)
         media.forget_archives()  # readers in this process now take the copies
     except VoxboxError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            remove_tree(tmp)
+        except OSError:
+            pass
         return reject(archive_rel, "bad_archive", str(e), corpus)
     except OSError as e:
         raise VoxboxError(f"{corpus}: cannot extract {archive_rel} into {dest.parent} "
