@@ -16,9 +16,9 @@ _LEVELS = "very_low,low,moderate,high,very_high"
 def sparktts_cmd(
     inputs: List[Path] = typer.Argument(..., help="Built dataset folders (voxbox build, with BiCodec tokens) or "
                                         "`voxbox export sparktts` outputs."),
-    model_dir: Path = typer.Option(..., "--model-dir", help="Spark-TTS model folder to start from, official layout "
+    model_dir: Path = typer.Option(..., "--model-dir", "-m", help="Spark-TTS model folder to start from, official layout "
                                    "(LLM/, BiCodec/, wav2vec2-large-xlsr-53/, config.yaml)."),
-    out: Path = typer.Option(..., "--out", help="New model folder: the same layout with the fine-tuned LLM/, plus "
+    out: Path = typer.Option(..., "--out", "-o", help="New model folder: the same layout with the fine-tuned LLM/, plus "
                              "training/ (settings, data counts, checkpoints while running, evaluation)."),
     lora: bool = typer.Option(False, "--lora/--full", help="LoRA adapters (peft) on every linear layer, merged into "
                               "the written weights; default: full fine-tuning."),
@@ -79,7 +79,7 @@ def sparktts_cmd(
                                         "the control check (default: official sampling)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint "
                                 "(same inputs and settings)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an --out that holds a training run."),
+    overwrite: bool = typer.Option(False, "--force", help="Start over in an --out that holds a training run."),
 ) -> None:
     """Fine-tune the Spark-TTS LLM on built datasets and write a new model folder.
 

@@ -139,7 +139,7 @@ class TrainConfig:
 
         parse_mix(self.mix)
         if self.resume and self.overwrite:
-            raise VoxboxError("--resume continues a run and --overwrite starts over: give one")
+            raise VoxboxError("--resume continues a run and --force starts over: give one")
 
     def record(self) -> dict:
         d = dataclasses.asdict(self)
@@ -164,7 +164,7 @@ def check_model_dir(model_dir: Path) -> None:
 
 
 def check_out(cfg: TrainConfig) -> None:
-    """Check ``--out`` against ``--resume``/``--overwrite`` without touching it."""
+    """Check ``--out`` against ``--resume``/``--force`` without touching it."""
     out, model_dir = Path(cfg.out), Path(cfg.model_dir)
     if out.exists() and not out.is_dir():
         raise VoxboxError(f"{out}: exists and is not a folder")
@@ -176,18 +176,18 @@ def check_out(cfg: TrainConfig) -> None:
         foreign = sorted(entries - OUR_ENTRIES)
         if foreign:
             raise VoxboxError(f"{out}: holds files voxbox train did not write ({', '.join(foreign[:3])}); "
-                              "--overwrite only replaces a training output, choose another --out")
+                              "--force only replaces a training output, choose another --out")
     elif run_file.is_file():
         if not cfg.resume:
-            raise VoxboxError(f"{out}: holds a training run; pass --resume to continue it or --overwrite to start over")
+            raise VoxboxError(f"{out}: holds a training run; pass --resume to continue it or --force to start over")
         if (out / TRAINING / "summary.json").is_file():
-            raise VoxboxError(f"{out}: this training run is finished; pass --overwrite to train again")
+            raise VoxboxError(f"{out}: this training run is finished; pass --force to train again")
     elif entries:
         raise VoxboxError(f"{out}: is not empty; choose a new folder for the fine-tuned model")
 
 
 def prepare_out(cfg: TrainConfig) -> Path:
-    """Create ``--out`` (emptied first with ``--overwrite``; :func:`check_out` ran before)."""
+    """Create ``--out`` (emptied first with ``--force``; :func:`check_out` ran before)."""
     out = Path(cfg.out)
     if cfg.overwrite and out.is_dir():
         for p in list(out.iterdir()):
@@ -213,7 +213,7 @@ def check_resume(out: Path, run: dict) -> None:
         changed = [k for k in RESUME_KEYS + ("data_fingerprint", "inputs") if old.get(k) != run.get(k)]
         if changed:
             raise VoxboxError(f"{out}: cannot resume, these differ from the run being resumed: {', '.join(changed)} "
-                              "(give the same inputs and settings, or --overwrite to start over)")
+                              "(give the same inputs and settings, or --force to start over)")
         return
     ix.write_text_atomic(path, json.dumps(run, indent=2, ensure_ascii=False) + "\n")
 
