@@ -380,3 +380,25 @@ def test_a_part_exactly_as_long_as_the_servers_file_is_complete_on_416(server, t
     (tmp_path / "c.tgz.part").write_bytes(data)
     res = fetch(server.url + "/c.tgz", tmp_path / "c.tgz", checksum=md5(data), sleep=NO_SLEEP)
     assert res.bytes == len(data) and server.requests == [("/c.tgz", "bytes=20000-")]
+
+
+def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
+    # Two downloads into one folder would append to the same .part files.
+    from test_adversarial import hold_lock
+
+    data = tar_gz({"corpus/a.txt": b"hello"})
+    server.files["/c.tgz"] = data
+    entry = CorpusEntry(name="tiny", title="t", languages=("en",), license="x", homepage="h", sample_rate=None,
+                        audio_format="wav", native_labels={},
+                        archives=(Archive("all", server.url + "/c.tgz", checksum=md5(data)),))
+    dest = tmp_path / "dest"
+    holder = hold_lock(dest)
+    try:
+        with pytest.raises(VoxboxError, match=rf"{dest} is being written by another voxbox run \(pid {holder.pid}\)"):
+            download_corpus(entry, dest)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert server.requests == []
+    download_corpus(entry, dest)
+    assert (dest / "corpus" / "a.txt").read_text() == "hello"

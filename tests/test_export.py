@@ -271,3 +271,18 @@ def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     rep = codec_check(built, None, tmp_path / "codec", n=3, seed=0)
     assert rep["model_dir"] == str(tiny_bicodec) and rep["checked"] == 3
     assert all(r["frame_diff"] == 0 and r["error"] is None for r in rep["records"])
+
+
+def test_a_second_export_into_the_same_folder_is_refused(built, tmp_path):
+    from test_adversarial import hold_lock
+
+    out = tmp_path / "out"
+    holder = hold_lock(out)
+    try:
+        with pytest.raises(VoxboxError, match=rf"{out} is being written by another voxbox run \(pid {holder.pid}\)"):
+            export_sparktts(built, out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists()
+    assert export_sparktts(built, out)["records"]

@@ -268,33 +268,39 @@ class ArchiveReport:
 def download_corpus(entry: CorpusEntry, dest: Union[str, Path], subsets: Optional[List[str]] = None,
                     mirror: Optional[str] = None, extract: bool = True, keep_archives: bool = True,
                     retries: int = 5, log: Callable[[str], None] = lambda s: None) -> List[ArchiveReport]:
-    """Fetch, verify and extract a corpus's archives into dest (rerun-safe)."""
+    """Fetch, verify and extract a corpus's archives into dest (rerun-safe; one run at a
+    time: two would append to the same ``.part`` files)."""
+    from voxbox.lock import OutputLock
+
     dest = Path(dest).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
+    with OutputLock(dest, log):
+        dest.mkdir(parents=True, exist_ok=True)
+        _marker_dir(dest).mkdir(exist_ok=True)
+        return [_one_archive(a, dest, mirror, extract, keep_archives, retries, log)
+                for a in entry.archives_for(subsets)]
+
+
+def _one_archive(a: Archive, dest: Path, mirror: Optional[str], extract: bool, keep_archives: bool, retries: int,
+                 log: Callable[[str], None]) -> ArchiveReport:
+    url = a.resolved_url(mirror)
+    target = dest / "archives" / a.filename
     marks = _marker_dir(dest)
-    marks.mkdir(exist_ok=True)
-    reports = []
-    for a in entry.archives_for(subsets):
-        url = a.resolved_url(mirror)
-        target = dest / "archives" / a.filename
-        done_extract = marks / f"{a.filename}.extracted"
-        if extract and done_extract.is_file():
-            log(f"{a.filename}: already downloaded and extracted, skipped")
-            reports.append(ArchiveReport(a, url, target, False, False, a.checksum))
-            continue
-        if not a.checksum:
-            log(f"{a.filename}: the catalog has no checksum for this archive; it will NOT be verified "
-                "(only its size, when the server states one)")
-        res = fetch(url, target, checksum=a.checksum, size_bytes=a.size_bytes, retries=retries,
-                    marker=marks / f"{a.filename}.downloaded", log=log)
-        log(f"{a.filename}: {'already complete' if res.skipped else 'downloaded'} ({res.bytes} bytes"
-            + (f", {a.checksum.split(':')[0]} verified)" if a.checksum else ", not verified: no checksum)"))
-        members = 0
-        if extract:
-            members = safe_extract(target, dest)
-            done_extract.write_text(json.dumps({"archive": a.filename, "members": members}))
-            log(f"{a.filename}: extracted {members} members into {dest}")
-            if not keep_archives:
-                target.unlink()
-        reports.append(ArchiveReport(a, url, target, not res.skipped, extract, a.checksum, members))
-    return reports
+    done_extract = marks / f"{a.filename}.extracted"
+    if extract and done_extract.is_file():
+        log(f"{a.filename}: already downloaded and extracted, skipped")
+        return ArchiveReport(a, url, target, False, False, a.checksum)
+    if not a.checksum:
+        log(f"{a.filename}: the catalog has no checksum for this archive; it will NOT be verified "
+            "(only its size, when the server states one)")
+    res = fetch(url, target, checksum=a.checksum, size_bytes=a.size_bytes, retries=retries,
+                marker=marks / f"{a.filename}.downloaded", log=log)
+    log(f"{a.filename}: {'already complete' if res.skipped else 'downloaded'} ({res.bytes} bytes"
+        + (f", {a.checksum.split(':')[0]} verified)" if a.checksum else ", not verified: no checksum)"))
+    members = 0
+    if extract:
+        members = safe_extract(target, dest)
+        done_extract.write_text(json.dumps({"archive": a.filename, "members": members}))
+        log(f"{a.filename}: extracted {members} members into {dest}")
+        if not keep_archives:
+            target.unlink()
+    return ArchiveReport(a, url, target, not res.skipped, extract, a.checksum, members)

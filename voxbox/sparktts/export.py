@@ -381,13 +381,15 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
     encoder = IdEncoder(tokenizer_dir) if tokenizer_dir is not None else None
     bounds = Boundaries.load(boundaries)
     out = Path(out_dir)
-    _prepare_out(out, overwrite)
-    run = _Run(out, fmt, style, shard_size, encoder, max_tokens, {}, Counter(), {t: Counter() for t in tasks})
-    _write_examples(ds, run, tasks, bounds)
-    summary = _summary(run, ds, dataset_dir, tasks, boundaries)
+    from voxbox.lock import OutputLock
     from voxbox.shards import index as ix
 
-    ix.write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    with OutputLock(out):  # two exports into one folder would mix their files
+        _prepare_out(out, overwrite)
+        run = _Run(out, fmt, style, shard_size, encoder, max_tokens, {}, Counter(), {t: Counter() for t in tasks})
+        _write_examples(ds, run, tasks, bounds)
+        summary = _summary(run, ds, dataset_dir, tasks, boundaries)
+        ix.write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
 
 
