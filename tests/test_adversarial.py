@@ -225,3 +225,31 @@ def test_a_second_prepare_on_the_same_output_is_refused_and_a_stale_lock_taken_o
     assert r.returncode == 0, r.stderr
     assert f"took over the lock of {out} left by pid {holder.pid}, which is no longer running" in r.stderr
     assert out.exists() and not lock_path(out).exists()
+
+
+# ------------------------------------- the whole chain: inputs = records + rejects at each step
+
+def _counts(manifest: Path):
+    return sum(1 for _ in read_manifest(manifest)), sum(1 for _ in read_rejects(rejects_path(manifest)))
+
+
+@pytest.mark.slow
+def test_inputs_equal_records_plus_rejects_through_annotate_tokenize_and_build(prepared, tmp_path, tiny_bicodec):
+    import json
+
+    mixed, inputs, _ = _with_bad_lines(prepared, tmp_path)
+    ann, tok, out = tmp_path / "a.jsonl", tmp_path / "t.parquet", tmp_path / "built"
+    steps = [("annotate", str(mixed), "--out", str(ann), "-j", "2"),
+             ("tokenize", str(ann), "--model-dir", str(tiny_bicodec), "--out", str(tok)),
+             ("build", "--manifest", str(tok), "--out", str(out), "--stages", "", "-j", "1")]
+    for step in steps:
+        r = run(*step, timeout=900)
+        assert r.returncode == 0, (step[0], r.stderr)
+    for m in (ann, tok):
+        records, rejects = _counts(m)
+        assert records + rejects == inputs, m
+    index = json.loads((out / "index.json").read_text())
+    assert index["totals"]["records"] + index["rejects"]["count"] == inputs
+    stages = {x.stage for x in read_rejects(out / "rejects.jsonl")}
+    assert {"prepare", "manifest"} <= stages                 # carried through every command
+    assert run("validate", str(out)).returncode == 0         # levels of the stored audio agree

@@ -103,3 +103,20 @@ def test_workers_exit_within_a_second_of_the_build_being_killed_even_mid_task(tm
         for k in kids:
             if _alive(k):
                 os.kill(k, signal.SIGKILL)
+
+def test_audio_no_shard_holds_is_rejected_before_the_stages(tmp_path):
+    # A 10-channel or 720 kHz file in a manifest that does not say so was annotated, then
+    # rejected by the shard writer: the stages' time was lost.
+    import numpy as np
+    import soundfile as sf
+
+    from voxbox.record import Rejection
+
+    recs = make_corpus(tmp_path / "c", n=2)
+    sf.write(tmp_path / "c" / "ch10.wav", np.zeros((1600, 10)), 16000, subtype="PCM_16")
+    odd = recs[0].replace(index="synth_ch10", source_path="ch10.wav", channels=None, sample_rate=None,
+                          num_samples=None)
+    res = run_task([TinyStage()], "flac", Task(0, 0, True, recs + [odd]))
+    last = res.outcomes[-1]
+    assert isinstance(last, Rejection) and (last.reason, last.stage) == ("too_many_channels", "shard")
+    assert res.stats["tiny"][0] == 2                       # the stage never saw it

@@ -152,3 +152,64 @@ def test_cli_annotate_and_tokenize_take_an_engine(tmp_path, corpus, capsys):
     assert main(["tokenize", str(src), "--model-dir", str(model), "--out", str(tmp_path / "t.jsonl"),
                  "--engine", "spark"]) == 1
     assert capsys.readouterr().err.strip() == "error: unknown engine 'spark' (use local or ray)"
+
+
+# ------------------------------------------------------------------------------ issue 11
+
+def test_the_input_rejects_are_carried_forward_and_never_overwritten(corpus, tmp_path):
+    # annotate did not carry its input's rejects: prepare -> annotate -> build reported 0
+    # rejected, and `annotate m.jsonl --out m.parquet` overwrote m.rejects.jsonl.
+    from voxbox.record import Rejection
+    from voxbox.manifest import RejectsWriter
+
+    src, recs = corpus
+    with RejectsWriter(rejects_path(src)) as w:          # what prepare left beside the manifest
+        for i in range(2):
+            w.write(Rejection("prepare", f"gone{i}.wav", "truncated_audio", f"synth_gone{i}"))
+    before = rejects_path(src).read_bytes()
+    with pytest.raises(VoxboxError, match=r"its rejects would go to .*in\.rejects\.jsonl, which holds the "
+                                          r"rejects of .*in\.jsonl; give --out another name \(e\.g\. "):
+        run_manifest(src, tmp_path / "in.parquet", [TinyStage()])
+    assert rejects_path(src).read_bytes() == before
+    out = tmp_path / "out.jsonl"
+    s = run_manifest(src, out, [TinyStage()], part_records=4)
+    rejected = list(read_rejects(rejects_path(out)))
+    assert [r.stage for r in rejected] == ["prepare", "prepare", "tiny", "tiny", "tiny"]
+    assert (s["carried"], s["rejected"]) == (2, 3)
+    assert len(list(read_manifest(out))) + len(rejected) == len(recs) + 2      # inputs = records + rejects
+    assert rejects_path(src).read_bytes() == before
+
+
+def test_a_malformed_record_is_a_reject_naming_line_and_field_and_the_rest_runs(corpus, tmp_path):
+    import json as _json
+
+    from adversarial import bad_records
+
+    src, recs = corpus
+    good = _json.loads(src.read_text().splitlines()[0])
+    bad = bad_records(good)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(src.read_text() + "\n".join(line for line, _ in bad) + "\n")
+    out = tmp_path / "o.jsonl"
+    s = run_manifest(mixed, out, [TinyStage()], part_records=4, batch_size=2)
+    rejects = list(read_rejects(rejects_path(out)))
+    assert s["records"] + s["rejected"] == len(recs) + len(bad)
+    by_line = {int(r.detail.split(":")[1]): r for r in rejects if r.stage == "manifest"}
+    for i, (_, field) in enumerate(bad):
+        r = by_line[len(recs) + 1 + i]
+        assert field == "line" or f"field '{field}'" in r.detail, r.detail
+
+
+def test_a_second_annotate_on_the_same_output_is_refused(corpus, tmp_path):
+    from test_adversarial import hold_lock
+
+    src, _ = corpus
+    out = tmp_path / "o.jsonl"
+    holder = hold_lock(out)
+    try:
+        with pytest.raises(VoxboxError, match=rf"{out} is being written by another voxbox run \(pid {holder.pid}\)"):
+            run_manifest(src, out, [TinyStage()])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists() and not work_dir(out).exists()

@@ -133,9 +133,7 @@ class AnnotateStage(Stage):
     # ------------------------------------------------------------------ work
     def process(self, rec: Utterance) -> Result:
         from voxbox.annotate.frontend import AudioError, front_end
-        from voxbox.annotate import levels as lv
         from voxbox.annotate.loudness import integrated_lufs
-        from voxbox.annotate.pitch import f0_track, pitch_stats
 
         self.ensure_setup()
         if not rec.source_path:
@@ -144,76 +142,97 @@ class AnnotateStage(Stage):
             fe = front_end(rec)
         except AudioError as e:
             return self.reject(rec, e.reason, str(e))
-        speech = fe.speech
+        # Each step adds the reason for every field it leaves null (insertion order is kept).
         reasons: Dict[str, str] = {}
-
-        f0 = f0_track(speech, fe.sr, self.pitch_backend, self._pyworld)
-        pitch_hz, pitch_sd, voiced = pitch_stats(f0)
-        pitch = round(pitch_hz, 3)
-        pitch_std = round(pitch_sd, 3)
-        duration = round(fe.duration, 2)
+        f0, pitch, pitch_std, voiced = self._pitch(fe)
         speech_duration = round(fe.speech_duration, 3)
-
         syl = self._syll(rec.text)
-        if syl.syllable_num is None:
-            speed = None
-            for k in ("syllable_num", "syllables", "speed", "speed_level", "speed_value"):
-                reasons[k] = syl.reason
-        else:
-            # From the stored 3-dp speech_duration: the release's speeds match that
-            # on all 653 sample rows, and the unrounded duration on only 651.
-            speed = round(syl.syllable_num / speech_duration, 1)
-
-        from voxbox.annotate.syllables import language_of
-
-        language = rec.language or (language_of(rec.text) if (rec.text or "").strip() else None)
-        if language is None:
-            reasons["language"] = "empty_text"
-
-        labels = self._labels(rec, speech, fe.sr, f0, reasons)
-
-        # Levels and value tokens, from the stored (rounded) values, as a consumer
-        # of the metadata computes them.
-        out: Dict[str, Any] = dict(pitch_level=None, pitch_std_level=None, pitch_value=None,
-                                   pitch_var_value=None, speed_level=None, speed_value=None)
-        gender = labels["gender"]
-        if voiced == 0:
-            for k in ("pitch_level", "pitch_std_level", "pitch_value", "pitch_var_value"):
-                reasons[k] = "no_voiced_frames"
-        else:
-            out["pitch_value"] = lv.pitch_value(pitch)
-            out["pitch_var_value"] = lv.pitch_var_value(pitch_std)
-            if gender is None:
-                reasons["pitch_level"] = reasons["pitch_std_level"] = "unknown_gender"
-            else:
-                for attr, x, key in (("pitch", lv.pitch_mel(pitch), "pitch_level"),
-                                     ("pitch_std", pitch_std, "pitch_std_level")):
-                    b = self.boundaries.bounds(attr, gender)
-                    if b is None:
-                        reasons[key] = "no_boundaries_for_group"
-                    else:
-                        out[key] = lv.level(x, b)
-        if syl.syllable_num is not None:
-            sps = lv.clip_speed(syl.syllable_num / speech_duration)
-            out["speed_value"] = int(sps)
-            group = lv.speed_group(rec.replace(language=language), language_of)
-            b = self.boundaries.bounds("speed", group)
-            if b is None:
-                reasons["speed_level"] = "no_boundaries_for_group"
-            else:
-                out["speed_level"] = lv.level(sps, b)
+        speed = self._speed(syl, speech_duration, reasons)
+        language = self._language(rec, reasons)
+        labels = self._labels(rec, fe.speech, fe.sr, f0, reasons)
+        levels = self._pitch_levels(pitch, pitch_std, voiced, labels["gender"], reasons)
+        levels.update(self._speed_levels(rec, syl, speech_duration, language, reasons))
 
         null_reasons = {k: v for k, v in (rec.null_reasons or {}).items()
                         if k not in _FILLED_FIELDS}
         null_reasons.update(reasons)
         return rec.replace(
-            language=language, pitch=pitch, pitch_std=pitch_std, speed=speed, duration=duration,
+            language=language, pitch=pitch, pitch_std=pitch_std, speed=speed, duration=round(fe.duration, 2),
             speech_duration=speech_duration, syllable_num=syl.syllable_num, syllables=syl.syllables,
             sample_rate=rec.sample_rate or fe.source_sr, num_samples=rec.num_samples or fe.source_samples,
             channels=rec.channels or fe.channels, pitch_backend=self.pitch_backend,
-            loudness=round(integrated_lufs(speech, fe.sr), 2), clipping_ratio=round(fe.clipping_ratio, 6),
-            null_reasons=null_reasons or None, **labels, **out,
+            loudness=round(integrated_lufs(fe.speech, fe.sr), 2), clipping_ratio=round(fe.clipping_ratio, 6),
+            null_reasons=null_reasons or None, **labels, **levels,
         )
+
+    def _pitch(self, fe):
+        """(F0 track, pitch, pitch_std, voiced frame count) at the release's rounding."""
+        from voxbox.annotate.pitch import f0_track, pitch_stats
+
+        f0 = f0_track(fe.speech, fe.sr, self.pitch_backend, self._pyworld)
+        pitch_hz, pitch_sd, voiced = pitch_stats(f0)
+        return f0, round(pitch_hz, 3), round(pitch_sd, 3), voiced
+
+    @staticmethod
+    def _speed(syl, speech_duration: float, reasons: Dict[str, str]) -> Optional[float]:
+        if syl.syllable_num is None:
+            for k in ("syllable_num", "syllables", "speed", "speed_level", "speed_value"):
+                reasons[k] = syl.reason
+            return None
+        # From the stored 3-dp speech_duration: the release's speeds match that
+        # on all 653 sample rows, and the unrounded duration on only 651.
+        return round(syl.syllable_num / speech_duration, 1)
+
+    @staticmethod
+    def _language(rec: Utterance, reasons: Dict[str, str]) -> Optional[str]:
+        from voxbox.annotate.syllables import language_of
+
+        language = rec.language or (language_of(rec.text) if (rec.text or "").strip() else None)
+        if language is None:
+            reasons["language"] = "empty_text"
+        return language
+
+    def _pitch_levels(self, pitch: float, pitch_std: float, voiced: int, gender: Optional[str],
+                      reasons: Dict[str, str]) -> Dict[str, Any]:
+        """Pitch levels and value tokens from the stored (rounded) values, as a consumer of
+        the metadata computes them."""
+        from voxbox.annotate import levels as lv
+
+        out: Dict[str, Any] = dict(pitch_level=None, pitch_std_level=None, pitch_value=None, pitch_var_value=None)
+        if voiced == 0:
+            for k in out:
+                reasons[k] = "no_voiced_frames"
+            return out
+        out["pitch_value"] = lv.pitch_value(pitch)
+        out["pitch_var_value"] = lv.pitch_var_value(pitch_std)
+        if gender is None:
+            reasons["pitch_level"] = reasons["pitch_std_level"] = "unknown_gender"
+            return out
+        for attr, x, key in (("pitch", lv.pitch_mel(pitch), "pitch_level"),
+                             ("pitch_std", pitch_std, "pitch_std_level")):
+            b = self.boundaries.bounds(attr, gender)
+            if b is None:
+                reasons[key] = "no_boundaries_for_group"
+            else:
+                out[key] = lv.level(x, b)
+        return out
+
+    def _speed_levels(self, rec: Utterance, syl, speech_duration: float, language: Optional[str],
+                      reasons: Dict[str, str]) -> Dict[str, Any]:
+        from voxbox.annotate import levels as lv
+        from voxbox.annotate.syllables import language_of
+
+        out: Dict[str, Any] = dict(speed_level=None, speed_value=None)
+        if syl.syllable_num is None:
+            return out
+        sps = lv.clip_speed(syl.syllable_num / speech_duration)
+        out["speed_value"] = int(sps)
+        b = self.boundaries.bounds("speed", lv.speed_group(rec.replace(language=language), language_of))
+        if b is None:
+            reasons["speed_level"] = "no_boundaries_for_group"
+        else:
+            out["speed_level"] = lv.level(sps, b)
+        return out
 
     def _labels(self, rec: Utterance, speech, sr: int, f0, reasons: Dict[str, str]) -> Dict[str, Any]:
         from voxbox.annotate.features import gender_features

@@ -25,7 +25,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from voxbox.dataset.reader import open_dataset
@@ -165,23 +165,36 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     """Check a built folder; returns a report (``.ok``, ``.problems``); never raises for
     problems in the data, only for a folder that is not a built dataset at all."""
     from voxbox.progress import Progress
-    from voxbox.shards.parquet import iter_parquet_rows
 
     ds = open_dataset(path)
     report = ValidationReport(Path(path))
-    idx = ds.index
-    shards = ds.shards
-    report.shards = len(shards)
+    report.shards = len(ds.shards)
+    total = _check_totals(ds, report)
+    _check_files(ds, report)  # files first: a bad checksum explains later record problems
+    digests: Dict[int, List[str]] = {}  # shard -> record digests of the first format
+    with Progress("validate", total=total * len(ds.formats)) as bar:
+        for fmt in ds.formats:
+            walk = _Walk(fmt, check_audio, bar)
+            for s in ds.shards:
+                _check_shard(ds, s, walk, digests, report)
+            if fmt == ds.formats[0]:
+                report.records = len(walk.seen)
+    return report
 
-    total = sum(s["records"] for s in shards)
+
+def _check_totals(ds, report: ValidationReport) -> int:
+    idx = ds.index
+    total = sum(s["records"] for s in ds.shards)
     if total != idx["totals"]["records"]:
         report.add(ix.INDEX_NAME, f"totals.records is {idx['totals']['records']}, shards sum to {total}")
     n_rej = sum(1 for _ in ds.rejects())
     if n_rej != idx["rejects"]["count"]:
         report.add(ix.REJECTS_NAME, f"{n_rej} rejections, index says {idx['rejects']['count']}")
+    return total
 
-    # Files against the index first: a bad checksum explains later record problems.
-    for s in shards:
+
+def _check_files(ds, report: ValidationReport) -> None:
+    for s in ds.shards:
         for fmt in ds.formats:
             info = s["files"].get(fmt)
             if info is None:
@@ -196,63 +209,72 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
             elif ix.sha256_file(p) != info["sha256"]:
                 report.add(info["path"], "sha256 does not match the index")
 
-    digests: Dict[int, List[str]] = {}
-    with Progress("validate", total=total * len(ds.formats)) as bar:
-        for fmt in ds.formats:
-            seen: set = set()
-            last_by_split: Dict[str, str] = {}
-            for s in shards:
-                info = s["files"].get(fmt)
-                if info is None or not (ds.path / info["path"]).exists():
-                    continue
-                rel = info["path"]
-                try:
-                    if fmt == "parquet":
-                        stream = iter_parquet_rows(ds.path / rel)
-                    else:
-                        stream = _tar_stream(ds.path / rel, report, rel)
-                    n = 0
-                    first_key = last_key = None
-                    shard_digests = []
-                    for rec, audio, ext in stream:
-                        n += 1
-                        where = f"{rel}: {rec.index}"
-                        if rec.index in seen:
-                            report.add(where, "duplicate key")
-                        seen.add(rec.index)
-                        last = last_by_split.get(rec.split or "")
-                        if last is not None and rec.index <= last:
-                            report.add(where, f"out of index order (after {last})")
-                        last_by_split[rec.split or ""] = rec.index
-                        first_key = first_key or rec.index
-                        last_key = rec.index
-                        secs = None
-                        if audio is None:
-                            report.add(where, "no audio")
-                        elif check_audio:
-                            secs = _check_audio(rec, audio, report, where)
-                        if secs is not None and fmt == ds.formats[0]:
-                            report.audio_seconds += secs
-                        check_tokens(rec, secs, report, where)
-                        shard_digests.append(_record_digest(rec))
-                        bar.update(1, secs or 0.0)
-                except VoxboxError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
-                    report.add(rel, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
-                    continue
-                if n != s["records"]:
-                    report.add(rel, f"{n} records, index says {s['records']}")
-                if s.get("first_index") is not None and (first_key, last_key) != (s["first_index"], s["last_index"]):
-                    report.add(rel, f"holds {first_key}..{last_key}, index says {s['first_index']}..{s['last_index']}")
-                if s["shard"] in digests:
-                    if digests[s["shard"]] != shard_digests:
-                        report.add(rel, f"records differ from the {ds.formats[0]} shard")
-                else:
-                    digests[s["shard"]] = shard_digests
-            if fmt == ds.formats[0]:
-                report.records = len(seen)
-    return report
+
+@dataclass
+class _Walk:
+    """One pass over every shard of one format: keys seen and the last key per split."""
+
+    fmt: str
+    check_audio: bool
+    bar: Any
+    seen: set = field(default_factory=set)
+    last_by_split: Dict[str, str] = field(default_factory=dict)
+
+
+def _check_shard(ds, s: dict, walk: _Walk, digests: Dict[int, List[str]], report: ValidationReport) -> None:
+    from voxbox.shards.parquet import iter_parquet_rows
+
+    info = s["files"].get(walk.fmt)
+    if info is None or not (ds.path / info["path"]).exists():
+        return
+    rel = info["path"]
+    try:
+        stream = (iter_parquet_rows(ds.path / rel) if walk.fmt == "parquet"
+                  else _tar_stream(ds.path / rel, report, rel))
+        keys, shard_digests = _check_records(ds, stream, rel, walk, report)
+    except VoxboxError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
+        report.add(rel, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        return
+    if len(keys) != s["records"]:
+        report.add(rel, f"{len(keys)} records, index says {s['records']}")
+    first_key, last_key = (keys[0], keys[-1]) if keys else (None, None)
+    if s.get("first_index") is not None and (first_key, last_key) != (s["first_index"], s["last_index"]):
+        report.add(rel, f"holds {first_key}..{last_key}, index says {s['first_index']}..{s['last_index']}")
+    if s["shard"] in digests:
+        if digests[s["shard"]] != shard_digests:
+            report.add(rel, f"records differ from the {ds.formats[0]} shard")
+    else:
+        digests[s["shard"]] = shard_digests
+
+
+def _check_records(ds, stream, rel: str, walk: _Walk, report: ValidationReport) -> Tuple[List[str], List[str]]:
+    """Every record of one shard: key order and uniqueness, audio, tokens. Returns the
+    keys and the record digests in shard order."""
+    keys: List[str] = []
+    shard_digests: List[str] = []
+    for rec, audio, ext in stream:
+        keys.append(rec.index)
+        where = f"{rel}: {rec.index}"
+        if rec.index in walk.seen:
+            report.add(where, "duplicate key")
+        walk.seen.add(rec.index)
+        last = walk.last_by_split.get(rec.split or "")
+        if last is not None and rec.index <= last:
+            report.add(where, f"out of index order (after {last})")
+        walk.last_by_split[rec.split or ""] = rec.index
+        secs = None
+        if audio is None:
+            report.add(where, "no audio")
+        elif walk.check_audio:
+            secs = _check_audio(rec, audio, report, where)
+        if secs is not None and walk.fmt == ds.formats[0]:
+            report.audio_seconds += secs
+        check_tokens(rec, secs, report, where)
+        shard_digests.append(_record_digest(rec))
+        walk.bar.update(1, secs or 0.0)
+    return keys, shard_digests
 
 
 def _tar_stream(path, report: ValidationReport, rel: str):

@@ -152,6 +152,28 @@ def _encode_located(rec: Utterance, audio_format: str) -> Tuple[bytes, str, Opti
     return flac, "flac", note
 
 
+def storage_rejection(rec: Utterance, stage: str = "shard") -> Optional[Rejection]:
+    """For a record that does not say its channels or rate (a manifest from elsewhere):
+    the rejection when its audio file is one no FLAC shard holds, found from the header
+    before any stage spends time on it. Records that say them were checked when read."""
+    import soundfile as sf
+
+    from voxbox import media
+
+    if rec.channels is not None and rec.sample_rate is not None:
+        return None
+    try:
+        if not rec.source_path or not media.is_plain(rec):
+            return None
+        with open_regular(rec.audio_path, missing="missing_audio") as fh, sf.SoundFile(fh) as f:
+            problem = audio_problem(f.samplerate, f.frames, f.channels)
+    except Exception:  # noqa: BLE001 - unreadable audio is the stages' and the encoder's to reject
+        return None
+    if problem is None:
+        return None
+    return Rejection(stage=stage, path=rec.source_path, reason=problem.reason, index=rec.index, detail=problem.detail)
+
+
 def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shard") -> Union[EncodedSample, Rejection]:
     """The record's shard bytes, or a Rejection when its audio is unusable. When FLAC
     cannot hold the source as it is, the returned record says what changed."""

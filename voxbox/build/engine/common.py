@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from voxbox import media
 from voxbox.record import Rejection, Utterance, audio_seconds
-from voxbox.shards.encode import EncodedSample, encode_record
+from voxbox.shards.encode import EncodedSample, encode_record, storage_rejection
 from voxbox.stages import Stage
 
 Outcome = Union[EncodedSample, Utterance, Rejection]
@@ -100,5 +100,13 @@ def encode_all(slots: Sequence[Union[Utterance, Rejection]], audio_format: Optio
 def run_task(stages: Sequence[Stage], audio_format: Optional[str], task: Task) -> TaskResult:
     # Members of .tar.gz archives: one sequential pass per archive for the whole task.
     with media.prefetch(task.records):
-        slots, stats = run_stages_on(stages, task.records)
+        slots, stats = run_stages_on(stages, storable(task.records, audio_format))
         return TaskResult(task, encode_all(slots, audio_format), stats)
+
+
+def storable(recs: List[Utterance], audio_format: Optional[str]) -> List[Union[Utterance, Rejection]]:
+    """Audio no FLAC shard holds (10 channels, 720 kHz) is rejected before the stages, not
+    after them (see :func:`voxbox.shards.encode.storage_rejection`)."""
+    if audio_format != "flac":
+        return list(recs)
+    return [storage_rejection(r) or r for r in recs]

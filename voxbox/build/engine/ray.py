@@ -205,9 +205,11 @@ class RayEngine:
             yield window
 
     def _rows(self, window: List[Task]) -> list:
-        return [{"ticket": i, "shard": t.shard, "seq": t.seq,
-                 _COL: pickle.dumps((t, list(t.records), {}), protocol=pickle.HIGHEST_PROTOCOL)}
-                for i, t in enumerate(window)]
+        from voxbox.build.engine.common import storable
+
+        blob = lambda t: pickle.dumps((t, storable(t.records, self.audio_format), {}),  # noqa: E731
+                                      protocol=pickle.HIGHEST_PROTOCOL)
+        return [{"ticket": i, "shard": t.shard, "seq": t.seq, _COL: blob(t)} for i, t in enumerate(window)]
 
     def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
         """Run the stages on Ray and give the results back in task order (one window
