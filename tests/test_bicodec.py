@@ -149,6 +149,7 @@ def _decode_expected(tok, tiny_bicodec, name):
         return tok.model.prenet(z, dvec) + dvec.unsqueeze(-1)  # the vocoder's input (1, C, T)
 
 
+@pytest.mark.slow
 def test_vocoder_cpu_paths_agree_with_the_plain_one(tok, tiny_bicodec, monkeypatch):
     """Channels-last time chunks, and overlapping segments of long inputs, give the plain
     full-length result; with too little context the chunk seams would show."""
@@ -178,6 +179,7 @@ def test_vocoder_cpu_paths_agree_with_the_plain_one(tok, tiny_bicodec, monkeypat
     assert _maxdiff(chunked[1, :, :500 * 320], plain_short[0]) < 1e-5
 
 
+@pytest.mark.slow
 def test_vocoder_chunks_see_the_right_context(tok, monkeypatch):
     """Each block's context covers what its residual stack and kernel reach: shrinking it breaks
     exactness, so the value is not larger than needed by accident of a lenient test."""

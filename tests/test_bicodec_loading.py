@@ -180,6 +180,7 @@ def test_bad_bicodec_config_is_refused_naming_the_key(tmp_path, tiny_bicodec, ed
         BiCodecTokenizer(_with_bicodec_config(tmp_path, tiny_bicodec, edit))
 
 
+@pytest.mark.slow
 def test_config_keys_the_official_loader_ignores_are_ignored(tmp_path, tiny_bicodec):
     """The quantizer swallows extra keys and unknown blocks are not read, as in the reference."""
     def edit(c):

@@ -42,6 +42,7 @@ def test_wheel_ships_pipelines_catalog_and_sample_corpus(wheel):
     assert {f"{SAMPLE}/LICENSE.txt", f"{SAMPLE}/README.md", f"{SAMPLE}/LibriTTS/speakers.tsv"} <= names
 
 
+@pytest.mark.slow
 def test_installed_wheel_builds_the_sample_corpus_anywhere(wheel, tmp_path):
     site = tmp_path / "site"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",

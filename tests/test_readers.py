@@ -171,6 +171,7 @@ def test_any_fsspec_url_and_clear_errors(tiny):
         torch_dataset(tiny, rank=2, world_size=2)
 
 
+@pytest.mark.slow
 def test_hub_repo_reads_back_with_both_readers(tiny, tmp_path):
     """Published to a local Hub server: hf:// streams the tars, hf_dataset the Parquet splits."""
     with HubServer() as hub:

@@ -40,6 +40,7 @@ def _run(args, out, **env):
     "before_journal:2",    # shard 1 renamed into place but not yet in the journal
     "shard_commit:3",      # between shards, after the 3rd journal line
 ])
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_output(setup, moment):
     tmp, args, ref = setup
     out = tmp / f"out-{moment.replace(':', '-')}"
