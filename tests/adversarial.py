@@ -6,6 +6,8 @@ malformed records.
 returns what `voxbox prepare` must make of it: for every input (each audio file and each
 file the layout does not explain) either a record or a rejection with a given reason.
 Nothing may hang, crash, or drop an input silently: inputs = records + rejects.
+``bad_records`` gives malformed manifest lines; ``hold_lock`` a process holding an
+output lock, as a concurrent voxbox run would.
 """
 
 from __future__ import annotations
@@ -239,18 +241,23 @@ def bad_records(good: dict) -> List[Tuple[str, str]]:
 
 
 def remove_deep(root: Path) -> None:
-    """Remove the deep chain of folders made by :func:`make_corpus` one level at a time
-    from the top (move ``d/d`` up to ``d``): ``shutil.rmtree``, pytest's clean-up
-    included, recurses once per level and fails."""
-    top, spare = root / "d", root / ".d-next"
-    while top.is_dir() and not top.is_symlink():
-        for p in top.iterdir():
-            if p.name != "d":
-                p.unlink()
-        inner = top / "d"
-        if not inner.is_dir():
-            top.rmdir()
-            return
-        os.rename(inner, spare)
-        top.rmdir()
-        os.rename(spare, top)
+    """Remove the deep chain of folders made by :func:`make_corpus`: ``shutil.rmtree``
+    (pytest's clean-up too) recurses once per level and fails on it."""
+    from voxbox.sources.extract import remove_tree
+
+    remove_tree(root / "d")
+
+
+def hold_lock(target: Path):
+    """Another process holding the output lock on ``target`` (until the test kills it)."""
+    import subprocess
+    import sys
+
+    from voxbox_build_fixtures import subprocess_env
+
+    code = ("import sys, time\nfrom voxbox.lock import OutputLock\n"
+            "OutputLock(sys.argv[1]).__enter__()\nprint('held', flush=True)\ntime.sleep(120)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(target)], env=subprocess_env(), stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adversarial import long_clip, make_corpus, make_metadata_corpus, remove_deep, speech_like
+from adversarial import hold_lock, long_clip, make_corpus, make_metadata_corpus, remove_deep, speech_like
 from voxbox.manifest import read_manifest, read_rejects, rejects_path
 from voxbox_build_fixtures import subprocess_env, voxbox_cmd
 
@@ -195,16 +195,6 @@ def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp
 
 
 # --------------------------------------------------------------- one run per output (lock)
-
-def hold_lock(target: Path) -> subprocess.Popen:
-    """Another process holding the output lock on ``target`` (until killed)."""
-    code = ("import sys, time\nfrom voxbox.lock import OutputLock\n"
-            "OutputLock(sys.argv[1]).__enter__()\nprint('held', flush=True)\ntime.sleep(120)\n")
-    p = subprocess.Popen([sys.executable, "-c", code, str(target)], env=subprocess_env(), stdout=subprocess.PIPE,
-                         text=True)
-    assert p.stdout.readline().strip() == "held"
-    return p
-
 
 def test_a_second_prepare_on_the_same_output_is_refused_and_a_stale_lock_taken_over(tmp_path):
     from voxbox.lock import lock_path

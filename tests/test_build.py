@@ -338,7 +338,7 @@ def test_out_inside_root_is_not_read_as_corpus_files(tmp_path):
 
 
 def test_a_second_build_into_the_same_folder_is_refused(manifest, tmp_path):
-    from test_adversarial import hold_lock
+    from adversarial import hold_lock
 
     out = tmp_path / "out"
     holder = hold_lock(out)

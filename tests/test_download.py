@@ -384,7 +384,7 @@ def test_a_part_exactly_as_long_as_the_servers_file_is_complete_on_416(server, t
 
 def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
     # Two downloads into one folder would append to the same .part files.
-    from test_adversarial import hold_lock
+    from adversarial import hold_lock
 
     data = tar_gz({"corpus/a.txt": b"hello"})
     server.files["/c.tgz"] = data

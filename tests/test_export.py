@@ -274,7 +274,7 @@ def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
 
 
 def test_a_second_export_into_the_same_folder_is_refused(built, tmp_path):
-    from test_adversarial import hold_lock
+    from adversarial import hold_lock
 
     out = tmp_path / "out"
     holder = hold_lock(out)

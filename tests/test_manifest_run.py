@@ -201,7 +201,7 @@ def test_a_malformed_record_is_a_reject_naming_line_and_field_and_the_rest_runs(
 
 
 def test_a_second_annotate_on_the_same_output_is_refused(corpus, tmp_path):
-    from test_adversarial import hold_lock
+    from adversarial import hold_lock
 
     src, _ = corpus
     out = tmp_path / "o.jsonl"
