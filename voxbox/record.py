@@ -93,6 +93,8 @@ class Utterance:
     # --- provenance VoxBox lost --------------------------------------------------
     corpus: Optional[str] = None
     speaker: Optional[str] = None
+    # None: the corpus's own speaker id; "predicted": a cluster id from `voxbox speakers`.
+    speaker_source: Optional[str] = None
     source_path: Optional[str] = None  # relative to corpus_root, "/"-separated
     corpus_root: Optional[str] = None  # where source_path resolves; set by prepare
     sample_rate: Optional[int] = None  # of the source file
@@ -103,6 +105,10 @@ class Utterance:
     gender_source: Optional[str] = None
     gender_model: Optional[str] = None
     gender_confidence: Optional[float] = None
+    # The gender model's own answer for this clip, whenever it ran: equal to the predicted
+    # gender, or beside a native label (a check of the corpus) or a speaker vote.
+    gender_clip: Optional[str] = None
+    gender_clip_confidence: Optional[float] = None
     age_source: Optional[str] = None
     age_model: Optional[str] = None
     age_confidence: Optional[float] = None
@@ -120,6 +126,11 @@ class Utterance:
     # --- quality ---------------------------------------------------------------
     loudness: Optional[float] = None
     clipping_ratio: Optional[float] = None
+    # Index of the record this one duplicates (`voxbox dedup`); null when unique or the keeper.
+    duplicate_of: Optional[str] = None
+    # --- speaker embedding (annotate --embeddings): unit vector, float16 values -----
+    embedding: Optional[list] = None
+    embedding_model: Optional[str] = None
     # Explicit nulls carry a reason code, e.g. {"pitch": "no_voiced_frames"}.
     null_reasons: Optional[dict] = None
     # --- BiCodec tokens ----------------------------------------------------------
