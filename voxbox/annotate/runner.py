@@ -87,19 +87,27 @@ def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size:
 
 
 def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int = 1,
-                      chunk_size: int = 8, limit: Optional[int] = None, **params: Any) -> dict:
-    """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary."""
+                      chunk_size: int = 8, limit: Optional[int] = None, gender_by: str = "clip",
+                      **params: Any) -> dict:
+    """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary.
+
+    ``gender_by="speaker"``: a second pass gives every clip with a speaker id (and no
+    native gender) its speaker's confidence-weighted vote (:mod:`voxbox.labels.speakers`);
+    the first pass writes clip-level answers to a work file beside ``out``.
+    """
+    from voxbox.labels.speakers import VoteTally, speaker_key, votable
     from voxbox.progress import Progress
 
     src, out = Path(src), Path(out)
+    if gender_by not in ("clip", "speaker"):
+        raise VoxboxError(f"--gender-by must be clip or speaker, got {gender_by!r}")
     if src.resolve() == out.resolve():
-        from voxbox.errors import VoxboxError
-
         raise VoxboxError(f"{out}: output must differ from the input manifest")
     total, records = open_manifest(src, limit)
+    first = out.with_name(out.name + ".by-clip.jsonl") if gender_by == "speaker" else out
     rej_path = rejects_path(out)
-    audio_s = 0.0
-    with ManifestWriter(out) as writer, RejectsWriter(rej_path) as rejects, \
+    audio_s, tally = 0.0, VoteTally()
+    with ManifestWriter(first) as writer, RejectsWriter(rej_path) as rejects, \
             Progress("annotate", total=total) as bar:
         for res in annotate_records(records, workers=workers, chunk_size=chunk_size, **params):
             if isinstance(res, Rejection):
@@ -107,6 +115,8 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
                 bar.update(1)
                 continue
             writer.write(res)
+            if votable(res):
+                tally.add(speaker_key(res.corpus, res.speaker), res.gender_clip, res.gender_clip_confidence)
             audio_s += res.duration or 0.0
             bar.update(1, audio_seconds=res.duration or 0.0)
         if rejects.count and not writer.count:
@@ -117,7 +127,27 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
             raise VoxboxError(f"every record was rejected, nothing to write: {rejects.summary()}")
         summary = {"records": writer.count, "rejected": rejects.count, "audio_hours": round(audio_s / 3600, 4),
                    "rejects": str(rej_path) if rejects.count else None, "reject_summary": rejects.summary()}
+    if gender_by == "speaker":
+        summary["speaker_votes"] = _vote_pass(first, out, tally.votes(), params.get("boundaries"))
     return summary
+
+
+def _vote_pass(clips: Path, out: Path, votes: dict, boundaries: Optional[str]) -> dict:
+    """Rewrite the clip-level work file into ``out`` with speaker votes; summarise them."""
+    from voxbox.annotate.levels import Boundaries
+    from voxbox.labels.speakers import apply_vote
+
+    bounds = Boundaries.load(boundaries)
+    try:
+        with ManifestWriter(out) as writer:
+            for rec in read_manifest(clips):
+                writer.write(apply_vote(rec, votes, bounds))
+    finally:
+        clips.unlink(missing_ok=True)
+    flagged = [{"speaker": k, "gender": v.label, "clips": v.clips, "disagree_rate": round(v.disagree_rate, 3),
+                "counts": v.counts} for k, v in votes.items() if v.inconsistent]
+    flagged.sort(key=lambda d: (-d["disagree_rate"], d["speaker"]))
+    return {"speakers": len(votes), "inconsistent": flagged}
 
 
 def levels_from_manifest(src: Union[str, Path], out: Union[str, Path], min_count: int = 20) -> dict:

@@ -125,6 +125,10 @@ class AnnotateStage(Stage):
         self._models = {task: make_labeler(task, p[f"{task}_model"], p[f"{task}_labels"], p["device"])
                         for task in LABEL_TASKS if p[f"{task}_model"]}
         self._encoders = {}
+        # Loaded now, not at the first batch, so the runner's per-worker torch thread cap applies.
+        for spec in [m.encoder for m in self._models.values()] + [p["embedding_model"] if p["embeddings"] else None]:
+            if spec:
+                self._encoder(spec)
 
     def _encoder(self, spec: str):
         if spec not in self._encoders:

@@ -63,6 +63,12 @@ def build_command(
                                     "else a local Ray instance."),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
+    dedup_report: Optional[Path] = typer.Option(
+        None, "--dedup", help="A `voxbox dedup` report: of each duplicate group keep one record (by "
+                              "--dedup-priority) and send the others to rejects.jsonl as 'duplicate'."),
+    dedup_priority: Optional[str] = typer.Option(
+        None, "--dedup-priority", help="Comma-separated corpora, the copy to keep first. Default: the report's "
+                                       "choice (voxbox dedup --priority; see `voxbox dedup --help`)."),
 ) -> None:
     """Build a dataset: prepare -> annotate -> tokenize -> WebDataset/Parquet shards.
 
@@ -89,6 +95,13 @@ def build_command(
         source = corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo)
     else:
         source = manifest_source(manifest)
+    if dedup_report is not None:
+        from voxbox.labels.dedup import drop_duplicates, duplicate_map, load_report
+
+        prio = [p.strip().lower() for p in dedup_priority.split(",") if p.strip()] if dedup_priority else None
+        source = drop_duplicates(source, duplicate_map(load_report(dedup_report), prio))
+    elif dedup_priority:
+        raise VoxboxError("--dedup-priority needs --dedup REPORT")
     index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers, force=force,
                   ray_address=ray_address, command=command_line(), log=_echo)
     typer.echo(format_summary(index))

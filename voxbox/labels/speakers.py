@@ -18,9 +18,8 @@ clips (and at least 2) disagree with its label.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -91,22 +90,12 @@ class SpeakerVote:
 
 
 def vote(clips: Sequence[Tuple[str, float]]) -> Optional[SpeakerVote]:
-    """Confidence-weighted vote over a speaker's (label, confidence) clip predictions;
+    """Confidence-weighted vote over one speaker's (label, confidence) clip predictions;
     ties go to the alphabetically first label (deterministic)."""
-    weight: Dict[str, float] = defaultdict(float)
-    counts: Counter = Counter()
+    t = VoteTally()
     for label, conf in clips:
-        if label is None:
-            continue
-        weight[label] += float(conf if conf is not None else 1.0)
-        counts[label] += 1
-    if not counts:
-        return None
-    label = min(weight, key=lambda k: (-weight[k], k))
-    total = sum(weight.values())
-    n = sum(counts.values())
-    return SpeakerVote(label=label, confidence=round(weight[label] / total, 4) if total else 0.0,
-                       clips=n, disagree=n - counts[label], counts=dict(sorted(counts.items())))
+        t.add("s", label, conf)
+    return t.votes().get("s")
 
 
 def speaker_key(corpus: Optional[str], speaker: Optional[str]) -> Optional[str]:
@@ -114,10 +103,98 @@ def speaker_key(corpus: Optional[str], speaker: Optional[str]) -> Optional[str]:
     return f"{corpus or ''}/{speaker}" if speaker else None
 
 
-def tally(pairs: Iterable[Tuple[Optional[str], Optional[str], Optional[float]]]) -> Dict[str, SpeakerVote]:
-    """Votes per speaker key from (speaker key, clip label, clip confidence) triples."""
-    by: Dict[str, List[Tuple[str, float]]] = defaultdict(list)
-    for key, label, conf in pairs:
-        if key is not None and label is not None:
-            by[key].append((label, conf))
-    return {k: v for k, v in ((k, vote(c)) for k, c in sorted(by.items())) if v is not None}
+class VoteTally:
+    """Streaming per-speaker sums of clip predictions (memory: one entry per speaker)."""
+
+    def __init__(self):
+        self._sums: Dict[str, Dict[str, List[float]]] = {}
+
+    def add(self, key: Optional[str], label: Optional[str], conf: Optional[float]) -> None:
+        if key is None or label is None:
+            return
+        s = self._sums.setdefault(key, {}).setdefault(label, [0.0, 0])
+        s[0] += float(conf if conf is not None else 1.0)
+        s[1] += 1
+
+    def votes(self) -> Dict[str, SpeakerVote]:
+        out = {}
+        for key in sorted(self._sums):
+            sums = self._sums[key]
+            label = min(sums, key=lambda k: (-sums[k][0], k))
+            total, n = sum(v[0] for v in sums.values()), sum(v[1] for v in sums.values())
+            out[key] = SpeakerVote(label=label, confidence=round(sums[label][0] / total, 4) if total else 0.0,
+                                   clips=n, disagree=n - sums[label][1],
+                                   counts={k: v[1] for k, v in sorted(sums.items())})
+        return out
+
+
+def votable(rec) -> bool:
+    """A record whose gender a speaker vote may set: not native, with a speaker id."""
+    return bool(rec.speaker) and rec.gender_source != "native"
+
+
+def apply_vote(rec, votes: Dict[str, SpeakerVote], boundaries):
+    """The record with its speaker's voted gender (clip answer kept in gender_clip) and
+    pitch levels recomputed for that gender; unchanged when it has no vote."""
+    from voxbox.annotate.stage import pitch_levels
+
+    vote_ = votes.get(speaker_key(rec.corpus, rec.speaker)) if votable(rec) else None
+    if vote_ is None:
+        return rec
+    reasons = dict(rec.null_reasons or {})
+    reasons.pop("gender", None)
+    levels = {}
+    if rec.pitch_value is not None:  # voiced: levels follow the gender
+        levels = pitch_levels(rec.pitch, rec.pitch_std, vote_.label, boundaries, reasons)
+    model = (rec.gender_model or "").replace(" (speaker vote)", "") or "gender model"
+    return rec.replace(gender=vote_.label, gender_source="predicted", gender_confidence=vote_.confidence,
+                       gender_model=f"{model} (speaker vote)", null_reasons=reasons or None, **levels)
+
+
+# ----------------------------------------------------------------------------------
+# `voxbox speakers`: predicted speaker ids for records that have none
+# ----------------------------------------------------------------------------------
+def predict_speakers(src, out, threshold: float = DEFAULT_THRESHOLD, relabel_all: bool = False,
+                     encoder_spec: str = "ge2e", device: str = "cpu", store_embeddings: bool = True,
+                     max_exact: int = MAX_EXACT) -> dict:
+    """Cluster each corpus's records without a speaker id (all, with ``relabel_all``) and
+    write every record to ``out`` with ``speaker = "<cluster prefix>NNNNN"`` and
+    ``speaker_source = "predicted"``. Two passes over ``src``: embeddings, then writing."""
+    from voxbox.annotate.embeddings import to_float16_list
+    from voxbox.labels.inputs import Embedder, check_input, records, records_with_audio
+    from voxbox.manifest import ManifestWriter
+    from voxbox.progress import Progress
+
+    check_input(src)
+    emb = Embedder(encoder_spec, device=device)
+    todo: Dict[str, List[int]] = {}                       # corpus -> positions to cluster
+    with Progress("embeddings") as bar:
+        for pos, (rec, load) in enumerate(records_with_audio(src)):
+            if relabel_all or not rec.speaker or rec.speaker_source == PREDICTED:
+                todo.setdefault(rec.corpus or "", []).append(pos)
+                emb.add(pos, rec, load)
+            bar.update(1)
+        emb.flush()
+    assigned: Dict[int, str] = {}
+    clusters: Dict[str, int] = {}
+    for corpus, positions in sorted(todo.items()):
+        have = [p for p in positions if emb.get(p) is not None]
+        if not have:
+            continue
+        ids = cluster(np.array([emb.get(p) for p in have]), threshold, max_exact)
+        clusters[corpus] = int(ids.max()) + 1
+        for p, c in zip(have, ids):
+            assigned[p] = f"spk{c:05d}"
+    with ManifestWriter(out) as writer:
+        for pos, rec in enumerate(records(src)):
+            if pos in assigned:
+                vec = emb.get(pos) if store_embeddings else None
+                rec = rec.replace(speaker=assigned[pos], speaker_source=PREDICTED, **(
+                    {"embedding": to_float16_list(vec), "embedding_model": emb.encoder.name}
+                    if vec is not None and rec.embedding is None else {}))
+            elif pos in emb.failed:
+                rec = rec.replace(null_reasons={**(rec.null_reasons or {}), "speaker": emb.failed[pos]})
+            writer.write(rec)
+        total = writer.count
+    return {"records": total, "clustered": len(assigned), "failed": len(emb.failed),
+            "clusters": clusters, "threshold": threshold, "encoder": emb.encoder.name}

@@ -341,3 +341,43 @@ def train_from_recipe(path: Union[str, Path], data_root: Union[str, Path], task:
     model.recipe = {k: recipe[k] for k in sorted(recipe) if k != "sources"}
     model.recipe["sources"] = recipe["sources"]
     return model
+
+
+def train_manifests(task: str, manifests: Sequence[Union[str, Path]], out: Union[str, Path],
+                    recipe: Optional[Union[str, Path]] = None, data: Optional[Union[str, Path]] = None,
+                    name: Optional[str] = None, cfg: FitConfig = FitConfig(), encoder_spec: str = "ge2e",
+                    folds: int = 5, cluster_threshold: Optional[float] = None) -> LabelModel:
+    """What ``voxbox train-<task>`` does: from a recipe (exactly), or from manifests."""
+    if recipe is not None:
+        if manifests:
+            raise VoxboxError("give manifests or --recipe, not both")
+        model = train_from_recipe(recipe, data if data is not None else Path(recipe).parent, task=task)
+    else:
+        if not manifests:
+            raise VoxboxError(f"give one or more manifests with native {task} labels, or --recipe")
+        sources = [manifest_source(m, cluster_threshold) for m in manifests]
+        model = train(sources, task, name or Path(out).stem, cfg, encoder_spec=encoder_spec, folds=folds)
+    model.save(out)
+    return model
+
+
+def summary_lines(model: LabelModel) -> List[str]:
+    """What the train commands print: data, speaker-disjoint accuracy per class/source."""
+    lines = [f"trained {model.name} ({model.task}: {', '.join(model.classes)}) on {model.trained_on}"]
+    cv = model.evaluation.get("cross_validation")
+    if not cv:
+        lines.append(f"no cross-validation: {model.evaluation.get('note', 'too few speakers')}")
+        return lines
+    lines.append(f"{cv['scheme']} ({cv['speakers']} speakers): accuracy {cv['accuracy']:.3f}, "
+                 f"balanced {cv['balanced_accuracy']:.3f}; calibration error {cv['ece_uncalibrated']:.3f} -> "
+                 f"{cv['ece_calibrated']:.3f} (temperature {cv['temperature']:.3f})")
+    if cv.get("speaker_groups"):
+        lines.append(f"  speakers: {cv['speaker_groups']}")
+    for key in ("per_class", "per_source"):
+        lines.append(f"  {key.replace('_', ' ')}: " + ", ".join(
+            f"{k} {v['accuracy']:.3f} ({v['clips']})" for k, v in cv[key].items()))
+    loco = model.evaluation.get("leave_one_corpus_out")
+    if loco:
+        lines.append("  corpus held out: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['clips']})"
+                                                        for k, v in loco.items()))
+    return lines
