@@ -44,16 +44,22 @@ def robust_f0(f0: np.ndarray) -> float:
 
     Not VoxBox's ``pitch`` (the mean, which a few doubled frames pull up by tens of
     Hz): frames more than :data:`OCTAVE_GUARD` octave from the median are moved one
-    octave toward it, then the median is taken again. A whole clip spoken high (a man
-    reading a child's line) stays high: that is the embedding's job, not F0's.
+    octave toward it and the median is taken again, until it settles (at most three
+    passes; jumped frames pull the first median toward them, so one pass can miss some).
+    A whole clip spoken high (a man reading a child's line) stays high: that is the
+    embedding's job, not F0's.
     """
     voiced = np.asarray(f0)[np.asarray(f0) > 0]
     if voiced.size == 0:
         return float("nan")
-    lf = np.log2(voiced)
-    m = np.median(lf)
-    lf = np.where(lf > m + OCTAVE_GUARD, lf - 1.0, np.where(lf < m - OCTAVE_GUARD, lf + 1.0, lf))
-    return float(np.median(lf))
+    raw = np.log2(voiced)
+    m = float(np.median(raw))
+    for _ in range(3):
+        lf = np.where(raw > m + OCTAVE_GUARD, raw - 1.0, np.where(raw < m - OCTAVE_GUARD, raw + 1.0, raw))
+        m, prev = float(np.median(lf)), m
+        if m == prev:
+            break
+    return m
 
 
 #: Scalar features an embedding classifier may add to the embedding, computed from the

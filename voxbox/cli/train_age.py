@@ -17,7 +17,7 @@ def train_age(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder the recipe's source paths are relative "
                                                              "to. Default: the recipe's folder."),
     components: int = typer.Option(8, "--components", min=1, help="Principal axes of the embedding kept."),
-    l2: float = typer.Option(120.0, "--l2", min=0.0, help="L2 penalty of the logistic regression."),
+    l2: float = typer.Option(0.165, "--l2", min=0.0, help="L2 penalty per clip of the logistic regression."),
     encoder: str = typer.Option("ge2e", "--embedding-model", help="Embedding backend: ge2e or ecapa:DIR."),
     cluster_threshold: Optional[float] = typer.Option(
         None, "--cluster-threshold",

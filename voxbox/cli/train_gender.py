@@ -24,7 +24,7 @@ def train_gender(
                                   "kind) or f0 (the earlier F0/formant logistic regression)."),
     components: int = typer.Option(8, "--components", min=1, help="Principal axes of the embedding kept."),
     l2: Optional[float] = typer.Option(None, "--l2", min=0.0,
-                                       help="L2 penalty. Default: 120 (embedding kind), 1 (f0 kind)."),
+                                       help="L2 penalty. Default: 0.165 per clip (embedding kind), 1 (f0 kind)."),
     encoder: str = typer.Option("ge2e", "--embedding-model", help="Embedding backend: ge2e or ecapa:DIR."),
     cluster_threshold: Optional[float] = typer.Option(
         None, "--cluster-threshold",
@@ -69,7 +69,7 @@ def _train_embedding(task, manifests, out, recipe, data, name, components, l2, e
     from voxbox.labels.classifier import FitConfig
     from voxbox.labels.train import summary_lines, train_manifests
 
-    cfg = FitConfig(components=components, l2=120.0 if l2 is None else l2)
+    cfg = FitConfig(components=components, l2=FitConfig.l2 if l2 is None else l2)
     model = train_manifests(task, manifests or [], out, recipe=recipe, data=data, name=name, cfg=cfg,
                             encoder_spec=encoder, folds=folds, cluster_threshold=cluster_threshold)
     for line in summary_lines(model):

@@ -13,9 +13,9 @@ How it is fitted (:func:`fit`), and why:
    the hundreds of small ones memorise speakers and channels, which is what a model
    trained on a few dozen speakers must not learn.
 2. Scalars (e.g. the octave-guarded median F0) are standardised and appended.
-3. A multinomial logistic regression with an L2 penalty (``l2``, in units of the
-   weighted log-likelihood, weights normalised to sum to the number of clips) is fitted
-   by L-BFGS from zero: deterministic for the same inputs.
+3. A multinomial logistic regression with an L2 penalty (``l2`` per clip: the mean
+   weighted log-loss plus ``l2 / 2 * |W|^2``, so one setting means the same for 30 clips
+   or 30,000) is fitted by L-BFGS from zero: deterministic for the same inputs.
 4. Everything before the softmax is linear, so PCA, whitening and standardisation fold
    into one coefficient matrix over the raw embedding and raw scalars: the file holds
    just that, and inference is one matrix product.
@@ -42,7 +42,7 @@ TASKS = ("gender", "age", "emotion")
 @dataclass
 class FitConfig:
     components: int = 8        # principal axes of the embedding kept (whitened)
-    l2: float = 10.0           # L2 penalty on the weights (not the intercepts)
+    l2: float = 0.165          # L2 penalty per clip on the weights (not the intercepts)
     scalars: Tuple[str, ...] = ("f0_median",)
 
 
@@ -162,7 +162,8 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float,
                 weights: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression, L2 on the weights: (W (K, d), b (K,)).
 
-    ``weights`` are per-sample and rescaled to sum to n. L-BFGS from zero with tight
+    Minimises sum_i w_i NLL_i + n * l2 / 2 * |W|^2 with ``weights`` rescaled to sum to n
+    (the mean loss plus l2 / 2 * |W|^2, times n). L-BFGS from zero with tight
     tolerances: deterministic for the same inputs.
     """
     from scipy.optimize import minimize
@@ -178,8 +179,8 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float,
         Z = Z - Z.max(axis=1, keepdims=True)
         logp = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
         R = (np.exp(logp) - Y) * w[:, None]               # (n, K) weighted residuals
-        loss = -np.sum(w * np.sum(Y * logp, axis=1)) + 0.5 * l2 * np.sum(W * W)
-        return loss, np.concatenate([(R.T @ X + l2 * W).ravel(), R.sum(axis=0)])
+        loss = -np.sum(w * np.sum(Y * logp, axis=1)) + 0.5 * n * l2 * np.sum(W * W)
+        return loss, np.concatenate([(R.T @ X + n * l2 * W).ravel(), R.sum(axis=0)])
 
     res = minimize(loss_grad, np.zeros(n_classes * (d + 1)), jac=True, method="L-BFGS-B",
                    options={"maxiter": 5000, "gtol": 1e-9, "ftol": 1e-15})

@@ -198,3 +198,51 @@ def predict_speakers(src, out, threshold: float = DEFAULT_THRESHOLD, relabel_all
         total = writer.count
     return {"records": total, "clustered": len(assigned), "failed": len(emb.failed),
             "clusters": clusters, "threshold": threshold, "encoder": emb.encoder.name}
+
+
+# ----------------------------------------------------------------------------------
+# Consistency of gender labels per speaker (report + card)
+# ----------------------------------------------------------------------------------
+MAX_LISTED = 20
+
+
+class GenderConsistency:
+    """Per speaker, how often the gender model's clip answer (``gender_clip``) disagrees
+    with the record's gender. Two kinds are kept apart: ``native`` (the corpus's label:
+    a high rate points at a metadata error) and ``vote`` (a speaker vote: a high rate is a
+    speaker whose clips the model splits). Memory: one counter per speaker."""
+
+    def __init__(self):
+        self._c: Dict[Tuple[str, str], List] = {}   # (kind, speaker key) -> [label, clips, disagree]
+
+    def add(self, rec) -> None:
+        if not (rec.gender and rec.gender_clip and rec.speaker):
+            return
+        if rec.gender_source == "native":
+            kind = "native"
+        elif (rec.gender_model or "").endswith("(speaker vote)"):
+            kind = "vote"
+        else:
+            return  # a clip-level prediction agrees with itself
+        c = self._c.setdefault((kind, speaker_key(rec.corpus, rec.speaker)), [rec.gender, 0, 0])
+        c[1] += 1
+        c[2] += rec.gender_clip != rec.gender
+
+    def summary(self) -> Dict[str, dict]:
+        """kind -> speakers, clips, disagreeing clips and rate, and the flagged speakers
+        (most disagreeing first, at most MAX_LISTED)."""
+        out: Dict[str, dict] = {}
+        for kind in ("native", "vote"):
+            rows = [(k, *v) for (kd, k), v in self._c.items() if kd == kind]
+            if not rows:
+                continue
+            clips, dis = sum(r[2] for r in rows), sum(r[3] for r in rows)
+            flagged = [SpeakerVote(label=lab, confidence=0.0, clips=n, disagree=d) for _, lab, n, d in rows]
+            listed = sorted(((r[0], r[1], r[2], r[3]) for r, v in zip(rows, flagged) if v.inconsistent),
+                            key=lambda r: (-r[3] / r[2], r[0]))
+            out[kind] = {"speakers": len(rows), "clips": clips, "disagree": dis,
+                         "rate": round(dis / clips, 4) if clips else 0.0,
+                         "flagged": [{"speaker": s, "gender": g, "clips": n, "disagree": d,
+                                      "rate": round(d / n, 3)} for s, g, n, d in listed[:MAX_LISTED]],
+                         "flagged_total": len(listed)}
+        return out

@@ -334,7 +334,7 @@ def train_from_recipe(path: Union[str, Path], data_root: Union[str, Path], task:
             sources.append(manifest_source(root / spec["manifest"], spec.get("cluster_threshold")))
         else:
             sources.append(table_source(spec, root))
-    cfg = FitConfig(components=int(recipe.get("components", 8)), l2=float(recipe.get("l2", 20.0)),
+    cfg = FitConfig(components=int(recipe.get("components", FitConfig.components)), l2=float(recipe.get("l2", FitConfig.l2)),
                     scalars=tuple(recipe.get("scalars", ("f0_median",))))
     model = train(sources, recipe.get("task", task or "gender"), recipe.get("name", Path(path).stem), cfg,
                   encoder_spec=recipe.get("encoder", "ge2e"), folds=int(recipe.get("folds", 5)), encoder=encoder)
