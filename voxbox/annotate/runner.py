@@ -120,8 +120,6 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
             audio_s += res.duration or 0.0
             bar.update(1, audio_seconds=res.duration or 0.0)
         if rejects.count and not writer.count:
-            from voxbox.errors import VoxboxError
-
             # Raising inside the writer's block keeps the empty manifest from being written;
             # the rejects file stays, with a reason per record.
             raise VoxboxError(f"every record was rejected, nothing to write: {rejects.summary()}")
