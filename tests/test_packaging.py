@@ -18,5 +18,7 @@ def test_wheel_ships_pipelines_and_catalog(tmp_path):
     assert "voxbox/pipelines/voxbox.yaml" in names
     assert "voxbox/manifests/libritts.yaml" in names
     assert "spark_tokenize/__init__.py" in names
-    assert any(n.startswith("voxbox/models/") and not n.endswith(".py") for n in names), "shipped gender model missing"
+    for model in ("gender_ge2e.json", "gender_ge2e.recipe.yaml", "gender_f0.json"):
+        assert f"voxbox/models/{model}" in names, f"shipped {model} missing"
+    assert "voxbox/labels/classifier.py" in names
     assert not any(n.startswith("tests/") for n in names)
