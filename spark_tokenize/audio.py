@@ -56,7 +56,7 @@ def read_audio(path: Union[str, os.PathLike]) -> tuple[np.ndarray, int]:
 
     p = Path(path)
     if not p.is_file():
-        raise TokenizerError(f"audio file not found: {p}", reason="audio_not_found")
+        raise TokenizerError(f"audio file not found: {p}", reason="missing_audio")
     try:
         audio, sr = sf.read(str(p), dtype="float64", always_2d=False)
     except Exception as e:  # soundfile raises a bare RuntimeError/LibsndfileError
@@ -103,7 +103,7 @@ def load_audio(
             raise TokenizerError(f"sample_rate must be positive, got {sample_rate}", reason="bad_audio_array")
     if audio.size and not np.all(np.isfinite(audio)):
         bad = int(np.count_nonzero(~np.isfinite(audio)))
-        raise TokenizerError(f"audio contains {bad} NaN or infinite sample(s)", reason="nonfinite_audio")
+        raise TokenizerError(f"audio contains {bad} NaN or infinite sample(s)", reason="non_finite_samples")
     if sr != target_sr and audio.size:
         import soxr
 

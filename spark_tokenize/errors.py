@@ -10,8 +10,8 @@ from __future__ import annotations
 class TokenizerError(ValueError):
     """Bad model folder, bad checkpoint, bad audio or bad tokens; the message says which.
 
-    ``reason`` is a short machine-readable code for bad audio (``audio_not_found``,
-    ``unreadable_audio``, ``nonfinite_audio``, ``audio_too_short``, ``silent_audio``,
+    ``reason`` is a short machine-readable code for bad audio (``missing_audio``,
+    ``unreadable_audio``, ``non_finite_samples``, ``audio_too_short``, ``silent_audio``,
     ``bad_audio_array``), used as the rejection reason in data pipelines.
     """
 

@@ -48,7 +48,7 @@ def clips(tmp_path):
 def test_bad_input_is_rejected_or_nulled_never_a_crash(clips):
     stage = AnnotateStage()
     root = str(clips)
-    cases = {"silent": "silent", "short": "too_short", "nan": "non_finite_samples",
+    cases = {"silent": "silent_audio", "short": "audio_too_short", "nan": "non_finite_samples",
              "garbage": "unreadable_audio", "missing": "missing_audio"}
     for name, reason in cases.items():
         out = stage.safe_process_batch([rec(name, corpus_root=root)])[0]

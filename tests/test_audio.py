@@ -69,10 +69,10 @@ def test_speech_bounds_match_the_windowed_rms_definition():
 def test_too_short_and_silent_raise_with_reason():
     with pytest.raises(AudioError) as e:
         speech_bounds(tone(0.05), SR)
-    assert e.value.reason == "too_short"
+    assert e.value.reason == "audio_too_short"
     with pytest.raises(AudioError) as e:
         speech_bounds(np.zeros(SR), SR)
-    assert e.value.reason == "silent"
+    assert e.value.reason == "silent_audio"
 
 
 def test_front_end_resamples_channel0_and_measures_clipping(tmp_path):
@@ -87,7 +87,7 @@ def test_front_end_resamples_channel0_and_measures_clipping(tmp_path):
     assert fe.audio.shape[0] == 2 * SR
     assert fe.duration == pytest.approx(2.0)
     assert fe.clipping_ratio == pytest.approx(240 / 48000)
-    # Channel 0 was used: the right channel is silent and would have raised "silent".
+    # Channel 0 was used: the right channel is silent and would have raised "silent_audio".
     assert fe.speech_duration > 1.5
     # Same result through the in-memory path.
     fe2 = prepare_array(left, sr)
@@ -125,4 +125,4 @@ def test_bad_files(tmp_path):
     sf.write(empty, np.zeros(0), SR)
     with pytest.raises(AudioError) as e:
         front_end(empty)
-    assert e.value.reason == "empty_audio"
+    assert e.value.reason == "no_audio_samples"

@@ -79,7 +79,7 @@ def test_body_statistics_fields_and_licenses(card, built):
     assert "voxbox" in body and "numpy" in body
     n_pred = sum(r.gender_source == "predicted" for r in recs)
     assert f"predicted {n_pred}" in body and f"native {len(recs) - n_pred}" in body
-    assert "annotate: too_short | 2" in body
+    assert "annotate: audio_too_short | 2" in body
     assert 'load_dataset("alice/tiny", split="train")' in body
 
 

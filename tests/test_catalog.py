@@ -11,15 +11,23 @@ from voxbox.errors import VoxboxError
 from voxbox.record import EMOTIONS
 
 CORPORA = {"libritts", "libritts_r", "vctk", "aishell3", "librispeech", "ljspeech", "hifitts",
-           "mls_english", "esd", "cremad", "ravdess", "emovdb"}
+           "mls_english", "esd", "cremad", "ravdess", "emovdb",
+           # the rest of VoxBox's sources and the release itself (issue 13)
+           "voxbox", "m3ed", "casia", "emns", "jl_corpus", "mead", "meld", "savee", "tess", "iemocap",
+           "msp_podcast", "mer2023", "ncssd", "magicdata", "dailytalk", "expresso", "emilia", "wenetspeech4tts"}
+# Catalogued VoxBox sources whose recipe is not written yet (they need segment records).
+NO_RECIPE_YET = {"gigaspeech", "hq_conversations"}
 
 
 def test_every_corpus_has_an_entry_and_a_recipe():
     cat = load_catalog()
-    assert set(cat) == CORPORA
+    assert set(cat) == CORPORA | NO_RECIPE_YET
     assert set(recipe_names()) == CORPORA | {"folder"}
     for name, e in cat.items():
-        assert recipe_class(name).name == name
+        if name in NO_RECIPE_YET:
+            assert "RECIPE NOT DONE" in e.notes
+        else:
+            assert recipe_class(name).name == name
         assert e.languages and e.license and e.homepage.startswith("https://")
         assert {"gender", "text"} <= set(e.native_labels), name
         for a in e.archives:
@@ -58,8 +66,11 @@ def test_cli_corpora_table_and_entry(capsys):
     assert main(["corpora"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["name", "languages", "license"]
-    assert {l.split()[0] for l in lines[1:13]} == CORPORA
+    assert lines[0].split()[:4] == ["name", "languages", "license", "access"]
+    n = len(CORPORA | NO_RECIPE_YET)
+    assert {l.split()[0] for l in lines[1:n + 1]} == CORPORA | NO_RECIPE_YET
+    emilia = next(l for l in lines if l.startswith("emilia "))
+    assert " gated " in emilia and "55,057.43" in emilia
     assert "folder" in out
     assert main(["corpora", "libritts"]) == 0
     one = capsys.readouterr().out
@@ -67,6 +78,9 @@ def test_cli_corpora_table_and_entry(capsys):
     assert "text (default 'normalized')" in one
     assert main(["corpora", "folder"]) == 0
     assert "text_column (default 'text')" in capsys.readouterr().out
+    assert main(["corpora", "gigaspeech"]) == 0
+    giga = capsys.readouterr().out
+    assert "access:      gated" in giga and "recipe:      none yet" in giga and "7,195.85 h" in giga
     assert main(["corpora", "nosuch"]) == 1
 
 

@@ -47,7 +47,7 @@ def test_run_task_stats_and_encoding_rejection(tmp_path):
     recs = make_corpus(tmp_path / "c", n=3, bad=True)
     res = run_task([], "flac", Task(0, 0, True, recs))
     assert [type(o).__name__ for o in res.outcomes] == ["EncodedSample"] * 3 + ["Rejection"]
-    assert res.outcomes[-1].reason == "audio_unreadable" and res.outcomes[-1].stage == "shard"
+    assert res.outcomes[-1].reason == "unreadable_audio" and res.outcomes[-1].stage == "shard"
 
 
 def _children(pid: int):

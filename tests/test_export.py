@@ -182,10 +182,10 @@ def test_export_rejects_a_tokenizer_with_other_ids(built, tmp_path):
 
 
 def test_tts_example_rejects_out_of_range_tokens(tmp_path):
-    from voxbox.sparktts.export import Skip
+    from voxbox.sparktts.export import NoExample
 
     rec = Utterance(index="x", text="hi", global_tokens=[4096] * 32, semantic_tokens=[1])
-    with pytest.raises(Skip, match="token_out_of_range"):
+    with pytest.raises(NoExample, match="token_out_of_range"):
         tts_example(rec)
 
 
@@ -198,7 +198,7 @@ def test_export_cli(built, tmp_path, capsys):
     err = capsys.readouterr()
     text = err.out + err.err
     assert "8 records -> 3 controllable_tts examples" in text
-    assert "skipped controllable_tts: bad_global_tokens 1, no_gender 1, no_text 1, no_tokens 1, speed_over_10 1" in text
+    assert "skipped controllable_tts: 1 bad_global_tokens, 1 no_gender, 1 no_text, 1 no_tokens, 1 speed_over_10" in text
     assert (tmp_path / "c" / "sparktts-train-000000.parquet").exists()
     assert main(["export", "sparktts", str(built), "--out", str(tmp_path / "c")]) == 1
 

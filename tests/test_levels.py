@@ -84,6 +84,12 @@ def test_bad_boundaries_files(tmp_path):
         lv.Boundaries.load(p)
     with pytest.raises(VoxboxError, match="not found"):
         lv.Boundaries.load(tmp_path / "none.json")
+    # A folder or undecodable bytes are one-line errors too, never a traceback.
+    with pytest.raises(VoxboxError, match="boundaries file is not a file"):
+        lv.Boundaries.load(tmp_path)
+    p.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(VoxboxError, match="not valid JSON"):
+        lv.Boundaries.load(p)
 
 
 def test_levels_cli_writes_a_file_annotate_accepts(tmp_path, capsys):

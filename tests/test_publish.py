@@ -64,8 +64,8 @@ def make_built_dataset(out_dir: Path, *, n: int = 12, shard_records: int = 3, se
             global_tokens=[int(x) for x in rng.integers(0, 4096, 32)],
             semantic_tokens=[int(x) for x in rng.integers(0, 8192, int(round(dur * 50)))],
         ))
-    rejects = [Rejection("annotate", "bad1.wav", "too_short", "vctk_bad1"),
-               Rejection("annotate", "bad2.wav", "too_short", "vctk_bad2"),
+    rejects = [Rejection("annotate", "bad1.wav", "audio_too_short", "vctk_bad1"),
+               Rejection("annotate", "bad2.wav", "audio_too_short", "vctk_bad2"),
                Rejection("prepare", "bad3.wav", "unreadable_audio", "vctk_bad3")]
     write_dataset(recs, out_dir, name="tiny", shard_records=shard_records, rejects=rejects)
     return out_dir

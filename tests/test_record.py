@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from voxbox.errors import VoxboxError
-from voxbox.record import VOXBOX_FIELDS, Rejection, Utterance, age_group, make_index
+from voxbox.record import (VOXBOX_FIELDS, Rejection, Utterance, age_group, audio_seconds, format_reason_counts,
+                           make_index)
 from voxbox.manifest import ManifestWriter, RejectsWriter, count_manifest, open_manifest, read_manifest, read_rejects, rejects_path, write_manifest
 
 
@@ -35,6 +36,19 @@ def test_voxbox_fields_come_first_in_release_order():
     assert tuple(names[: len(VOXBOX_FIELDS)]) == VOXBOX_FIELDS
     rec = _rec(1)
     assert list(rec.voxbox_dict()) == list(VOXBOX_FIELDS)
+
+
+def test_audio_seconds_prefers_the_sample_count_then_duration():
+    rec = _rec(0, duration=1.5)  # 24000 samples at 24 kHz
+    assert audio_seconds(rec) == 1.0
+    assert audio_seconds(rec.replace(num_samples=None)) == 1.5
+    assert audio_seconds(rec.replace(sample_rate=None, duration=None)) == 0.0
+
+
+def test_reason_counts_read_most_first_then_by_name():
+    assert format_reason_counts({"too_short": 1, "unreadable_audio": 3, "no_text": 1}) == \
+        "3 unreadable_audio, 1 no_text, 1 too_short"
+    assert format_reason_counts({}) == ""
 
 
 @pytest.mark.parametrize("years,group", [(5, "Child"), (11.9, "Child"), (12, "Teenager"), (17, "Teenager"),

@@ -25,8 +25,9 @@ import pytest
 
 from test_publish import make_built_dataset
 
+from voxbox.annotate.levels import pitch_mel
 from voxbox.dataset.reader import open_dataset
-from voxbox.dataset.stats import collect_stats, hz_to_mel, level_boundaries
+from voxbox.dataset.stats import collect_stats, level_boundaries
 from voxbox.release.report import write_report
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -198,9 +199,9 @@ def test_stats_are_right(built):
         h = st.pitch_hist[g]
         assert h.total == len(mine)
         for r in mine:
-            assert h.counts[int(hz_to_mel(r.pitch) // h.width)] >= 1
+            assert h.counts[int(pitch_mel(r.pitch) // h.width)] >= 1
     assert st.speed_hist["zh"].total == sum(r.language == "zh" for r in recs)
-    assert dict(st.rejects) == {"annotate: too_short": 2, "prepare: unreadable_audio": 1}
+    assert dict(st.rejects) == {"annotate: audio_too_short": 2, "prepare: unreadable_audio": 1}
     assert st.tokenized == 15 and st.global_len == {32: 15}
     assert st.semantic_codes.sum() == sum(len(r.semantic_tokens) for r in recs)
     first = recs[0].global_tokens[0]
@@ -222,7 +223,7 @@ def test_boundaries_are_ordered_and_cover_both_groups():
             assert len(b[kind][g]) == 4 and list(b[kind][g]) == sorted(b[kind][g])
     # VoxBox's worked example (spec voxbox.md 3.6): 180.626 Hz female is 'moderate'.
     b1, b2, b3, b4 = b["pitch"]["female"]
-    assert b2 <= hz_to_mel(180.626) <= b3
+    assert b2 <= pitch_mel(180.626) <= b3
 
 
 def test_boundaries_follow_the_pipelines_boundaries_file(tmp_path):

@@ -49,7 +49,7 @@ def test_layout_index_and_rejects(built, corpus):
     assert idx["totals"]["shards"] == len(idx["shards"]) >= 3  # cut by the 4-record cap
     assert all(s["records"] <= 4 for s in idx["shards"])
     assert idx["rejects"]["count"] == 1
-    assert idx["rejects"]["by_reason"] == {"shard: audio_unreadable": 1}
+    assert idx["rejects"]["by_reason"] == {"shard: unreadable_audio": 1}
     rej = list(ds.rejects())
     assert rej[0].path == "broken.wav" and rej[0].stage == "shard"
     expected_secs = sum(r.num_samples / r.sample_rate for r in good)

@@ -74,7 +74,7 @@ def test_stage_fills_tokens_and_rejects(tok, manifest, tiny_bicodec):
     assert res[2].global_tokens == _expected(tiny_bicodec, "E")[0]
     assert res[2].semantic_tokens == _expected(tiny_bicodec, "E")[1]
     reasons = {r.path: r.reason for r in res if isinstance(r, Rejection)}
-    assert reasons == {"silence.wav": "silent_audio", "missing.wav": "audio_not_found",
+    assert reasons == {"silence.wav": "silent_audio", "missing.wav": "missing_audio",
                        "short.wav": "audio_too_short"}
     assert all(r.stage == "tokenize" for r in res if isinstance(r, Rejection))
     # Pickles as its parameters only; a fresh copy has no model until setup.
@@ -127,7 +127,7 @@ def test_resume_after_interruption(tok, manifest, tmp_path, tiny_bicodec):
                                              "A/A_libritts_24k_3s.wav"]
     assert recs[2].global_tokens == _expected(tiny_bicodec, "A")[0]
     rej = list(read_rejects(rejects_path(out)))
-    assert [r.reason for r in rej] == ["silent_audio", "audio_not_found", "audio_too_short"]
+    assert [r.reason for r in rej] == ["silent_audio", "missing_audio", "audio_too_short"]
 
 
 def test_journal_of_another_run_is_refused(tok, manifest, tmp_path):
@@ -217,7 +217,7 @@ def test_all_records_rejected_is_an_error_and_a_fixed_rerun_redoes_them(tok, tmp
     src = tmp_path / "in.jsonl"
     write_manifest(src, [_rec(bad, "a.wav"), _rec(bad, "b.wav")])
     out = tmp_path / "out.jsonl"
-    with pytest.raises(VoxboxError, match="every record was rejected.*2 tokenize: audio_not_found"):
+    with pytest.raises(VoxboxError, match="every record was rejected.*2 tokenize: missing_audio"):
         tokenize_manifest(src, out, tok.model_dir, stage=_stage(tok))
     assert not out.exists() and not journal_path(out).exists()
     assert len(list(read_rejects(rejects_path(out)))) == 2

@@ -14,6 +14,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from voxbox import reasons
 from voxbox.record import Utterance, make_index
 
 from voxbox.manifest import write_manifest
@@ -66,6 +67,10 @@ def write_corpus_manifest(tmp: Path, **kw) -> Path:
     path = tmp / "manifest.jsonl"
     write_manifest(path, recs)
     return path
+
+
+# A plug-in stage defines its own codes, as any stage outside voxbox would.
+reasons.define("tiny_reject", "reject", "test stage: the text asks for a rejection")
 
 
 class TinyStage(Stage):

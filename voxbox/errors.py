@@ -35,3 +35,30 @@ def os_error_reason(e: OSError) -> str:
     if e.errno == errno.ENOSPC:
         return "no space left on the device; free some space and rerun"
     return (e.strerror or type(e).__name__).lower()
+
+
+#: Larger than any settings file voxbox reads (label maps, boundaries, gender models).
+MAX_JSON_FILE_BYTES = 16 * 1024 * 1024
+
+
+def read_json_file(path, what: str):
+    """The JSON value stored in the regular file ``path``.
+
+    Missing, not a file, too large, unreadable or not JSON: a one-line error naming
+    ``what`` (e.g. "gender model"), so each caller only checks the value's shape.
+    """
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise VoxboxError(f"{p}: {what} is not a file" if p.exists() else f"{p}: {what} not found")
+    try:
+        if p.stat().st_size > MAX_JSON_FILE_BYTES:
+            raise VoxboxError(f"{p}: too large for a {what} (over {MAX_JSON_FILE_BYTES >> 20} MiB)")
+        return json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise VoxboxError(f"{p}: cannot read the {what} ({os_error_reason(e)})") from None
+    except ValueError as e:  # json.JSONDecodeError or UnicodeDecodeError
+        why = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
+        raise VoxboxError(f"{p}: {what} is not valid JSON ({why})") from None

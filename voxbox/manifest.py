@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance
+from voxbox.record import Rejection, Utterance, format_reason_counts
 
 
 _INT_LIST_FIELDS = ("global_tokens", "semantic_tokens")
@@ -309,8 +309,7 @@ class RejectsWriter:
     def summary(self) -> str:
         if not self.count:
             return "0 rejected"
-        parts = ", ".join(f"{n} {r}" for r, n in sorted(self.by_reason.items(), key=lambda x: -x[1]))
-        return f"{self.count} rejected ({parts}); see {self.path}"
+        return f"{self.count} rejected ({format_reason_counts(self.by_reason)}); see {self.path}"
 
     def close(self) -> None:
         if self._fh is not None:

@@ -17,8 +17,9 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
+from voxbox import reasons
 from voxbox.errors import VoxboxError
 
 # The release's key order (spec/voxbox.md section 4); also the order of export.
@@ -186,6 +187,17 @@ class Utterance:
 FIELD_NAMES = frozenset(f.name for f in fields(Utterance))
 
 
+def audio_seconds(rec: Utterance) -> float:
+    """Length of the record's audio in seconds, for totals and progress.
+
+    The one precedence: the source file's sample count (exact, set by prepare), else
+    ``duration`` (rounded to 10 ms by annotate), else 0 (nothing says how long it is).
+    """
+    if rec.num_samples and rec.sample_rate:
+        return rec.num_samples / rec.sample_rate
+    return float(rec.duration or 0.0)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A record that a stage could not use, with the reason. Never an exception."""
@@ -196,12 +208,33 @@ class Rejection:
     index: Optional[str] = None
     detail: Optional[str] = None
 
+    def __post_init__(self):
+        # Code says why with a code of voxbox/reasons.py; an undefined one is a bug.
+        reasons.check(self.reason, "reject")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Rejection":
-        return cls(**{k: data.get(k) for k in ("stage", "path", "reason", "index", "detail")})
+        """A rejection read back from a file. Codes older versions wrote are read as the code
+        that replaced them; a code this version does not know (a newer voxbox wrote it) is
+        kept as it is: a file on disk is data, not a bug to refuse."""
+        values = {k: data.get(k) for k in ("stage", "path", "reason", "index", "detail")}
+        values["reason"] = reasons.RENAMED.get(values["reason"], values["reason"])
+        try:
+            return cls(**values)
+        except reasons.UnknownReason:
+            rej = object.__new__(cls)
+            for k, v in values.items():
+                object.__setattr__(rej, k, v)
+            return rej
+
+
+def format_reason_counts(counts: Mapping[str, int]) -> str:
+    """``"3 too_short, 1 unreadable_audio"``: how every summary shows counts by reason,
+    most first, ties by name (so the line is the same on every run)."""
+    return ", ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
 Result = Union[Utterance, Rejection]

@@ -6,7 +6,8 @@
 - ``quantizers``: factorized VQ (semantic) and residual FSQ (global)
 - ``ecapa``, ``perceiver``, ``speaker_encoder``: the global-token branch
 - ``wave_generator``: the vocoder
-- ``model``: ``BiCodec``; ``config``: official values and YAML; ``checkpoint``: folder layout, strict loading
+- ``model``: ``BiCodec``; ``config``: official values and YAML; ``checkpoint``: strict loading
+  (the folder's layout is ``spark_tokenize.layout``)
 """
 
 from .config import OFFICIAL_BICODEC_CONFIG, OFFICIAL_TOKENIZER_CONFIG, official_config

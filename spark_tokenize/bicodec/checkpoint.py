@@ -1,65 +1,22 @@
-"""The Spark-TTS model folder and strict loading of ``BiCodec/model.safetensors``.
+"""Strict loading of ``BiCodec/model.safetensors`` from a Spark-TTS model folder.
 
-Layout (as published in SparkAudio/Spark-TTS-0.5B; ``LLM/`` is not needed here)::
-
-    MODEL_DIR/config.yaml
-    MODEL_DIR/BiCodec/config.yaml
-    MODEL_DIR/BiCodec/model.safetensors
-    MODEL_DIR/wav2vec2-large-xlsr-53/{config.json, preprocessor_config.json,
-                                      model.safetensors | pytorch_model.bin}
+The folder's layout is :mod:`spark_tokenize.layout` (``ModelLayout`` is re-exported here).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
 import torch
 
 from ..errors import TokenizerError
+from ..layout import ModelLayout  # noqa: F401 - re-exported: the folder the loader reads
 from .config import load_bicodec_config
 from .model import BiCodec
 
-BICODEC_SUBDIR = "BiCodec"
-WAV2VEC2_SUBDIR = "wav2vec2-large-xlsr-53"
 #: Buffers of torchaudio's MelSpectrogram; absent from the published checkpoint.
 TORCHAUDIO_MEL_BUFFERS = ("mel_transformer.spectrogram.window", "mel_transformer.mel_scale.fb")
-
-
-@dataclass(frozen=True)
-class ModelLayout:
-    root: Path
-
-    @property
-    def tokenizer_config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def bicodec_config(self) -> Path:
-        return self.root / BICODEC_SUBDIR / "config.yaml"
-
-    @property
-    def bicodec_weights(self) -> Path:
-        return self.root / BICODEC_SUBDIR / "model.safetensors"
-
-    @property
-    def wav2vec2_dir(self) -> Path:
-        return self.root / WAV2VEC2_SUBDIR
-
-    def check(self) -> "ModelLayout":
-        """Fail with the first missing piece, before anything is loaded."""
-        if not self.root.is_dir():
-            what = "is a file, not a model folder" if self.root.exists() else "model folder not found"
-            raise TokenizerError(f"{self.root}: {what}")
-        for p in (self.tokenizer_config, self.bicodec_config, self.bicodec_weights,
-                  self.wav2vec2_dir / "config.json"):
-            if not p.is_file():
-                raise TokenizerError(f"model folder {self.root} lacks {p.relative_to(self.root)}")
-        if not any((self.wav2vec2_dir / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
-            raise TokenizerError(
-                f"model folder {self.root} lacks {WAV2VEC2_SUBDIR}/model.safetensors or pytorch_model.bin")
-        return self
 
 
 def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor],

@@ -84,21 +84,21 @@ def speech_bounds(audio: np.ndarray, sr: int, window_s: float = TRIM_WINDOW_S,
     Windows of ``window_s`` at a hop of a tenth of that; the first and last windows
     whose RMS reaches ``threshold`` are kept with ``margin_windows`` windows of margin.
     As in the release, ``end`` is the *start* of the last loud window plus the margin.
-    Raises AudioError("too_short") for clips shorter than one window and
-    AudioError("silent") when no window reaches the threshold.
+    Raises AudioError("audio_too_short") for clips shorter than one window and
+    AudioError("silent_audio") when no window reaches the threshold.
     """
     win = int(window_s * sr)
     hop = win // 10
     margin = margin_windows * win
     if audio.shape[0] < win:
-        raise AudioError("too_short", f"clip shorter than one {window_s:g} s trimming window")
+        raise AudioError("audio_too_short", f"clip shorter than one {window_s:g} s trimming window")
     # Running sums give every window's energy in O(n) without a (windows x win) array.
     csum = np.concatenate(([0.0], np.cumsum(audio * audio)))
     starts = np.arange(0, audio.shape[0] - win + 1, hop)
     energy = np.sqrt(np.maximum(csum[starts + win] - csum[starts], 0.0) / win)
     loud = energy >= threshold
     if not loud.any():
-        raise AudioError("silent", "no speech found: every window is below the RMS threshold")
+        raise AudioError("silent_audio", "no speech found: every window is below the RMS threshold")
     first = int(np.argmax(loud))
     last = int(loud.shape[0] - 1 - np.argmax(loud[::-1]))
     start = max(0, first * hop - margin)
@@ -171,7 +171,7 @@ def prepare_array(audio: np.ndarray, sr: int, target_sr: int = TARGET_SR,
 def _analyse(raw: np.ndarray, source_sr: int, sr: int, channels: int, has: str, contains: str) -> FrontEnd:
     """The checks and steps shared by files and arrays; ``has``/``contains`` start the messages."""
     if raw.shape[0] == 0:
-        raise AudioError("empty_audio", f"{has} no samples")
+        raise AudioError("no_audio_samples", f"{has} no samples")
     if not np.all(np.isfinite(raw)):
         raise AudioError("non_finite_samples", f"{contains} NaN or infinite samples")
     clipped = clipping_ratio(raw)

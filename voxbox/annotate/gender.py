@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, read_json_file
 from voxbox.record import GENDERS, PREDICTED, Utterance
 from voxbox.annotate.features import FEATURE_NAMES
 
@@ -102,12 +102,7 @@ class GenderModel:
     @classmethod
     def load(cls, path: Union[str, Path] = "f0") -> "GenderModel":
         p = builtin_model_path(path) if path in BUILTIN_MODELS else Path(path)
-        if not p.exists():
-            raise VoxboxError(f"{p}: gender model not found")
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise VoxboxError(f"{p}: not a gender model ({e.msg})") from None
+        data = read_json_file(p, "gender model")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise VoxboxError(f"{p}: not a voxbox gender model (format {FORMAT} expected)")
         unknown = [f for f in data["features"] if f not in FEATURE_NAMES]

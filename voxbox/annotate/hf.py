@@ -14,13 +14,12 @@ null field with the reason ``unmapped_model_label``, never a guess.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, read_json_file
 from voxbox.record import AGE_GROUPS, EMOTIONS, GENDERS
 
 TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "emotion": EMOTIONS}
@@ -50,12 +49,7 @@ def parse_label_map(spec: Optional[str]) -> Dict[str, str]:
         return {}
     p = Path(spec)
     if p.suffix == ".json" or p.is_file():
-        if not p.is_file():
-            raise VoxboxError(f"{spec}: label-map file not found")
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise VoxboxError(f"{spec}: label map is not valid JSON ({e.msg})") from None
+        data = read_json_file(p, "label-map file")
         if not isinstance(data, dict):
             raise VoxboxError(f"{spec}: label map must be a JSON object")
         return {str(k): str(v) for k, v in data.items()}

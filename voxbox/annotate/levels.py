@@ -25,14 +25,13 @@ file lacks) gets no level; the caller records the reason.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, read_json_file
 from voxbox.record import LEVELS
 
 PITCH_PERCENTILES = (5, 20, 70, 90)
@@ -41,7 +40,6 @@ ALL_PERCENTILES = (5, 20, 70, 80, 90, 95)
 ATTRIBUTES = ("pitch", "speed", "pitch_std", "loudness")
 PERCENTILES_OF = {"pitch": PITCH_PERCENTILES, "speed": SPREAD_PERCENTILES,
                   "pitch_std": SPREAD_PERCENTILES, "loudness": SPREAD_PERCENTILES}
-GROUP_BY = {"pitch": "gender", "speed": "language", "pitch_std": "gender", "loudness": "all"}
 
 # VoxBox's boundaries (SparkVox statistic_percentile.jsonl; spec 3.6).
 VOXBOX_BOUNDARIES: dict = {
@@ -115,12 +113,7 @@ class Boundaries:
         if path is None:
             return cls()
         p = Path(path)
-        if not p.exists():
-            raise VoxboxError(f"{p}: boundaries file not found")
-        try:
-            table = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise VoxboxError(f"{p}: not valid JSON ({e.msg})") from None
+        table = read_json_file(p, "boundaries file")
         if not isinstance(table, dict) or not any(a in table for a in ATTRIBUTES):
             raise VoxboxError(f"{p}: not a boundaries file (expected keys {', '.join(ATTRIBUTES)})")
         return cls(table)

@@ -26,16 +26,6 @@ import numpy as np
 FLOOR_DB = -100.0
 
 
-def rms_dbfs(x: np.ndarray) -> float:
-    """RMS level in dBFS; -100 for an all-zero or empty signal."""
-    if x.shape[0] == 0:
-        return FLOOR_DB
-    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
-    if rms <= 0:
-        return FLOOR_DB
-    return max(20.0 * math.log10(rms), FLOOR_DB)
-
-
 # K-weighting filters, designed for any rate so that at 48 kHz they reproduce the
 # coefficients printed in ITU-R BS.1770-4 (Table 1 and 2).
 _SHELF = dict(gain_db=3.999843853973347, q=0.7071752369554196, fc=1681.974450955533)

@@ -97,7 +97,3 @@ def pitch_stats(f0: np.ndarray) -> Tuple[float, float, int]:
     # A flat track has no spread; the release returned the raw values, whose std is 0 too.
     norm = voiced if hi == lo else (voiced - lo) / (hi - lo)
     return mean, float(np.std(norm)), int(voiced.size)
-
-
-def pitch_mean_std(audio: np.ndarray, sr: int, backend: str = "world") -> Tuple[float, float, int]:
-    return pitch_stats(f0_track(audio, sr, backend))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance
+from voxbox.record import Rejection, Utterance, audio_seconds
 from voxbox.manifest import ManifestWriter, RejectsWriter, count_manifest, open_manifest, read_manifest, rejects_path
 
 _WORKER: Dict[str, Any] = {}
@@ -117,8 +117,9 @@ def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int
             writer.write(res)
             if votable(res):
                 tally.add(speaker_key(res.corpus, res.speaker), res.gender_clip, res.gender_clip_confidence)
-            audio_s += res.duration or 0.0
-            bar.update(1, audio_seconds=res.duration or 0.0)
+            secs = audio_seconds(res)
+            audio_s += secs
+            bar.update(1, audio_seconds=secs)
         if rejects.count and not writer.count:
             # Raising inside the writer's block keeps the empty manifest from being written;
             # the rejects file stays, with a reason per record.

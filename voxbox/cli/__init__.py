@@ -34,7 +34,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "corpora", "download", "prepare", "annotate", "levels", "train_gender", "train_age", "train_emotion",
     "speakers", "dedup", "tokenize", "detokenize", "build", "validate", "report", "publish", "fetch_model",
-    "synth", "export",
+    "synth", "export", "reasons",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}

@@ -80,7 +80,7 @@ def build_command(
     from voxbox.cli import command_line
     from voxbox.build.run import build, check_out_dir, corpus_source, load_pipeline, manifest_source
     from voxbox.errors import VoxboxError
-    from voxbox.shards.writer import format_summary
+    from voxbox.shards.writer import format_build_summary
 
     if (corpus is None) == (manifest is None):
         raise VoxboxError("give exactly one of --corpus or --manifest")
@@ -104,7 +104,7 @@ def build_command(
         raise VoxboxError("--dedup-priority needs --dedup REPORT")
     index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers, force=force,
                   ray_address=ray_address, command=command_line(), log=_echo)
-    typer.echo(format_summary(index))
+    typer.echo(format_build_summary(index))
     typer.echo(f"built {out}")
 
 

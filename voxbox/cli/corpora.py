@@ -24,11 +24,14 @@ def corpora(
 
     if name is None:
         cat = load_catalog()
-        rows = [("name", "languages", "license", "sr", "labels", "download", "subsets")]
+        rows = [("name", "languages", "license", "access", "voxbox subset", "voxbox h", "sr", "labels",
+                 "download", "subsets")]
         for e in sorted(cat.values(), key=lambda e: e.name):
             labels = ",".join(k for k, v in e.native_labels.items()
                               if k in ("gender", "age", "emotion") and not v.startswith("none"))
-            rows.append((e.name, ",".join(e.languages), _clip(e.license.split(" (")[0], 28),
+            rows.append((e.name, ",".join(e.languages), _clip(e.license.split(" (")[0], 28), e.access,
+                         _clip(e.voxbox_subset or "-", 24),
+                         f"{e.voxbox_hours:,.2f}" if e.voxbox_hours else "-",
                          str(e.sample_rate or "?"), labels or "-",
                          "yes" if e.archives else "manual", _clip(",".join(e.subsets), 40) or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -49,7 +52,10 @@ def corpora(
         typer.echo(f"  homepage:    {e.homepage}")
         typer.echo(f"  sample rate: {e.sample_rate or '?'} Hz, {e.audio_format}")
         if e.voxbox_subset:
-            typer.echo(f"  in VoxBox:   {e.voxbox_subset}")
+            hours = f", {e.voxbox_hours:,.2f} h" if e.voxbox_hours else ""
+            typer.echo(f"  in VoxBox:   {e.voxbox_subset}{hours}")
+        typer.echo(f"  access:      {e.access}" + ("" if e.access == "open" else
+                                                   " (obtain it as below, then pass its folder with --root)"))
         typer.echo("  native labels:")
         for k, v in e.native_labels.items():
             typer.echo(f"    {k}: {v}")
@@ -64,6 +70,9 @@ def corpora(
             typer.echo(f"  download:    manual: {e.download_notes or 'no public archive'}")
         if e.notes:
             typer.echo(f"  notes:       {e.notes}")
+    if key in load_catalog() and key not in recipe_names():
+        typer.echo("  recipe:      none yet (see notes)")
+        return
     cls = recipe_class(key)
     if key not in load_catalog():
         typer.echo(f"{key}: {((cls.__doc__ or '').strip().splitlines() or ['(no description)'])[0]}")

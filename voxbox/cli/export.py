@@ -30,12 +30,12 @@ def export_sparktts_cmd(
 
     Two examples per record with tokens: zero-shot TTS, and controllable TTS with the pitch/speed value chain. Skipped records are counted by reason.
     """
-    from voxbox.sparktts.export import export_sparktts, format_summary
+    from voxbox.sparktts.export import export_sparktts, format_export_summary
 
     summary = export_sparktts(dataset, out, fmt=fmt, tasks=[t.strip() for t in tasks.split(",") if t.strip()],
                               tokenizer_dir=tokenizer, shard_size=shard_size, overwrite=overwrite,
                               boundaries=boundaries, max_tokens=max_tokens)
-    typer.echo(format_summary(summary))
+    typer.echo(format_export_summary(summary))
     typer.echo(f"summary: {out / 'summary.json'}")
 
 

@@ -10,12 +10,12 @@ report (:mod:`voxbox.release.report`) and publish.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from voxbox.annotate.levels import VOXBOX_BOUNDARIES, Boundaries, pitch_mel
 from voxbox.record import Rejection, Utterance
 
 # Histogram grids. Pitch is binned in Mel because that is where VoxBox draws its level
@@ -32,44 +32,26 @@ SEMANTIC_TOKENS_PER_SECOND = 50.0
 GLOBAL_TOKENS_PER_UTTERANCE = 32
 ODD_PER_KIND = 5
 
-# VoxBox's published boundaries (spec voxbox.md 3.6): b1..b4 for the five levels.
-# Used when voxbox.annotate.levels does not provide its own table.
-_FALLBACK_BOUNDARIES = {
-    "pitch": {"male": (144.275, 163.172, 211.044, 249.549), "female": (224.325, 257.532, 313.213, 352.569)},
-    "speed": {"zh": (2.677, 3.540, 5.166, 6.072), "en": (2.553, 3.306, 4.720, 5.464)},
-}
-
-
-def hz_to_mel(f: float) -> float:
-    return min(max(2595.0 * math.log10(1.0 + f / 700.0), 0.0), PITCH_MEL_MAX)
-
-
-def mel_to_hz(m: float) -> float:
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-
 def level_boundaries(pipeline: Optional[dict] = None) -> Dict[str, Dict[str, Tuple[float, ...]]]:
     """``{"pitch": {gender: (b1..b4 in Mel)}, "speed": {language: (b1..b4 in SPS)}}``.
 
-    The annotator's table (:mod:`voxbox.annotate.levels`): the boundaries file named by
-    the pipeline's annotate stage when it has one and it still exists, else VoxBox's
-    published numbers.
+    The annotator's table (:mod:`voxbox.annotate.levels`): VoxBox's published numbers,
+    overlaid with the boundaries file named by the pipeline's annotate stage when it has
+    one and it still exists.
     """
-    table = None
+    tables = [VOXBOX_BOUNDARIES]
     try:
-        from voxbox.annotate.levels import VOXBOX_BOUNDARIES, Boundaries
-
-        table = VOXBOX_BOUNDARIES
         path = _pipeline_boundaries_path(pipeline)
         if path is not None and Path(path).is_file():
-            table = Boundaries.load(path).table
+            tables.append(Boundaries.load(path).table)
     except Exception:  # noqa: BLE001 - a report must not fail over a boundaries file
-        table = table or _FALLBACK_BOUNDARIES
+        pass
     out = {}
     for kind in ("pitch", "speed"):
-        groups = dict(_FALLBACK_BOUNDARIES[kind])
-        for group, bounds in ((table or {}).get(kind) or {}).items():
-            groups[group] = tuple(float(b) for b in bounds)
+        groups = {}
+        for table in tables:
+            for group, bounds in (table.get(kind) or {}).items():
+                groups[group] = tuple(float(b) for b in bounds)
         out[kind] = groups
     return out
 
@@ -175,7 +157,9 @@ class DatasetStats:
 
     # -- gathering ---------------------------------------------------------------------
     def add(self, rec: Utterance, boundaries: Optional[dict] = None) -> None:
-        boundaries = boundaries or _FALLBACK_BOUNDARIES
+        if not boundaries:
+            # Compared with VoxBox's published boundaries unless told otherwise.
+            boundaries = self.boundaries = self.boundaries or level_boundaries()
         dur = float(rec.duration) if rec.duration is not None else 0.0
         self.records += 1
         self.seconds += dur
@@ -196,7 +180,7 @@ class DatasetStats:
             self.duration_hist.add(dur)
         if rec.pitch is not None and rec.pitch > 0:
             g = rec.gender or "unknown"
-            self.pitch_hist.setdefault(g, _Hist(PITCH_MEL_MAX, PITCH_BIN)).add(hz_to_mel(rec.pitch))
+            self.pitch_hist.setdefault(g, _Hist(PITCH_MEL_MAX, PITCH_BIN)).add(pitch_mel(rec.pitch))
         if rec.speed is not None:
             lang = rec.language or "unknown"
             self.speed_hist.setdefault(lang, _Hist(SPEED_MAX, SPEED_BIN)).add(min(float(rec.speed), SPEED_MAX))
@@ -237,7 +221,7 @@ class DatasetStats:
             self._push("shortest", -dur, f"{dur:.2f} s long", rec)
         if rec.pitch is not None and rec.pitch > 0 and rec.gender in boundaries["pitch"]:
             b1, _b2, _b3, b4 = boundaries["pitch"][rec.gender]
-            mel = hz_to_mel(rec.pitch)
+            mel = pitch_mel(rec.pitch)
             # Distance outside the gender's very_low..very_high band, in band widths.
             out = max(b1 - mel, mel - b4, 0.0) / max(b4 - b1, 1e-9)
             if out > 0:

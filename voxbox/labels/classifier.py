@@ -121,14 +121,9 @@ class LabelModel:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "LabelModel":
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise VoxboxError(f"{p}: label model not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise VoxboxError(f"{p}: not a label model ({e})") from None
-        return cls.from_dict(data, str(p))
+        from voxbox.errors import read_json_file
+
+        return cls.from_dict(read_json_file(path, "label model"), str(path))
 
 
 def is_label_model(path: Union[str, Path]) -> bool:

@@ -24,7 +24,6 @@ the keeper's index. ``voxbox build --dedup REPORT`` sends them to the rejects as
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -252,13 +251,10 @@ def _path_evidence(groups: _Groups, members: List[int], i: int) -> dict:
 # Using a report
 # ----------------------------------------------------------------------------------
 def load_report(path: Union[str, Path]) -> dict:
+    from voxbox.errors import read_json_file
+
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VoxboxError(f"{p}: dedup report not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise VoxboxError(f"{p}: not a dedup report ({e})") from None
+    data = read_json_file(p, "dedup report")
     if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
         raise VoxboxError(f"{p}: not a voxbox dedup report (format {REPORT_FORMAT} expected)")
     return data

@@ -46,7 +46,7 @@ def records(path: Union[str, Path]) -> Iterator[Utterance]:
 
 def records_with_audio(path: Union[str, Path]) -> Iterator[Tuple[Utterance, AudioLoader]]:
     """(record, loader) pairs; a built folder's audio comes from its shards."""
-    from voxbox.annotate.frontend import AudioError, read_audio
+    from voxbox.annotate.frontend import read_audio
 
     if is_built_folder(path):
         from voxbox.dataset.reader import open_dataset

@@ -193,7 +193,9 @@ def predict_speakers(src, out, threshold: float = DEFAULT_THRESHOLD, relabel_all
                     {"embedding": to_float16_list(vec), "embedding_model": emb.encoder.name}
                     if vec is not None and rec.embedding is None else {}))
             elif pos in emb.failed:
-                rec = rec.replace(null_reasons={**(rec.null_reasons or {}), "speaker": emb.failed[pos]})
+                reasons = dict(rec.null_reasons or {})
+                reasons["speaker"] = "no_embedding"
+                rec = rec.replace(null_reasons=reasons)
             writer.write(rec)
         total = writer.count
     return {"records": total, "clustered": len(assigned), "failed": len(emb.failed),

@@ -40,6 +40,7 @@ from voxbox.record import AGE_GROUPS, EMOTIONS, GENDERS, PREDICTED, Utterance
 
 CLASS_ORDER = {"gender": GENDERS, "age": AGE_GROUPS, "emotion": EMOTIONS}
 MIN_CLASS_CLIPS = 5        # a class with fewer labelled clips is left out (and said so)
+NO_LABEL = {"gender": "no_gender_label", "age": "no_age_label", "emotion": "no_emotion_label"}
 
 
 def label_of(rec: Utterance, task: str) -> Optional[str]:
@@ -132,7 +133,8 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
             for rec in src.records():
                 label = label_of(rec, task)
                 if label is None:
-                    skipped[f"no_{task}_label"] = skipped.get(f"no_{task}_label", 0) + 1
+                    code = NO_LABEL[task]
+                    skipped[code] = skipped.get(code, 0) + 1
                     continue
                 try:
                     fe = front_end(rec.audio_path)

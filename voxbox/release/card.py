@@ -359,12 +359,3 @@ def split_front_matter(text: str) -> Tuple[dict, str]:
     if not isinstance(meta, dict):
         raise ValueError("card's YAML front matter is not a mapping")
     return meta, text[end + 5:]
-
-
-def dataset_card(dataset_dir, repo_id: Optional[str] = None, progress: bool = True) -> str:
-    """Card text for a built folder (one pass over its records)."""
-    from voxbox.dataset.reader import open_dataset
-    from voxbox.dataset.stats import collect_stats
-
-    ds = open_dataset(dataset_dir)
-    return render_card(ds, collect_stats(ds, progress=progress), repo_id=repo_id)

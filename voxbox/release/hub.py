@@ -15,30 +15,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
+from spark_tokenize.layout import MODEL_FILES, TOKENIZER_PARTS, ModelLayout
 from voxbox.errors import VoxboxError
 
 DEFAULT_MODEL_REPO = "SparkAudio/Spark-TTS-0.5B"
-
-# The official Spark-TTS-0.5B layout: what must be present, per part, for the
-# tokenizer (BiCodec + wav2vec2) and for synthesis (LLM). Alternatives are "a|b".
-MODEL_LAYOUT: Dict[str, Tuple[str, ...]] = {
-    "config.yaml": ("config.yaml",),
-    "BiCodec/": ("BiCodec/config.yaml", "BiCodec/model.safetensors"),
-    "wav2vec2-large-xlsr-53/": (
-        "wav2vec2-large-xlsr-53/config.json",
-        "wav2vec2-large-xlsr-53/preprocessor_config.json",
-        "wav2vec2-large-xlsr-53/pytorch_model.bin|wav2vec2-large-xlsr-53/model.safetensors",
-    ),
-    "LLM/": (
-        "LLM/config.json",
-        "LLM/model.safetensors|LLM/model.safetensors.index.json",
-        "LLM/tokenizer.json|LLM/vocab.json",
-        "LLM/tokenizer_config.json",
-    ),
-}
-TOKENIZER_PARTS = ("config.yaml", "BiCodec/", "wav2vec2-large-xlsr-53/")
 
 
 def resolve_token(token: Optional[str] = None) -> Optional[str]:
@@ -202,16 +184,9 @@ def check_user(api, *, endpoint: str, token: Optional[str]) -> str:
 # fetch-model
 # ------------------------------------------------------------------------------------
 
-def missing_model_files(model_dir: Union[str, Path], parts: Sequence[str] = tuple(MODEL_LAYOUT)) -> List[str]:
+def missing_model_files(model_dir: Union[str, Path], parts: Sequence[str] = tuple(MODEL_FILES)) -> List[str]:
     """Files of the official layout that ``model_dir`` lacks (empty when complete)."""
-    model_dir = Path(model_dir)
-    missing = []
-    for part in parts:
-        for spec in MODEL_LAYOUT[part]:
-            options = spec.split("|")
-            if not any((model_dir / o).is_file() for o in options):
-                missing.append(" or ".join(options))
-    return missing
+    return ModelLayout(Path(model_dir)).missing(parts)
 
 
 def fetch_model(repo_id: str = DEFAULT_MODEL_REPO, dest: Union[str, Path] = "pretrained_models/Spark-TTS-0.5B",
@@ -231,7 +206,7 @@ def fetch_model(repo_id: str = DEFAULT_MODEL_REPO, dest: Union[str, Path] = "pre
     _check_online(url)
     token = resolve_token(token)
     dest = Path(dest)
-    parts = TOKENIZER_PARTS if tokenizer_only else tuple(MODEL_LAYOUT)
+    parts = TOKENIZER_PARTS if tokenizer_only else tuple(MODEL_FILES)
     ignore = ["LLM/*"] if tokenizer_only else None
     try:
         dest.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ Public API:
 
 from voxbox.shards.encode import AUDIO_FORMATS, EncodedSample, encode_record
 from voxbox.shards.writer import (DEFAULT_SHARD_MB, DEFAULT_SHARD_RECORDS, FORMATS, ShardCommitter, check_formats,
-                     estimate_bytes, finish, format_summary, plan_shards, write_dataset)
+                     estimate_bytes, finish, format_build_summary, plan_shards, write_dataset)
 
 __all__ = [
     "AUDIO_FORMATS", "DEFAULT_SHARD_MB", "DEFAULT_SHARD_RECORDS", "EncodedSample", "FORMATS",
-    "ShardCommitter", "check_formats", "encode_record", "estimate_bytes", "finish", "format_summary",
+    "ShardCommitter", "check_formats", "encode_record", "estimate_bytes", "finish", "format_build_summary",
     "plan_shards", "write_dataset",
 ]

@@ -65,9 +65,9 @@ def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shar
         else:
             raise ValueError(f"unknown audio format {audio_format!r} (use one of {', '.join(AUDIO_FORMATS)})")
     except FileNotFoundError:
-        return Rejection(stage=stage, path=rec.source_path or str(path), reason="audio_missing", index=rec.index)
+        return Rejection(stage=stage, path=rec.source_path or str(path), reason="missing_audio", index=rec.index)
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad input, not a crash
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return Rejection(stage=stage, path=rec.source_path or str(path), reason="audio_unreadable",
+        return Rejection(stage=stage, path=rec.source_path or str(path), reason="unreadable_audio",
                          index=rec.index, detail=msg[:300])
     return EncodedSample(rec, data, ext)

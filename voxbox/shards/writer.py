@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance
+from voxbox.record import Rejection, Utterance, audio_seconds, format_reason_counts
 from voxbox.shards import index as ix
 from voxbox.shards.encode import AUDIO_FORMATS, EncodedSample
 from voxbox.shards.parquet import ParquetShardWriter
@@ -74,12 +74,6 @@ def plan_shards(items: Iterable[Tuple[str, int]], shard_mb: float = DEFAULT_SHAR
     if cur:
         shards.append(cur)
     return shards
-
-
-def audio_seconds(rec: Utterance) -> float:
-    if rec.num_samples and rec.sample_rate:
-        return rec.num_samples / rec.sample_rate
-    return float(rec.duration or 0.0)
 
 
 class ShardCommitter:
@@ -185,15 +179,14 @@ def summarize(shard_entries: Sequence[dict], rejects_by_reason: Dict[str, int]) 
     return {f: dict(sorted(c.items())) for f, c in sorted(counts.items())}
 
 
-def format_summary(index: dict) -> str:
+def format_build_summary(index: dict) -> str:
     """Human-readable final summary of a built folder's index."""
     t = index["totals"]
     lines = [f"{t['records']} records, {t['hours']:.3f} h of audio in {t['shards']} shard(s) "
              f"({', '.join(index['formats'])}, audio {index['audio_format']})"]
     rej = index["rejects"]
     if rej["count"]:
-        lines.append(f"{rej['count']} rejected: " + ", ".join(f"{n} {r}" for r, n in
-                                                              sorted(rej["by_reason"].items(), key=lambda x: -x[1])))
+        lines.append(f"{rej['count']} rejected: {format_reason_counts(rej['by_reason'])}")
     else:
         lines.append("0 rejected")
     for field in ("gender", "age", "emotion", "pitch_level", "speed_level"):

@@ -53,10 +53,6 @@ class Archive:
             raise VoxboxError(f"archive URL has no file name: {self.url}")
         return name
 
-    @property
-    def checksum_pair(self) -> Optional[Tuple[str, str]]:
-        return parse_checksum(self.checksum) if self.checksum else None
-
     def resolved_url(self, mirror: Optional[str] = None) -> str:
         return apply_mirror(self.url, mirror)
 
@@ -77,6 +73,8 @@ class CorpusEntry:
     layout: Optional[str] = None
     notes: Optional[str] = None
     source_file: Optional[str] = None
+    voxbox_hours: Optional[float] = None  # the corpus's hours in VoxBox (README tables)
+    access: str = "open"                  # open | gated (click-through) | restricted (licence/registration)
 
     @property
     def subsets(self) -> List[str]:
@@ -153,8 +151,19 @@ def _entry_from_yaml(data: dict, source: Path) -> CorpusEntry:
         native_labels={str(k): str(v) for k, v in (data.get("native_labels") or {}).items()},
         archives=tuple(archives), voxbox_subset=data.get("voxbox_subset"),
         download_notes=data.get("download_notes"), layout=data.get("layout"), notes=data.get("notes"),
-        source_file=str(source),
+        source_file=str(source), voxbox_hours=data.get("voxbox_hours"),
+        access=_access(data.get("access"), source),
     )
+
+
+ACCESS = ("open", "gated", "restricted")
+
+
+def _access(value, source: Path) -> str:
+    value = str(value or "open")
+    if value not in ACCESS:
+        raise VoxboxError(f"{source}: access must be one of {', '.join(ACCESS)}, got {value!r}")
+    return value
 
 
 def load_catalog() -> Dict[str, CorpusEntry]:

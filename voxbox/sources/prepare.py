@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Utterance
+from voxbox.record import Utterance, audio_seconds, format_reason_counts
 from voxbox.manifest import ManifestWriter, RejectsWriter, rejects_path
 from voxbox.sources.corpora import get_recipe
 
@@ -27,12 +27,11 @@ class PrepareSummary:
         hours = self.audio_seconds / 3600.0
         text = f"{self.corpus}: {self.records} records ({hours:.2f} h) -> {self.manifest}; "
         if self.rejected:
-            reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.by_reason.items(), key=lambda x: (-x[1], x[0])))
-            text += f"{self.rejected} rejected ({reasons}) -> {self.rejects}"
+            text += f"{self.rejected} rejected ({format_reason_counts(self.by_reason)}) -> {self.rejects}"
         else:
             text += "0 rejected"
         if self.skipped:
-            text += "; skipped by option: " + ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items()))
+            text += "; skipped by option: " + format_reason_counts(self.skipped)
         return text
 
 
@@ -51,7 +50,7 @@ def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
         for res in recipe.prepare(root, subsets, workers=workers, ignore=ignore):
             if isinstance(res, Utterance):
                 writer.write(res)
-                secs = res.num_samples / res.sample_rate
+                secs = audio_seconds(res)
                 summary.records += 1
                 summary.audio_seconds += secs
                 bar.update(1, audio_seconds=secs)
@@ -64,9 +63,8 @@ def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
             # An empty manifest is never what was wanted (wrong --root, corpus or subset, or
             # every file unusable); raising here also keeps it from being written.
             raise VoxboxError(f"{recipe.name}: no usable recordings under {root}" + (
-                f" ({summary.rejected} rejected: " + ", ".join(
-                    f"{n} {r}" for r, n in sorted(summary.by_reason.items(), key=lambda x: -x[1]))
-                + f"; reasons per file in {summary.rejects})" if summary.rejected else "")
+                f" ({summary.rejected} rejected: {format_reason_counts(summary.by_reason)}"
+                f"; reasons per file in {summary.rejects})" if summary.rejected else "")
                 + ("; a clip needs a sidecar .txt or a -o metadata=FILE row (`voxbox corpora folder`)"
                    if recipe.name == "folder" else
                    f"; is --root a copy of {recipe.name}? (`voxbox corpora {recipe.name}` shows the layout)"))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Utterance
+from voxbox.record import Utterance, audio_seconds, format_reason_counts
 
 TASKS = ("tts", "controllable_tts")
 FORMATS = ("jsonl", "parquet")
@@ -36,8 +36,8 @@ MAX_SPEED = 10.0  # SparkVox drops clips above 10 syllables/s
 _SHARD_RE = re.compile(r"^sparktts-[A-Za-z0-9_.-]+-\d{6}\.(jsonl|parquet)(\.partial)?$")
 
 
-class Skip(Exception):
-    """A record cannot give the example; ``args[0]`` is the reason code."""
+class NoExample(Exception):
+    """A record gives no example for a task (counted as skipped); ``args[0]`` is the reason code."""
 
 
 @dataclass
@@ -68,19 +68,19 @@ def _tokens(rec: Utterance) -> Tuple[List[int], List[int]]:
     from spark_tokenize import prompts as P
 
     if not rec.global_tokens or not rec.semantic_tokens:
-        raise Skip("no_tokens")
+        raise NoExample("no_tokens")
     if len(rec.global_tokens) != P.N_GLOBAL_TOKENS:
-        raise Skip("bad_global_tokens")
+        raise NoExample("bad_global_tokens")
     glob = [int(t) for t in rec.global_tokens]
     sem = [int(t) for t in rec.semantic_tokens]
     if min(glob) < 0 or max(glob) >= P.GLOBAL_CODEBOOK or min(sem) < 0 or max(sem) >= P.SEMANTIC_CODEBOOK:
-        raise Skip("token_out_of_range")
+        raise NoExample("token_out_of_range")
     return glob, sem
 
 
 def _text(rec: Utterance) -> str:
     if rec.text is None or not rec.text.strip():
-        raise Skip("no_text")
+        raise NoExample("no_text")
     return rec.text
 
 
@@ -94,11 +94,11 @@ def _speed(rec: Utterance) -> Optional[float]:
 def _check_speed(rec: Utterance) -> None:
     speed = _speed(rec)
     if speed is not None and speed > MAX_SPEED:
-        raise Skip("speed_over_10")
+        raise NoExample("speed_over_10")
 
 
 def tts_example(rec: Utterance) -> Tuple[str, str]:
-    """(prompt, target) of the zero-shot TTS example; raises Skip(reason)."""
+    """(prompt, target) of the zero-shot TTS example; raises NoExample(reason)."""
     from spark_tokenize import prompts as P
 
     text = _text(rec)
@@ -119,10 +119,10 @@ def control_attributes(rec: Utterance, boundaries=None) -> Tuple[str, str, str, 
 
     gender = (rec.gender or "").lower()
     if gender not in P.GENDER_MAP:
-        raise Skip("no_gender")
+        raise NoExample("no_gender")
     speed = _speed(rec)
     if speed is not None and speed > MAX_SPEED:
-        raise Skip("speed_over_10")
+        raise NoExample("speed_over_10")
     pitch_level, speed_level = rec.pitch_level, rec.speed_level
     pitch_value, speed_value = rec.pitch_value, rec.speed_value
     if boundaries is None and (pitch_level is None or pitch_value is None or speed_level is None
@@ -132,14 +132,14 @@ def control_attributes(rec: Utterance, boundaries=None) -> Tuple[str, str, str, 
         boundaries = Boundaries()
     if pitch_level is None or pitch_value is None:
         if rec.pitch is None or (isinstance(rec.pitch, float) and math.isnan(rec.pitch)):
-            raise Skip("no_pitch")
+            raise NoExample("no_pitch")
         pitch_level, pitch_value = _derive_pitch(rec.pitch, gender, boundaries)
     if speed_level is None or speed_value is None:
         if speed is None:
-            raise Skip("no_speed")
+            raise NoExample("no_speed")
         speed_level, speed_value = _derive_speed(speed, rec, boundaries)
     if pitch_level not in P.LEVELS_MAP or speed_level not in P.LEVELS_MAP:
-        raise Skip("bad_level")
+        raise NoExample("bad_level")
     return gender, pitch_level, speed_level, int(pitch_value), int(speed_value)
 
 
@@ -148,7 +148,7 @@ def _derive_pitch(pitch_hz: float, gender: str, boundaries) -> Tuple[str, int]:
 
     bounds = boundaries.bounds("pitch", gender)
     if bounds is None or pitch_hz <= 0:
-        raise Skip("no_pitch")
+        raise NoExample("no_pitch")
     return levels.level(levels.pitch_mel(pitch_hz), bounds), levels.pitch_value(pitch_hz)
 
 
@@ -157,12 +157,12 @@ def _derive_speed(speed: float, rec: Utterance, boundaries) -> Tuple[str, int]:
 
     bounds = boundaries.bounds("speed", levels.speed_group(rec))
     if bounds is None:
-        raise Skip("no_speed_boundaries")
+        raise NoExample("no_speed_boundaries")
     return levels.level(levels.clip_speed(speed), bounds), levels.speed_value(speed)
 
 
 def control_example(rec: Utterance, boundaries=None) -> Tuple[str, str]:
-    """(prompt, target) of the controllable-TTS example; raises Skip(reason)."""
+    """(prompt, target) of the controllable-TTS example; raises NoExample(reason)."""
     from spark_tokenize import prompts as P
 
     text = _text(rec)
@@ -181,7 +181,7 @@ def examples_for(rec: Utterance, tasks: Sequence[str] = TASKS,
                 prompt, target = tts_example(rec)
             else:
                 prompt, target = control_example(rec, boundaries)
-        except Skip as s:
+        except NoExample as s:
             yield task, s.args[0]
             continue
         yield Example(rec.index, rec.split or "train", task, rec.text, prompt, target)
@@ -347,7 +347,7 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
                     series[split] = _ShardSeries(out, split, fmt, shard_size, with_ids)
                 series[split].add(item.row(with_ids))
                 made[item.task] += 1
-            bar.update(1, audio_seconds=float(rec.duration or 0.0))
+            bar.update(1, audio_seconds=audio_seconds(rec))
     files = []
     for split in sorted(series):
         series[split].flush()
@@ -381,12 +381,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         p.unlink()
 
 
-def format_summary(summary: dict) -> str:
+def format_export_summary(summary: dict) -> str:
     """Human-readable lines: examples per task, skips per task and reason, files."""
     lines = [f"{summary['records']} records -> "
              + ", ".join(f"{n} {t}" for t, n in summary["examples"].items())
              + f" examples in {len(summary['files'])} {summary['format']} file(s)"]
     for task, reasons in summary["skipped"].items():
         if reasons:
-            lines.append(f"skipped {task}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+            lines.append(f"skipped {task}: {format_reason_counts(reasons)}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Result, Utterance
+from voxbox.record import Rejection, Result, Utterance, audio_seconds
 from voxbox.manifest import ManifestWriter, RejectsWriter, check_manifest_out, open_manifest, read_manifest, rejects_path
 from voxbox.stages import Stage
 
@@ -130,16 +130,6 @@ def journal_path(out: Union[str, Path]) -> Path:
     return out.with_name(out.name + JOURNAL_SUFFIX)
 
 
-def _audio_seconds(rec: Utterance) -> float:
-    if rec.duration:
-        return float(rec.duration)
-    if rec.num_samples and rec.sample_rate:
-        return rec.num_samples / rec.sample_rate
-    if rec.semantic_tokens:
-        return len(rec.semantic_tokens) * 0.02
-    return 0.0
-
-
 def _read_journal(path: Path, header: dict) -> Tuple[int, int]:
     """Check the journal belongs to this run; drop a torn last line. Returns (entries, bytes kept)."""
     entries, keep = 0, 0
@@ -226,7 +216,7 @@ def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: U
                     lines.append(json.dumps({"rejection": res.to_dict()}, ensure_ascii=False))
                     bar.update(1)
                 else:
-                    secs = _audio_seconds(res)
+                    secs = audio_seconds(res)
                     audio_s += secs
                     lines.append(json.dumps({"record": res.to_dict()}, ensure_ascii=False))
                     bar.update(1, audio_seconds=secs)

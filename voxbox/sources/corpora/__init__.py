@@ -27,6 +27,25 @@ _REGISTRY: Dict[str, str] = {
     "ravdess": "voxbox.sources.corpora.ravdess:RAVDESS",
     "emovdb": "voxbox.sources.corpora.emovdb:EmoVDB",
     "folder": "voxbox.sources.corpora.folder:Folder",
+    # The rest of VoxBox's 29 sources (issue 13).
+    "voxbox": "voxbox.sources.corpora.voxbox:VoxBoxRelease",
+    "m3ed": "voxbox.sources.corpora.m3ed:M3ED",
+    "casia": "voxbox.sources.corpora.casia:CASIA",
+    "emns": "voxbox.sources.corpora.emns:EMNS",
+    "jl_corpus": "voxbox.sources.corpora.jl_corpus:JLCorpus",
+    "mead": "voxbox.sources.corpora.mead:MEAD",
+    "meld": "voxbox.sources.corpora.meld:MELD",
+    "savee": "voxbox.sources.corpora.savee:SAVEE",
+    "tess": "voxbox.sources.corpora.tess:TESS",
+    "iemocap": "voxbox.sources.corpora.iemocap:IEMOCAP",
+    "msp_podcast": "voxbox.sources.corpora.msp_podcast:MSPPodcast",
+    "mer2023": "voxbox.sources.corpora.mer2023:MER2023",
+    "ncssd": "voxbox.sources.corpora.ncssd:NCSSD",
+    "magicdata": "voxbox.sources.corpora.magicdata:MagicData",
+    "dailytalk": "voxbox.sources.corpora.dailytalk:DailyTalk",
+    "expresso": "voxbox.sources.corpora.expresso:Expresso",
+    "emilia": "voxbox.sources.corpora.emilia:Emilia",
+    "wenetspeech4tts": "voxbox.sources.corpora.wenetspeech4tts:WenetSpeech4TTS",
 }
 
 

@@ -58,7 +58,7 @@ class VCTK(Recipe):
                 yield unexplained(p)
                 continue
             if "mic" in m.groupdict() and mic != "both" and m.group("mic") != mic:
-                yield Skip(p, f"other microphone (mic={mic})")
+                yield Skip(p, "other_microphone")
                 continue
             spk, num = m.group("spk"), m.group("num")
             try:
