@@ -203,9 +203,10 @@ class EcapaEncoder:
     def __init__(self, model_dir: str, device: str = "cpu"):
         import torch
 
-        from spark_tokenize.bicodec.checkpoint import ModelLayout, load_bicodec
+        from spark_tokenize.bicodec.checkpoint import load_bicodec
         from spark_tokenize.bicodec.config import load_tokenizer_config
         from spark_tokenize.errors import TokenizerError
+        from spark_tokenize.layout import ModelLayout
 
         try:
             layout = ModelLayout(Path(model_dir)).check()
@@ -238,10 +239,12 @@ def check_encoder_spec(spec: str) -> None:
         resemblyzer_weights()
         return
     if spec.startswith("ecapa:"):
-        folder = Path(spec[len("ecapa:"):])
-        if not (folder / "BiCodec" / "model.safetensors").is_file():
-            raise VoxboxError(f"{folder}: not a Spark-TTS model folder (no BiCodec/model.safetensors) "
-                              "for the ecapa embedding backend")
+        from spark_tokenize.layout import ModelLayout
+
+        layout = ModelLayout(Path(spec[len("ecapa:"):]))
+        if not layout.bicodec_weights.is_file():
+            raise VoxboxError(f"{layout.root}: not a Spark-TTS model folder (no "
+                              f"{layout.bicodec_weights.relative_to(layout.root)}) for the ecapa embedding backend")
         return
     raise VoxboxError(f"unknown embedding model {spec!r}: use 'ge2e' (Resemblyzer's pretrained GE2E) "
                       "or 'ecapa:DIR' (BiCodec's ECAPA x-vector from a Spark-TTS folder)")

@@ -259,8 +259,10 @@ class AnnotateStage(Stage):
         out: Dict[str, Any] = {"gender_clip": None, "gender_clip_confidence": None}
         for task in LABEL_TASKS:
             model, native = self._models.get(task), _native_label(rec, task)
-            run = model is not None and (native is None or (task == "gender" and self.params["check_native"]))
-            label, conf, reason = model.predict(clip) if run else (None, None, "no_label_no_model")
+            label = conf = None
+            reason = "no_label_no_model"
+            if model is not None and (native is None or (task == "gender" and self.params["check_native"])):
+                label, conf, reason = model.predict(clip)
             if task == "gender" and label is not None:
                 out.update(gender_clip=label, gender_clip_confidence=conf)
             if native is not None:
