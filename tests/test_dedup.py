@@ -132,3 +132,16 @@ def test_bad_inputs_are_clear_errors(tmp_path, corpora, capsys):
                  "--dedup", str(tmp_path / "r.json")]) == 1
     assert "not a voxbox dedup report" in capsys.readouterr().err
     np.testing.assert_equal(len(list(a_out.glob("webdataset/*.tar"))), 1)
+
+
+def test_speakers_reads_a_built_folder(corpora, tmp_path, capsys):
+    """`voxbox speakers DIR` takes the audio from a built folder's shards; the different
+    voices of corpus B stay apart."""
+    _tmp, _b, _a_out, b_out = corpora
+    out = tmp_path / "spk.jsonl"
+    assert main(["speakers", str(b_out), "--out", str(out), "--all"]) == 0
+    assert "6 of 6 records clustered" in capsys.readouterr().out
+    by = {r.source_path: r.speaker for r in read_manifest(out)}
+    assert len(set(by.values())) >= 5  # six clips, five or six voices (p233/p243 may not merge)
+    assert by["copies/exact.wav"] != by["copies/reenc.flac"]  # 5142 and 6829 are different readers
+    assert by["vctk/impostor.wav"] != by["copies/reenc.flac"]

@@ -42,7 +42,6 @@ from voxbox.record import NATIVE, PREDICTED, Rejection, Result, Utterance
 from voxbox.stages import Stage
 
 LABEL_TASKS = ("gender", "age", "emotion")
-GENDER_BY = ("clip", "speaker")
 
 
 @dataclass
