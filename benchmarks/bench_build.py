@@ -69,7 +69,9 @@ def bare_kernels(root: Path, out: Path) -> int:
 
 
 def voxbox_build(root: Path, out: Path, workers: int, stages=("annotate",)) -> dict:
-    from voxbox.build.run import build, corpus_source, load_pipeline
+    from voxbox.build.pipeline import load_pipeline
+    from voxbox.build.run import build
+    from voxbox.build.sources import corpus_source
 
     pipe = load_pipeline(stages=list(stages), shard_mb=50)
     return build(corpus_source("libritts", root=root), out, pipe, workers=workers)

@@ -50,15 +50,27 @@ def volume_normalize(audio: np.ndarray, coeff: float = 0.2) -> np.ndarray:
 _normalize_volume = volume_normalize  # load_audio's flag shadows the name
 
 
-def read_audio(path: Union[str, os.PathLike]) -> tuple[np.ndarray, int]:
-    """Read a file as float64 with soundfile; channel 0 of multichannel audio."""
+def read_audio(path: Union[str, os.PathLike], max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
+    """Read a file as float64 with soundfile; channel 0 of multichannel audio.
+
+    Only a regular file is read (a FIFO would block, a device never end); with
+    ``max_seconds`` a longer file is refused from its header, before decoding.
+    """
     import soundfile as sf
 
     p = Path(path)
     if not p.is_file():
+        if p.exists():
+            raise TokenizerError(f"not a regular file (a FIFO, device or folder): {p}", reason="not_a_regular_file")
         raise TokenizerError(f"audio file not found: {p}", reason="missing_audio")
     try:
-        audio, sr = sf.read(str(p), dtype="float64", always_2d=False)
+        with sf.SoundFile(str(p)) as f:
+            if max_seconds is not None and f.frames > max_seconds * f.samplerate:
+                raise TokenizerError(f"{p}: {f.frames / f.samplerate:.1f} s, longer than the {max_seconds:g} s "
+                                     "allowed", reason="too_long")
+            audio, sr = f.read(dtype="float64", always_2d=False), f.samplerate
+    except TokenizerError:
+        raise
     except Exception as e:  # soundfile raises a bare RuntimeError/LibsndfileError
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise TokenizerError(f"cannot read audio file {p}: {msg}", reason="unreadable_audio") from None
@@ -72,15 +84,17 @@ def load_audio(
     sample_rate: Optional[int] = None,
     target_sr: int = 16000,
     volume_normalize: bool = True,
+    max_seconds: Optional[float] = None,
 ) -> np.ndarray:
     """Load audio the way Spark-TTS does and return a 1-D float64 array at ``target_sr``.
 
     ``path_or_array`` is a file path or a numpy array (1-D, or 2-D as (samples, channels)
     like soundfile returns; channel 0 is kept). An array needs ``sample_rate``; a file's
-    own rate is used and ``sample_rate`` must be None or equal to it.
+    own rate is used and ``sample_rate`` must be None or equal to it. A file longer than
+    ``max_seconds`` is refused from its header (TokenizerError reason ``too_long``).
     """
     if isinstance(path_or_array, (str, os.PathLike)):
-        audio, sr = read_audio(path_or_array)
+        audio, sr = read_audio(path_or_array, max_seconds)
         if sample_rate is not None and int(sample_rate) != sr:
             raise TokenizerError(
                 f"sample_rate={sample_rate} given for {path_or_array}, but the file is {sr} Hz",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -33,6 +33,8 @@ from .errors import TokenizerError
 
 #: Hidden states mixed into the semantic feature (0 = input of the first layer).
 MIX_LAYERS: Tuple[int, int, int] = (11, 14, 16)
+#: Frames per chunk of the convolutional front end on the CPU (see ``conv_features``).
+CONV_CHUNK_FRAMES = 50
 
 # Pre-training heads of Wav2Vec2ForPreTraining that the bare model does not have.
 _PRETRAINING_HEADS = ("quantizer.", "project_q.", "project_hid.")
@@ -42,15 +44,26 @@ _LEGACY_POS_CONV = {
 }
 
 
-def _read_wav2vec2_state(folder: Path) -> Dict[str, torch.Tensor]:
-    """Read model.safetensors or pytorch_model.bin; bare-model key names."""
+def _bare(name: str) -> str:
+    return name[len("wav2vec2."):] if name.startswith("wav2vec2.") else name
+
+
+def _read_wav2vec2_state(folder: Path, keep: Callable[[str], bool] = lambda name: True
+                         ) -> Dict[str, torch.Tensor]:
+    """Read model.safetensors or pytorch_model.bin; bare-model key names.
+
+    Only tensors whose bare name passes ``keep`` are read into memory (the layers after the
+    last mixed one are a third of the file); a .bin file is memory-mapped for the same reason.
+    """
     st, binf = folder / "model.safetensors", folder / "pytorch_model.bin"
     try:
         if st.is_file():
-            from safetensors.torch import load_file
-            raw = load_file(str(st))
+            from safetensors import safe_open
+            with safe_open(str(st), framework="pt") as f:
+                raw = {k: f.get_tensor(k) for k in f.keys() if keep(_bare(k))}
         elif binf.is_file():
-            raw = torch.load(str(binf), map_location="cpu", weights_only=True)
+            raw = torch.load(str(binf), map_location="cpu", weights_only=True, mmap=True)
+            raw = {k: v for k, v in raw.items() if keep(_bare(k))}
         else:
             raise TokenizerError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
     except TokenizerError:
@@ -128,9 +141,8 @@ class Wav2Vec2Features(nn.Module):
         if int(prep.get("sampling_rate", 16000)) != 16000:
             raise TokenizerError(f"{prep_path}: sampling_rate must be 16000")
 
-        state = _read_wav2vec2_state(folder)
-        state = {k: v for k, v in state.items()
-                 if not (k.startswith("encoder.layers.") and int(k.split(".")[2]) >= need)}
+        state = _read_wav2vec2_state(
+            folder, keep=lambda k: not (k.startswith("encoder.layers.") and int(k.split(".")[2]) >= need))
         with torch.device("meta"):
             model = Wav2Vec2Model(config)
         expected = model.state_dict()
@@ -183,6 +195,28 @@ class Wav2Vec2Features(nn.Module):
             x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
         return x
 
+    def conv_features(self, values: torch.Tensor) -> torch.Tensor:
+        """(B, N) samples -> (B, conv_dim, T): the convolutional front end.
+
+        On the CPU it runs over chunks of ``CONV_CHUNK_FRAMES`` frames. Each frame depends
+        only on its own window of ``min_samples`` samples (unpadded convolutions, LayerNorm
+        per frame), so a chunk computes exactly the frames it covers, while its activations
+        stay a few MB instead of ~40 MB per layer for a 6 s clip: malloc recycles those
+        instead of faulting in fresh pages, and they stay in cache. Every chunk has the same
+        length (the last one overlaps its neighbour): the convolution kernels oneDNN picks,
+        and so their rounding, depend on the width.
+        """
+        fe, cfg = self.model.feature_extractor, self.model.config
+        t, step = self.num_frames(values.shape[-1]), CONV_CHUNK_FRAMES
+        if values.device.type != "cpu" or t <= step or cfg.feat_extract_norm != "layer":
+            return fe(values)
+        hop = int(np.prod([s for _, s in self._convs]))
+        out = values.new_empty((values.shape[0], cfg.conv_dim[-1], t))
+        for f0 in range(0, t, step):
+            f0 = min(f0, t - step)
+            out[..., f0:f0 + step] = fe(values[:, f0 * hop:(f0 + step - 1) * hop + self.min_samples])
+        return out
+
     def forward(self, input_values: torch.Tensor,
                 frame_lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, N) normalised samples (zero-padded) -> mixed features (B, T, hidden).
@@ -190,7 +224,7 @@ class Wav2Vec2Features(nn.Module):
         ``frame_lengths`` (B,) gives each clip's own frame count when the batch is padded.
         """
         m = self.model
-        x = m.feature_extractor(input_values).transpose(1, 2)
+        x = self.conv_features(input_values).transpose(1, 2)
         hidden = m.feature_projection(x)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         b, t, _ = hidden.shape

@@ -73,13 +73,6 @@ class MelSpectrogram(nn.Module):
         fb = slaney_mel_filterbank(self.n_fft // 2 + 1, self.f_min, self.f_max, self.n_mels, self.sample_rate)
         self.register_buffer("fb", fb.to(device) if device is not None else fb, persistent=False)
 
-    @classmethod
-    def from_params(cls, p: dict) -> "MelSpectrogram":
-        """Build from the ``mel_params`` block of BiCodec/config.yaml."""
-        return cls(sample_rate=p["sample_rate"], n_fft=p["n_fft"], win_length=p["win_length"],
-                   hop_length=p["hop_length"], f_min=p.get("mel_fmin", 0.0) or 0.0,
-                   f_max=p.get("mel_fmax"), n_mels=p["num_mels"])
-
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         # The STFT runs in float32 whatever the model dtype (no half-precision FFT on CPU).
         spec = torch.stft(wav.float(), n_fft=self.n_fft, hop_length=self.hop_length,

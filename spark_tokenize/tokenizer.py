@@ -23,7 +23,7 @@ import torch
 
 from .audio import AudioInput, load_audio, reference_clip, volume_normalize
 from .bicodec.checkpoint import ModelLayout, load_bicodec
-from .bicodec.config import load_tokenizer_config
+from .bicodec.config import TokenizerConfig, load_tokenizer_config
 from .errors import TokenizerError
 from .features import Wav2Vec2Features
 
@@ -106,30 +106,26 @@ class BiCodecTokenizer:
                          config, device, dtype)
 
     @classmethod
-    def from_parts(cls, bicodec, features: Wav2Vec2Features, config: Optional[dict] = None,
+    def from_parts(cls, bicodec, features: Wav2Vec2Features, config: TokenizerConfig = TokenizerConfig(),
                    device: Union[str, torch.device] = "cpu",
                    dtype: Union[str, torch.dtype] = "float32") -> "BiCodecTokenizer":
         """A tokenizer from already built modules (e.g. random weights for benchmarks)."""
-        from .bicodec.config import OFFICIAL_TOKENIZER_CONFIG
-
         self = cls.__new__(cls)
         self.model_dir = None
         bicodec.fold_weight_norm()
-        self._init_parts(bicodec.eval(), features.eval(), dict(config or OFFICIAL_TOKENIZER_CONFIG),
-                         resolve_device(device), dtype)
+        self._init_parts(bicodec.eval(), features.eval(), config, resolve_device(device), dtype)
         return self
 
-    def _init_parts(self, bicodec, features: Wav2Vec2Features, config: dict, device: torch.device,
+    def _init_parts(self, bicodec, features: Wav2Vec2Features, config: TokenizerConfig, device: torch.device,
                     dtype: Union[str, torch.dtype]) -> None:
         self.device = device
         self.dtype = resolve_dtype(dtype, device)
         self.config = config
-        self.sample_rate = int(config["sample_rate"])
+        self.sample_rate = config.sample_rate
         if self.sample_rate != 16000:
             raise TokenizerError(f"tokenizer config: sample_rate {self.sample_rate}, BiCodec needs 16000")
-        self.volume_normalize = bool(config.get("volume_normalize", True))
-        hop = int(config["latent_hop_length"])
-        self.ref_length = int(self.sample_rate * config["ref_segment_duration"]) // hop * hop
+        self.volume_normalize = config.volume_normalize
+        self.ref_length = config.ref_length
 
         self.model = bicodec.to(self.device, self.dtype)
         self.model.mel_transformer.float()  # the STFT front end stays float32
@@ -144,12 +140,14 @@ class BiCodecTokenizer:
         self.hop_length = self.model.hop_length
         #: Threads that load and normalise audio in tokenize_batch.
         self.load_workers = min(8, os.cpu_count() or 1)
+        #: Files longer than this (seconds) are refused from their header, before decoding.
+        self.max_seconds: Optional[float] = None
 
     # -- audio ------------------------------------------------------------------------
     def load(self, path_or_array: AudioInput, sample_rate: Optional[int] = None) -> np.ndarray:
         """Load, check and normalise one clip: float64 at 16 kHz, as the model sees it."""
         wav = load_audio(path_or_array, sample_rate=sample_rate, target_sr=self.sample_rate,
-                         volume_normalize=False)
+                         volume_normalize=False, max_seconds=self.max_seconds)
         what = _describe(path_or_array)
         if len(wav) < self.features.min_samples:
             raise TokenizerError(
@@ -167,7 +165,7 @@ class BiCodecTokenizer:
     # -- tokenize -----------------------------------------------------------------------
     def tokenize(self, path_or_array: AudioInput, sample_rate: Optional[int] = None) -> TokenPair:
         """One clip -> (global_tokens (1, 32), semantic_tokens (1, T)), int64 CPU tensors."""
-        return self.tokenize_wavs([self.load(path_or_array, sample_rate)])[0]
+        return self._in_range(self.tokenize_wavs([self.load(path_or_array, sample_rate)])[0])
 
     def tokenize_batch(self, items: Sequence[AudioInput], sample_rates: Optional[Sequence[Optional[int]]] = None,
                        batch_size: int = 16, errors: str = "raise") -> List[Union[TokenPair, TokenizerError]]:
@@ -194,8 +192,26 @@ class BiCodecTokenizer:
                 wavs[i] = loaded
         for idx, pairs in self._run_sorted(wavs, batch_size, self.tokenize_wavs):
             for i, pair in zip(idx, pairs):
-                out[i] = pair
+                try:
+                    out[i] = self._in_range(pair)
+                except TokenizerError as e:
+                    if errors == "raise":
+                        raise
+                    out[i] = e
         return out  # type: ignore[return-value]
+
+    def _in_range(self, pair: TokenPair) -> TokenPair:
+        """Tokens as produced, checked against the codebooks: NaN weights (a damaged or
+        badly converted checkpoint) turn into -2**31 when quantised, which no later step
+        would notice."""
+        for name, t, size in (("global", pair[0], self.global_codebook_size),
+                              ("semantic", pair[1], self.semantic_codebook_size)):
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= size:
+                raise TokenizerError(f"the model produced {name} tokens outside 0..{size - 1} (got {lo}..{hi}); "
+                                     "its weights are probably damaged (NaN or inf): check or re-download the "
+                                     "model folder", reason="tokens_out_of_range")
+        return pair
 
     def _load_many(self, items, sample_rates) -> List[Union[np.ndarray, TokenizerError]]:
         """Load clips in threads: the front end (decode, resample, the sort inside volume

@@ -120,6 +120,7 @@ def test_english_speed_is_plausible_for_read_speech(shared):
     assert 3.5 < statistics.median(speeds) < 5.5
 
 
+@pytest.mark.slow
 def test_cli_two_workers_stream_in_order_and_match_one_worker(tmp_path, shared):
     root = shared / "data" / "real-speech"
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()][::7]
@@ -180,6 +181,7 @@ def test_loudness_is_bs1770_integrated_loudness():
     assert integrated_lufs(1e-4 * x, sr) == -100.0
 
 
+@pytest.mark.slow
 def test_worker_setup_errors_reach_the_parent(tmp_path):
     src = tmp_path / "in.jsonl"
     write_manifest(src, [rec(f"a{i}") for i in range(3)])

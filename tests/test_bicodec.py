@@ -43,6 +43,7 @@ def _maxdiff(a, b):
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_case_matches_reference(tok, cases, tiny_bicodec, name):
     case = cases[name]
@@ -83,6 +84,7 @@ def test_case_matches_reference(tok, cases, tiny_bicodec, name):
     assert _maxdiff(rec, np.load(d / "wav_rec.npy")) <= tol["wav_rec"]
 
 
+@pytest.mark.slow
 def test_channel_zero_is_used(tok, cases, tiny_bicodec):
     """Case E is stereo; the array path must pick channel 0 of (samples, channels) too."""
     import soundfile as sf
@@ -96,6 +98,7 @@ def test_channel_zero_is_used(tok, cases, tiny_bicodec):
     assert (s1 != s_file).float().mean() > 0.5
 
 
+@pytest.mark.slow
 def test_truncated_wav2vec2_equals_full_model_hidden_states(tok, tiny_bicodec, cases):
     """Our 16-layer walk gives the reference's (h11 + h14 + h16) / 3 of the full model,
     i.e. the raw block outputs, not the final-LayerNorm'ed last state."""
@@ -118,7 +121,7 @@ def test_truncated_wav2vec2_equals_full_model_hidden_states(tok, tiny_bicodec, c
 
 
 def test_full_size_architecture_has_the_official_840_keys(shared):
-    from spark_tokenize.bicodec import BiCodec, official_config
+    from spark_tokenize.bicodec import BiCodec, BiCodecConfig
 
     expected = []
     for line in (shared / "spec" / "bicodec_state_dict_keys.txt").read_text().splitlines():
@@ -129,8 +132,80 @@ def test_full_size_architecture_has_the_official_840_keys(shared):
         expected.append((key, shape))
     assert len(expected) == 840
     with torch.device("meta"):
-        model = BiCodec(official_config())
+        model = BiCodec(BiCodecConfig())
     got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     assert got == expected
     # The torchaudio mel buffers the official loader reports missing are not ours either.
     assert not any(k.startswith("mel_transformer") for k, _ in got)
+
+
+def _decode_expected(tok, tiny_bicodec, name):
+    d = tiny_bicodec / "cases" / name
+    g = torch.as_tensor(_tokens(d / "global_tokens.json")).reshape(1, 1, -1).long()
+    s = torch.as_tensor(_tokens(d / "semantic_tokens.json")).reshape(1, -1)
+    with torch.inference_mode():
+        z = tok.model.quantizer.detokenize(s)
+        dvec = tok.model.d_vector(g)
+        return tok.model.prenet(z, dvec) + dvec.unsqueeze(-1)  # the vocoder's input (1, C, T)
+
+
+@pytest.mark.slow
+def test_vocoder_cpu_paths_agree_with_the_plain_one(tok, tiny_bicodec, monkeypatch):
+    """Channels-last time chunks, and overlapping segments of long inputs, give the plain
+    full-length result; with too little context the chunk seams would show."""
+    from spark_tokenize.bicodec import wave_generator as wg
+
+    voc = tok.model.decoder
+    x = _decode_expected(tok, tiny_bicodec, "D")  # 753 frames
+    mask = torch.ones(2, 1, x.shape[-1])
+    mask[1, :, 500:] = 0
+    xb = torch.cat([x, x], dim=0)
+    monkeypatch.setattr(wg, "CHUNK_ELEMENTS", 4096)  # many chunks at every rate
+    with torch.inference_mode():
+        monkeypatch.setattr(voc, "chunked", False)
+        plain = voc(xb, mask)
+        plain_short = voc(x[..., :500])
+        monkeypatch.setattr(voc, "chunked", True)
+        chunked = voc(xb, mask)
+        monkeypatch.setattr(voc, "max_frames", 100)
+        segmented = voc(xb, mask)
+        assert voc.receptive_context() == 12
+        monkeypatch.setattr(voc, "receptive_context", lambda: 2)
+        too_little = voc(xb, mask)
+    assert chunked.shape == plain.shape == (2, 1, 753 * 320)
+    assert _maxdiff(chunked, plain) < 1e-5 and _maxdiff(segmented, plain) < 1e-5
+    assert _maxdiff(too_little, plain) > 1e-3
+    # The real part of the padded clip equals that clip decoded alone.
+    assert _maxdiff(chunked[1, :, :500 * 320], plain_short[0]) < 1e-5
+
+
+@pytest.mark.slow
+def test_vocoder_chunks_see_the_right_context(tok, monkeypatch):
+    """Each block's context covers what its residual stack and kernel reach: shrinking it breaks
+    exactness, so the value is not larger than needed by accident of a lenient test."""
+    from spark_tokenize.bicodec import wave_generator as wg
+
+    voc = tok.model.decoder
+    monkeypatch.setattr(wg, "CHUNK_ELEMENTS", 4096)
+    torch.manual_seed(0)
+    x = torch.randn(1, voc.model[0].in_channels, 200)
+    with torch.inference_mode():
+        monkeypatch.setattr(voc, "chunked", False)
+        plain = voc(x)
+        monkeypatch.setattr(voc, "chunked", True)
+        assert _maxdiff(voc(x), plain) < 1e-5
+        block = voc.model[4]
+        monkeypatch.setattr(block, "context", block.context // 2)
+        assert _maxdiff(voc(x), plain) > 1e-4
+
+
+@pytest.mark.parametrize("n", [400, 16_000, 16_400, 33_333, 241_111])
+def test_chunked_conv_front_end_equals_the_whole(tok, n):
+    """The CPU front end runs in 50-frame chunks; every frame must come out as computed
+    over the whole clip, bit for bit (the reference computes it whole)."""
+    torch.manual_seed(n)
+    x = torch.randn(2, n)
+    with torch.inference_mode():
+        whole = tok.features.model.feature_extractor(x)
+        chunked = tok.features.conv_features(x)
+    assert chunked.shape == whole.shape and torch.equal(chunked, whole)

@@ -10,12 +10,14 @@ import subprocess
 import pytest
 import yaml
 
-from voxbox.build.run import build, load_pipeline, manifest_source
+from voxbox.build.pipeline import load_pipeline
+from voxbox.build.run import build
+from voxbox.build.sources import manifest_source
 from voxbox.cli import main
 from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError
 from voxbox.record import Rejection
-from voxbox.manifest import read_manifest
+from voxbox.manifest import read_manifest, write_manifest
 
 from voxbox_build_fixtures import (make_corpus, shard_bytes, subprocess_env, voxbox_cmd,
                                    write_corpus_manifest, write_pipeline)
@@ -159,6 +161,7 @@ def test_cli_tokenize_skipped_message_and_unknown_stage(manifest, tmp_path, caps
     assert "unknown stage 'no_such_stage'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_build_libritts_with_real_stages(shared, tiny_bicodec, tmp_path, capsys):
     """prepare (libritts recipe) -> annotate -> tokenize (tiny BiCodec) -> shards -> validate."""
     root = shared / "data" / "real-speech" / "libritts-mini"
@@ -271,3 +274,109 @@ def test_a_run_that_finished_no_shard_does_not_block_the_corrected_command(manif
     index = build(manifest_source(manifest), out, load_pipeline(write_pipeline(tmp_path / "p.yaml")))
     assert index["totals"]["records"] > 0
     assert main(["validate", str(out)]) == 0
+
+
+# ------------------------------------------------------------------------------ issue 11
+
+def test_audio_changed_in_place_is_refused_and_force_redoes_exactly_its_shard(tmp_path):
+    # Re-processing a file at the same length used to resume into the shards of the old
+    # audio: the input fingerprint saw only the records.
+    import soundfile as sf
+
+    recs = make_corpus(tmp_path / "c", n=6)
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, recs)
+    pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml", shard_records=2))
+    out = tmp_path / "out"
+    build(manifest_source(manifest), out, pipe)
+    before = shard_bytes(out)
+    victim = recs[2]                                  # its shard: sorted by index, 2 per shard
+    path = victim.audio_path
+    y, sr = sf.read(path, dtype="int16")
+    sf.write(path, (y // 2).astype("int16"), sr, subtype="PCM_16")   # same length, new samples
+    with pytest.raises(VoxboxError, match="different input.*--force to rebuild it \\(only the shards whose "
+                                          "input changed"):
+        build(manifest_source(manifest), out, pipe)
+    logs = []
+    build(manifest_source(manifest), out, pipe, force=True, log=logs.append)
+    after = shard_bytes(out)
+    changed = sorted({k.split("/")[-1] for k in after if after[k] != before[k]} - {"index.json"})
+    order = sorted(r.index for r in recs)
+    k = order.index(victim.index) // 2
+    assert changed == [f"{pipe.name}-{k:06d}.parquet", f"{pipe.name}-{k:06d}.tar"]
+    assert [m for m in logs if m.startswith("shard ")] == [f"shard {k}: its input (records or audio) changed "
+                                                           "since it was built; redoing it"]
+    fresh = tmp_path / "fresh"
+    build(manifest_source(manifest), fresh, pipe)
+    assert shard_bytes(fresh) == after             # as if built from the changed corpus at once
+
+
+def test_out_inside_root_is_not_read_as_corpus_files(tmp_path):
+    # The build used to see its own work files and shards as corpus files; the identical
+    # rerun was then refused as "different input".
+    import soundfile as sf
+
+    from adversarial import speech_like
+    from voxbox.build.sources import corpus_source
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for i in range(3):
+        sf.write(root / f"c{i}.wav", speech_like(0.5, seed=i), 16000, subtype="PCM_16")
+        (root / f"c{i}.txt").write_text(f"clip {i}")
+    out = root / "built"
+    pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml"))
+    first = build(corpus_source("folder", root=root, ignore=(out,)), out, pipe)
+    logs = []
+    again = build(corpus_source("folder", root=root, ignore=(out,)), out, pipe, log=logs.append)
+    assert first["totals"]["records"] == again["totals"]["records"] == 3
+    assert first["rejects"]["count"] == 0 and any("already finished" in m for m in logs)
+    r = subprocess.run(voxbox_cmd("build", "--corpus", "folder", "--root", str(root), "--out", str(out),
+                                  "--pipeline", str(tmp_path / "p.yaml"), "-j", "1"),
+                       env=subprocess_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and "already finished and verified" in r.stderr, r.stderr
+
+
+def test_a_second_build_into_the_same_folder_is_refused(manifest, tmp_path):
+    from test_adversarial import hold_lock
+
+    out = tmp_path / "out"
+    holder = hold_lock(out)
+    try:
+        r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--out", str(out), "--stages", ""),
+                           env=subprocess_env(), capture_output=True, text=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"error: {out} is being written by another voxbox run (pid {holder.pid})"
+    assert not (out / "index.json").exists()
+    r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--out", str(out), "--stages", ""),
+                       env=subprocess_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and f"left by pid {holder.pid}" in r.stderr, r.stderr
+
+
+def test_absolute_source_paths_are_refused_unless_allowed(tmp_path):
+    # With --stages '' and --audio-format original, an absolute source_path copied any
+    # readable file (a token file, say) into the shards.
+    secret = tmp_path / "secret" / "token.wav"
+    secret.parent.mkdir()
+    secret.write_bytes(b"hf_not_audio_at_all")
+    recs = make_corpus(tmp_path / "c", n=3)
+    evil = recs[0].replace(index="synth_evil", source_path=str(secret))
+    climb = recs[1].replace(index="synth_climb", source_path="../secret/token.wav")
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, recs + [evil, climb])
+    args = ["build", "--manifest", str(manifest), "--stages", "", "--audio-format", "original", "-j", "1"]
+    r = subprocess.run(voxbox_cmd(*args, "--out", str(tmp_path / "out")), env=subprocess_env(),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ds = open_dataset(tmp_path / "out")
+    assert all(b"hf_not_audio" not in audio for _, audio, _ in ds.samples())
+    rej = {x.index: x for x in ds.rejects()}
+    assert rej["synth_evil"].reason == rej["synth_climb"].reason == "source_outside_root"
+    assert "--allow-absolute-paths" in rej["synth_evil"].detail
+    r = subprocess.run(voxbox_cmd(*args, "--out", str(tmp_path / "allowed"), "--allow-absolute-paths"),
+                       env=subprocess_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert {x.index for x in open_dataset(tmp_path / "allowed").records()} >= {"synth_evil", "synth_climb"}

@@ -11,7 +11,7 @@ import yaml
 
 from test_publish import make_built_dataset
 
-from voxbox.release.card import FIELD_DESCRIPTIONS, hub_license, render_card, size_category, split_front_matter
+from voxbox.release.card import FIELD_DESCRIPTIONS, hub_license, hub_split, render_card, size_category, split_front_matter
 from voxbox.dataset.reader import open_dataset
 from voxbox.dataset.stats import collect_stats
 
@@ -41,19 +41,34 @@ def test_yaml_header_parses_and_matches_the_data(card, built):
     assert body.lstrip().startswith("# tiny")
 
 
-def test_configs_point_at_existing_shards(card, built):
+def test_configs_publish_each_corpus_split_as_a_hub_split(card, built):
     meta, _ = split_front_matter(card)
     configs = {c["config_name"]: c for c in meta["configs"]}
     assert set(configs) == {"default", "webdataset"}
     assert configs["default"].get("default") is True
     ds = open_dataset(built)
-    rel = [str(p.relative_to(built)) for fmt in ds.formats for p in ds.shard_files(fmt)]
     for name, fmt in (("default", "parquet"), ("webdataset", "webdataset")):
-        (spec,) = configs[name]["data_files"]
-        assert spec["split"] == "train"
-        matched = sorted(p for p in rel if fnmatch.fnmatch(p, spec["path"]))
-        assert matched == sorted(str(p.relative_to(built)) for p in ds.shard_files(fmt)), name
-        assert matched and all((built / p).is_file() for p in matched)
+        specs = configs[name]["data_files"]
+        assert [s["split"] for s in specs] == ["train", "test"]  # the recipe's test row is not in train
+        listed = []
+        for spec in specs:
+            paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+            listed += paths
+            for p in paths:  # every record of a split's files belongs to that split
+                assert (built / p).is_file()
+                (shard,) = [s for s in ds.shards if s["files"][fmt]["path"] == p]
+                assert hub_split(shard["split"]) == spec["split"]
+        for split in ("train", "test"):  # the reader selects the same files and records
+            assert [str(f.relative_to(built)) for f in ds.shard_files(fmt, split)] == \
+                next(s["path"] for s in specs if s["split"] == split)
+            recs = list(ds.records(fmt, split=split))
+            assert recs and {r.split for r in recs} == {split}
+        assert sorted(listed) == sorted(str(p.relative_to(built)) for p in ds.shard_files(fmt))
+
+
+def test_hub_split_names():
+    assert [hub_split(s) for s in ("train", "dev", "valid", "test", None, "test-clean")] == \
+        ["train", "validation", "validation", "test", "train", "test_clean"]
 
 
 def test_body_statistics_fields_and_licenses(card, built):

@@ -18,6 +18,10 @@ from voxbox.annotate.stage import AnnotateStage
 from voxbox.annotate.syllables import CJK_RANGES
 from voxbox.record import Rejection, Utterance
 
+# Annotates all 653 clips once for the module (~20 s here): the end-to-end check runs in
+# the full suite, not in the fast lane.
+pytestmark = pytest.mark.slow
+
 AUDIO_FIELDS = ("pitch", "pitch_std", "duration", "speech_duration")
 CJK = re.compile(f"[{CJK_RANGES}]")
 LATIN = re.compile(r"[A-Za-z]")

@@ -37,8 +37,19 @@ def run(name, root, subsets=None, **options):
     return recs, rejs
 
 
+def expected_utt_id(name: str, r) -> str:
+    """The corpus's own id: the file name, except where the corpus names utterances otherwise."""
+    stem = Path(r.source_path).name.rsplit(".", 1)[0]
+    if name == "vctk":
+        return stem.replace("_mic1", "").replace("_mic2", "")  # VCTK's id names the sentence
+    if name == "emovdb":
+        return f"{r.speaker}_{stem}"  # the same file names repeat in every speaker's folder
+    return stem
+
+
 def check_common(recs, name, root):
     for path, r in recs.items():
+        assert r.utt_id == expected_utt_id(name, r), (path, r.utt_id)
         assert r.index == make_index(name, path)
         assert r.corpus == name and r.corpus_root == str(Path(root).resolve())
         assert (Path(r.corpus_root) / r.source_path).is_file()
@@ -58,6 +69,7 @@ def test_libritts_real_mini_tree(shared):
     check_common(recs, "libritts", root)
     speakers_tsv = (root / "LibriTTS" / "speakers.tsv").read_text().splitlines()[1:]
     want_gender = {row.split("\t")[0]: {"F": "female", "M": "male"}[row.split("\t")[1]] for row in speakers_tsv}
+    assert sorted(r.utt_id for r in recs.values())[0] == "260_123440_000010_000004"
     for path, r in recs.items():
         wav = root / path
         assert r.speaker == wav.parent.parent.name
@@ -124,6 +136,7 @@ def test_libritts_r_layout_and_known_bad_file(tmp_path):
     write(base / "dev-clean" / "84" / "121123" / "._84_121123_000000_000001.wav", "mac junk")
     recs, rejs = run("libritts_r", tmp_path, ["dev-clean"])
     assert len(recs) == 4 and all(r.corpus == "libritts_r" for r in recs.values())
+    check_common(recs, "libritts_r", tmp_path)
     reasons = {Path(p).name: r.reason for p, r in rejs.items()}
     assert reasons == {"1092_134562_000013_000004.wav": "known_bad_file",
                        "._84_121123_000000_000001.wav": "unexplained_file"}

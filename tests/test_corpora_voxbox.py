@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from corpus_fixtures import Clips, tar_bytes, tar_folder, write
+from voxbox import media
 from voxbox.record import EMOTIONS, Rejection, Utterance
 from voxbox.sources.corpora import get_recipe, recipe_names
 
@@ -31,9 +32,14 @@ def run(name, root, subsets=None, **options):
     out = list(recipe.prepare(root, subsets, workers=2))
     recs = {r.source_path: r for r in out if isinstance(r, Utterance)}
     rejs = {r.path: r for r in out if isinstance(r, Rejection)}
-    for r in recs.values():
-        assert r.corpus == name and r.emotion in EMOTIONS and r.num_samples > 0
-        assert (Path(r.corpus_root) / r.source_path).is_file()
+    with media.prefetch(recs.values()):  # one pass per .tar.gz, as the build engine reads them
+        for r in recs.values():
+            assert r.corpus == name and r.emotion in EMOTIONS and r.num_samples > 0
+            # A file, or an archive member read in place (nothing extracted).
+            assert (Path(r.corpus_root) / r.source_path).is_file() or media.record_bytes(r)
+            assert r.utt_id, f"{name}: {r.source_path} has no utt_id (the corpus's own id)"
+    ids = [(r.split, r.utt_id) for r in recs.values()]  # MELD numbers dialogues per split
+    assert len(ids) == len(set(ids)), f"{name}: utt_id is not unique within a split"
     return recs, rejs, recipe
 
 
@@ -254,8 +260,11 @@ def test_emilia_webdataset_tars_and_jsonl_layout(tmp_path, clips):
     r = by_name(recs)["EN_B00000_S00000_W000001.mp3"]
     assert (r.text, r.language, r.extra["dnsmos"]) == (clips.text(1), "en", 3.2)
     assert r.speaker == "EN_B00000_S00000" and r.sample_rate == 16000
-    again, _, _ = run("emilia", tmp_path / "c")  # extracted once, reused
-    assert [x.index for x in again.values()] == [x.index for x in recs.values()]
+    assert r.utt_id == "EN_B00000_S00000_W000001"  # Emilia's own id, for joins with its metadata
+    assert all(p.startswith("Emilia/EN/EN-B000000.tar/") for p in recs)
+    assert not (tmp_path / "c" / ".voxbox").exists() and not (tmp_path / "c" / "Emilia" / ".voxbox").exists()
+    again, _, _ = run("emilia", tmp_path / "c", extract=True)  # opt-in extraction: the same records
+    assert again == recs and (tmp_path / "c" / ".voxbox" / "extracted" / "Emilia" / "EN" / "EN-B000000.tar").is_dir()
     # the first open release: <LANG>_B00000.jsonl + mp3 folders
     old = tmp_path / "old" / "ZH"
     clips.put(old / "ZH_B00000" / "ZH_B00000_S00000" / "mp3" / "ZH_B00000_S00000_W000000.mp3", 2)
@@ -326,7 +335,7 @@ def test_voxbox_release_recipe(tmp_path, shared):
     assert sorted(r.pitch for r in kept.values()) == sorted(row["pitch"] for row in rows)
 
 
-def test_every_voxbox_source_has_a_catalog_entry_and_27_have_recipes():
+def test_every_voxbox_source_has_a_catalog_entry_and_a_recipe():
     from voxbox.sources.catalog import load_catalog
 
     cat = load_catalog()
@@ -336,8 +345,7 @@ def test_every_voxbox_source_has_a_catalog_entry_and_27_have_recipes():
               "ravdess", "savee", "tess", "vctk"]
     assert len(wanted) == 29
     assert all(n in cat for n in wanted)
-    # Not done yet: both need segment records (issue 13 part 2). Update this when they land.
-    assert sorted(n for n in wanted if n not in recipe_names()) == ["gigaspeech", "hq_conversations"]
+    assert [n for n in wanted if n not in recipe_names()] == []
     for n in wanted:
         assert cat[n].voxbox_subset and cat[n].voxbox_hours and cat[n].access in ("open", "gated", "restricted")
 

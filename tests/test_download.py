@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -191,20 +192,20 @@ archives:
 """)
     monkeypatch.setenv("VOXBOX_CATALOG", str(catalog))
     dest = tmp_path / "data"
-    assert main(["download", "toy", "--dest", str(dest), "--mirror", server.url]) == 0
+    assert main(["download", "toy", "--download-dir", str(dest), "--mirror", server.url]) == 0
     captured = capsys.readouterr()
     assert (dest / "Toy" / "dev" / "b.txt").read_bytes() == b"beta"
     assert (dest / "Toy" / "test" / "c.txt").read_text() == "gamma"
     assert "test.zip: the catalog has no checksum for this archive; it will NOT be verified" in captured.err
     assert "1 not checksum-verified" in captured.out
     n = len(server.requests)
-    assert main(["download", "toy", "--dest", str(dest), "--mirror", server.url, "-s", "dev"]) == 0
+    assert main(["download", "toy", "--download-dir", str(dest), "--mirror", server.url, "-s", "dev"]) == 0
     assert "already downloaded and extracted, skipped" in capsys.readouterr().err
     assert len(server.requests) == n
     monkeypatch.setenv("VOXBOX_MIRROR", server.url + "/nowhere")
-    assert main(["download", "toy", "--dest", str(tmp_path / "other"), "-s", "dev"]) == 1
+    assert main(["download", "toy", "--download-dir", str(tmp_path / "other"), "-s", "dev"]) == 1
     assert "HTTP 404" in capsys.readouterr().err
-    assert main(["download", "toy", "--dest", str(dest), "-s", "nosuch"]) == 1
+    assert main(["download", "toy", "--download-dir", str(dest), "-s", "nosuch"]) == 1
     assert "unknown subset nosuch" in capsys.readouterr().err
 
 
@@ -246,7 +247,7 @@ archives:
     monkeypatch.setenv("VOXBOX_CATALOG", str(catalog))
     monkeypatch.setenv("VOXBOX_MIRROR", server.url)
     dest = tmp_path / "libritts"
-    assert main(["download", "libritts", "--dest", str(dest)]) == 0
+    assert main(["download", "libritts", "--download-dir", str(dest)]) == 0
     assert server.requests == [("/resources/60/dev-clean.tar.gz", None)]
     out = tmp_path / "m.jsonl"
     assert main(["prepare", "libritts", "--root", str(dest), "--out", str(out)]) == 0
@@ -254,3 +255,128 @@ archives:
     (rec,) = list(read_manifest(out))
     assert (rec.text, rec.gender, rec.num_samples) == ("Hello world.", "female", 1200)
     assert not (tmp_path / "m.rejects.jsonl").exists()
+
+
+# ------------------------------------------------------------------- issue 11: escapes
+
+def _tar(build) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        build(tf)
+    return buf.getvalue()
+
+
+def _add(tf, name, data=None, kind=None, target=None):
+    info = tarfile.TarInfo(name)
+    if kind is not None:
+        info.type = kind
+    if target is not None:
+        info.linkname = target
+    if data is not None:
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    else:
+        tf.addfile(info)
+
+
+def _realpath_defeating_chain(tf):
+    """CVE-2025-4517's shape: nested links whose real path is longer than PATH_MAX, so
+    realpath stops resolving and a link that leaves DEST looks inside; a hard link
+    through it then lets a regular member overwrite a file outside."""
+    comp, steps, path = "d" * 247, "abcdefghijklmnop", ""
+    for s in steps:
+        _add(tf, os.path.join(path, comp), kind=tarfile.DIRTYPE)
+        _add(tf, os.path.join(path, s), kind=tarfile.SYMTYPE, target=comp)
+        path = os.path.join(path, comp)
+    deep = os.path.join(*steps, "l" * 254)
+    _add(tf, deep, kind=tarfile.SYMTYPE, target="../" * len(steps))
+    _add(tf, "escape", kind=tarfile.SYMTYPE, target=deep + "/..")
+    _add(tf, "pwn", kind=tarfile.LNKTYPE, target="escape/victim.txt")
+    _add(tf, "pwn", data=b"evil")
+
+
+def test_a_link_chain_that_defeats_realpath_cannot_overwrite_a_file_outside(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("safe")
+    arc = tmp_path / "chain.tar"
+    arc.write_bytes(_tar(_realpath_defeating_chain))
+    with pytest.raises(VoxboxError, match="unsafe archive, refused: .*link"):
+        safe_extract(arc, tmp_path / "dest")
+    assert victim.read_text() == "safe"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.tar", "dest", "victim.txt"]
+
+
+@pytest.mark.parametrize("case", ["write-through-link", "voxbox-marker", "archives-dir", "hardlink-not-extracted",
+                                  "dotdot-after-name", "link-loop", "link-to-later-link", "existing-link-in-dest"])
+def test_members_that_write_through_links_or_into_voxbox_folders_are_refused(tmp_path, case):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("keep")           # there before this archive
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    builds = {
+        # a link inside DEST is fine; writing a member through it is not
+        "write-through-link": lambda tf: (_add(tf, "corpus/sub", kind=tarfile.DIRTYPE),
+                                          _add(tf, "corpus/link", kind=tarfile.SYMTYPE, target="sub"),
+                                          _add(tf, "corpus/link/x.txt", b"x")),
+        "voxbox-marker": lambda tf: _add(tf, "./.voxbox/other.tar.gz.extracted", b"{}"),
+        "archives-dir": lambda tf: _add(tf, "archives/evil.tar.gz", b"x"),
+        # a hard link to a file this archive did not write, then a member through it
+        "hardlink-not-extracted": lambda tf: (_add(tf, "h", kind=tarfile.LNKTYPE, target="keep.txt"),
+                                              _add(tf, "h", b"evil")),
+        # "a/../.." could point elsewhere once a later member turns "a" into a link
+        "dotdot-after-name": lambda tf: _add(tf, "l", kind=tarfile.SYMTYPE, target="a/../b"),
+        "link-loop": lambda tf: (_add(tf, "a", kind=tarfile.SYMTYPE, target="b"),
+                                 _add(tf, "b", kind=tarfile.SYMTYPE, target="a"),
+                                 _add(tf, "c", kind=tarfile.SYMTYPE, target="a/x")),
+        "link-to-later-link": lambda tf: (_add(tf, "sub", kind=tarfile.DIRTYPE),
+                                          _add(tf, "sub/l", kind=tarfile.SYMTYPE, target="../up"),
+                                          _add(tf, "up", kind=tarfile.SYMTYPE, target="..")),
+        "existing-link-in-dest": lambda tf: _add(tf, "mine/x.txt", b"x"),
+    }
+    if case == "existing-link-in-dest":
+        (dest / "mine").symlink_to(outside)
+    arc = tmp_path / "a.tar"
+    arc.write_bytes(_tar(builds[case]))
+    with pytest.raises(VoxboxError, match="unsafe archive, refused"):
+        safe_extract(arc, dest)
+    assert (dest / "keep.txt").read_text() == "keep"
+    assert list(outside.iterdir()) == []
+    assert not (dest / ".voxbox").exists() and not (dest / "archives").exists()
+    assert not (dest / "corpus" / "sub" / "x.txt").exists()
+
+
+def test_ordinary_links_inside_an_archive_still_extract(tmp_path):
+    def build(tf):
+        _add(tf, "./", kind=tarfile.DIRTYPE)
+        _add(tf, "./corpus/a/clip.txt", b"hello")
+        _add(tf, "./corpus/b/same.txt", kind=tarfile.LNKTYPE, target="./corpus/a/clip.txt")
+        _add(tf, "./corpus/b/alias.txt", kind=tarfile.SYMTYPE, target="../a/clip.txt")
+        _add(tf, "./corpus/latest", kind=tarfile.SYMTYPE, target="a")
+    arc = tmp_path / "ok.tar"
+    arc.write_bytes(_tar(build))
+    assert safe_extract(arc, tmp_path / "dest") == 5
+    c = tmp_path / "dest" / "corpus"
+    assert (c / "b" / "same.txt").read_text() == "hello" and (c / "b" / "alias.txt").read_text() == "hello"
+    assert (c / "latest" / "clip.txt").read_text() == "hello"
+
+
+# ------------------------------------------------------------- issue 11: 416 and .part
+
+def test_a_stale_part_longer_than_the_servers_file_is_downloaded_again(server, tmp_path):
+    data = payload(20_000)
+    server.files["/s.tgz"] = data
+    (tmp_path / "s.tgz.part").write_bytes(b"stale" * 5_000)       # 25,000 bytes: longer than the file
+    lines = []
+    res = fetch(server.url + "/s.tgz", tmp_path / "s.tgz", sleep=NO_SLEEP, log=lines.append)
+    assert (tmp_path / "s.tgz").read_bytes() == data and res.bytes == len(data)
+    assert server.requests == [("/s.tgz", "bytes=25000-"), ("/s.tgz", None)]
+    assert "holds 25000 bytes but the server's file has 20000 bytes; downloading it again" in lines[0]
+
+
+def test_a_part_exactly_as_long_as_the_servers_file_is_complete_on_416(server, tmp_path):
+    data = payload(20_000)
+    server.files["/c.tgz"] = data
+    (tmp_path / "c.tgz.part").write_bytes(data)
+    res = fetch(server.url + "/c.tgz", tmp_path / "c.tgz", checksum=md5(data), sleep=NO_SLEEP)
+    assert res.bytes == len(data) and server.requests == [("/c.tgz", "bytes=20000-")]

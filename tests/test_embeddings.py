@@ -59,6 +59,7 @@ def test_partial_slices_match_resemblyzer(resemblyzer):
         assert partial_starts(n, cfg) == [s.start for s in mel], n
 
 
+@pytest.mark.slow
 def test_ge2e_reproduces_resemblyzer_on_real_clips(resemblyzer, shared):
     """Same waveform in (resemblyzer's own preprocessing of each file), same embedding out:
     one clip of each of the 24 real-speech speakers, 16 to 48 kHz sources."""

@@ -71,28 +71,52 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_workers_exit_when_the_build_is_killed(tmp_path):
+def test_workers_exit_within_a_second_of_the_build_being_killed_even_mid_task(tmp_path):
+    # Workers used to look for a dead parent only when their queue ran dry: one busy in a
+    # task outlived the build by as long as the task took (12-32 s on real stages).
     manifest = write_corpus_manifest(tmp_path, n=16)
+    busy = tmp_path / "busy"
+    busy.mkdir()
     pfile = write_pipeline(tmp_path / "p.yaml", stages=[
-        {"stage": "voxbox_build_fixtures:TinyStage", "params": {"sleep": 0.5}}])
+        {"stage": "voxbox_build_fixtures:TinyStage", "params": {"sleep": 120.0, "busy_dir": str(busy)}}])
     proc = subprocess.Popen(voxbox_cmd("build", "--manifest", str(manifest), "--pipeline", str(pfile),
                                        "--workers", "2", "--out", str(tmp_path / "out")),
                             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         kids = []
-        for _ in range(300):  # wait (up to ~60 s on a busy box) for both workers
-            kids = [k for k in _children(proc.pid) if _alive(k)]
-            if len(kids) >= 2 and any((tmp_path / "out" / ".work").glob("prepared.jsonl")):
+        for _ in range(600):  # wait (up to ~120 s on a busy box) for both workers to be inside a task
+            kids = [int(p.name) for p in busy.iterdir()]
+            if len(kids) >= 2:
                 break
             time.sleep(0.2)
-        assert len(kids) >= 2
+        assert len(kids) >= 2 and all(_alive(k) for k in kids)
         os.kill(proc.pid, signal.SIGKILL)  # only the main process, as `kill -9 PID` would
         proc.wait()
-        for _ in range(150):
+        for _ in range(50):  # 10 s at most, while their task would take 2 minutes
             if not any(_alive(k) for k in kids):
                 break
             time.sleep(0.2)
-        assert not any(_alive(k) for k in kids), "orphaned workers kept running"
+        assert not any(_alive(k) for k in kids), "workers kept running after the build was killed"
     finally:
         if proc.poll() is None:
             proc.kill()
+        for k in kids:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
+
+def test_audio_no_shard_holds_is_rejected_before_the_stages(tmp_path):
+    # A 10-channel or 720 kHz file in a manifest that does not say so was annotated, then
+    # rejected by the shard writer: the stages' time was lost.
+    import numpy as np
+    import soundfile as sf
+
+    from voxbox.record import Rejection
+
+    recs = make_corpus(tmp_path / "c", n=2)
+    sf.write(tmp_path / "c" / "ch10.wav", np.zeros((1600, 10)), 16000, subtype="PCM_16")
+    odd = recs[0].replace(index="synth_ch10", source_path="ch10.wav", channels=None, sample_rate=None,
+                          num_samples=None)
+    res = run_task([TinyStage()], "flac", Task(0, 0, True, recs + [odd]))
+    last = res.outcomes[-1]
+    assert isinstance(last, Rejection) and (last.reason, last.stage) == ("too_many_channels", "shard")
+    assert res.stats["tiny"][0] == 2                       # the stage never saw it

@@ -113,6 +113,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(built, tmp_path):
         export_sparktts(built, tmp_path / "o4", tasks=["asr"])
 
 
+@pytest.mark.slow
 def test_export_parquet_with_token_ids(built, tmp_path):
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
@@ -145,6 +146,39 @@ def test_export_parquet_with_token_ids(built, tmp_path):
         export_sparktts(built, tmp_path / "short2", max_tokens=10)
     with pytest.raises(VoxboxError, match="at least 1"):
         export_sparktts(built, tmp_path / "short2", tokenizer_dir=tok_dir, max_tokens=-5)
+
+
+def test_text_style_is_prompt_plus_target_in_one_field(built, tmp_path, capsys):
+    """--style text: what SFT trainers read (one `text` column), the same characters the
+    prompt style splits in two; with a tokenizer, input_ids = prompt ids + target ids."""
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    from tiny_sparktts import build_tokenizer
+    from voxbox.cli import main
+
+    prompt_style = export_sparktts(built, tmp_path / "p")
+    assert main(["export", "sparktts", str(built), "-o", str(tmp_path / "t"), "--style", "text"]) == 0
+    assert "4 tts, 3 controllable_tts examples" in capsys.readouterr().out
+    for f in prompt_style["files"]:
+        split_rows = _read_jsonl(tmp_path / "p" / f["path"])
+        text_rows = _read_jsonl(tmp_path / "t" / f["path"])
+        assert [r["index"] for r in text_rows] == [r["index"] for r in split_rows]
+        for p, t in zip(split_rows, text_rows):
+            assert set(t) == {"index", "split", "task", "transcript", "text"}
+            assert t["text"] == p["prompt"] + p["target"] and t["transcript"] == p["text"]
+            assert t["text"].startswith("<|task_") and t["text"].endswith("<|im_end|>")
+    tok_dir = tmp_path / "LLM"
+    build_tokenizer(tok_dir)
+    export_sparktts(built, tmp_path / "ids", fmt="parquet", tokenizer_dir=tok_dir, style="text")
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    for row in pq.read_table(tmp_path / "ids" / "sparktts-train-000000.parquet").to_pylist():
+        assert tok.decode(row["input_ids"]) == row["text"]
+        assert tok(row["text"], add_special_tokens=False)["input_ids"] == row["input_ids"]
+        prompt = tok.decode(row["input_ids"][:row["prompt_length"]])
+        assert prompt.endswith(("<|end_global_token|>", "<|end_style_label|>"))  # where the target begins
+    with pytest.raises(VoxboxError, match="unknown style"):
+        export_sparktts(built, tmp_path / "x", style="chat")
 
 
 def test_a_dataset_without_tokens_is_refused_not_exported_empty(tmp_path):
@@ -201,8 +235,11 @@ def test_export_cli(built, tmp_path, capsys):
     assert "skipped controllable_tts: 1 bad_global_tokens, 1 no_gender, 1 no_text, 1 no_tokens, 1 speed_over_10" in text
     assert (tmp_path / "c" / "sparktts-train-000000.parquet").exists()
     assert main(["export", "sparktts", str(built), "--out", str(tmp_path / "c")]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["export", "sparktts", str(built), "--out", str(tmp_path / "c"), "--force"]) == 0
 
 
+@pytest.mark.slow
 def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     """The real chain: voxbox build (annotate + tokenize) -> export -> codec check with the
     model folder taken from the build's pipeline.yaml."""
@@ -214,6 +251,7 @@ def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
     assert main(["build", "--corpus", "libritts", "--root",
                  str(shared / "data/real-speech/libritts-mini/LibriTTS"), "--out", str(built),
                  "--model-dir", str(tiny_bicodec), "--format", "parquet"]) == 0
+    assert "BiCodec tokens added to every record" in capsys.readouterr().out  # the summary says so
     recs = list(open_dataset(built).records())
     summary = export_sparktts(built, tmp_path / "ex")
     n = len(recs)

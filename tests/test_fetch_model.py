@@ -115,21 +115,21 @@ def test_cli_fetch_model(hub, tmp_path):
     env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"),
                PYTHONPATH=str(REPO_ROOT))
     dest = tmp_path / "cli-model"
-    r = subprocess.run([sys.executable, "-m", "voxbox", "fetch-model", "--dest", str(dest)], env=env,
+    r = subprocess.run([sys.executable, "-m", "voxbox", "fetch-model", "--model-dir", str(dest)], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "SparkAudio/Spark-TTS-0.5B is ready in" in r.stdout
     assert (dest / "wav2vec2-large-xlsr-53" / "pytorch_model.bin").read_bytes() == \
         FAKE_MODEL["wav2vec2-large-xlsr-53/pytorch_model.bin"]
 
-    r = subprocess.run([sys.executable, "-m", "voxbox", "fetch-model", "--repo-id", "nobody/nothing", "--dest",
+    r = subprocess.run([sys.executable, "-m", "voxbox", "fetch-model", "--repo-id", "nobody/nothing", "--model-dir",
                         str(tmp_path / "x")], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.startswith("error: cannot download nobody/nothing: model repo nobody/nothing not found")
 
     env["HF_ENDPOINT"] = "http://127.0.0.1:9"
-    r = subprocess.run([sys.executable, "-m", "voxbox", "fetch-model", "--dest", str(tmp_path / "y")], env=env,
+    r = subprocess.run([sys.executable, "-m", "voxbox", "fetch-model", "--model-dir", str(tmp_path / "y")], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "cannot reach the Hub" in r.stderr

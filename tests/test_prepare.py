@@ -125,6 +125,7 @@ def test_folder_sidecars(tmp_path):
     r = recs["alice/001.wav"]
     assert (r.speaker, r.text, r.language, r.license, r.emotion, r.corpus) == \
         ("alice", "Hello from Alice.", "en", "CC0-1.0", None, "folder")
+    assert r.utt_id == "alice/001" and recs["alice/002.flac"].utt_id == "alice/002"  # unique in the folder
     assert rejs == {"bob/003.wav": "missing_transcript", "README.md": "unexplained_file"}
 
 
@@ -143,6 +144,9 @@ def test_folder_csv_tsv_jsonl_with_mapped_columns(tmp_path):
     a, b = recs["clips/c0.wav"], recs["clips/c1.wav"]
     assert (a.speaker, a.gender, a.age, a.emotion, a.text) == ("spk1", "female", "Youth-Adult", "HAPPY", "Zero.")
     assert (b.gender, b.age, b.emotion, b.gender_source, b.age_source) == ("male", "Elderly", "ANGRY", "native", "native")
+    assert a.utt_id == "clips/c0"
+    ided = [x for x in get_recipe("folder", id_column="who", **opts).prepare(tmp_path) if isinstance(x, Utterance)]
+    assert sorted(r.utt_id for r in ided) == ["spk1", "spk2"]  # your own id column
     assert rejs == [("clips/c2.wav", "missing_transcript")]
 
     write(tmp_path / "meta.jsonl", json.dumps({"audio": "clips/c0.wav", "transcript": "J zero."}) + "\n"
@@ -188,12 +192,15 @@ def test_cli_prepare_options_and_errors(tmp_path, capsys):
     tone(tmp_path / "a.wav")
     write(tmp_path / "m.csv", "wav,words\na.wav,Hi there.\n")
     out = tmp_path / "folder.jsonl"
-    assert main(["prepare", "folder", "--root", str(tmp_path), "--out", str(out),
-                 "-o", "metadata=m.csv", "-o", "path_column=wav", "--option", "text-column=words"]) == 0
+    assert main(["prepare", "folder", "--root", str(tmp_path), "-o", str(out),
+                 "-O", "metadata=m.csv", "-O", "path_column=wav", "--option", "text-column=words"]) == 0
     assert [r.text for r in read_manifest(out)] == ["Hi there."]
     capsys.readouterr()
-    assert main(["prepare", "vctk", "--root", str(tmp_path), "--out", str(out), "-o", "mic"]) == 1
+    assert main(["prepare", "vctk", "--root", str(tmp_path), "--out", str(out), "-O", "mic"]) == 1
     assert "KEY=VALUE" in capsys.readouterr().err
+    # -o is --out in every command: an old `-o KEY=VALUE` habit is caught, not made a file name.
+    assert main(["prepare", "folder", "--root", str(tmp_path), "-o", "language=en"]) == 1
+    assert "looks like a recipe option" in capsys.readouterr().err and not (tmp_path / "language=en").exists()
     assert main(["prepare", "libritts", "--root", str(tmp_path), "--out", str(out), "-s", "dev-clean"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: libritts: subset dev-clean not found") and "Traceback" not in err
@@ -237,3 +244,14 @@ def test_no_usable_recording_is_an_error_not_an_empty_manifest(tmp_path):
         prepare_manifest("folder", tmp_path, out)
     assert not out.exists() and not out.with_name("m.jsonl.partial").exists()
     assert [r.reason for r in read_rejects(rejects_path(out))] == ["missing_transcript"]
+
+
+def test_help_names_the_rejects_file_prepare_really_writes(tmp_path, capsys):
+    # The help said <out>.rejects.jsonl; the file is <stem>.rejects.jsonl.
+    import re
+
+    assert main(["prepare", "--help"]) == 0
+    text = " ".join(re.sub(r"[│\s]+", " ", capsys.readouterr().out).split())
+    assert "<out>.rejects.jsonl" not in text and "<stem>.rejects.jsonl" in text
+    example = re.search(r"\((\S+) -> (\S+?)\)", text)
+    assert example and rejects_path(tmp_path / example.group(1)).name == example.group(2)

@@ -187,7 +187,8 @@ def test_dry_run_changes_nothing(built, hub, online):
     res = publish(built, "alice/tiny", endpoint=hub.url, dry_run=True, batch_files=4, progress=False)
     assert ("dataset", "alice/tiny") not in hub.state.repos and hub.state.commits == []
     n_files = len(local_upload_set(built)) + 1
-    assert len(res.uploaded) == n_files and res.commits == 3  # 8 shard files in batches of 4, then metadata
+    # 10 shard files (the test split is a shard of its own) in batches of 4, then metadata
+    assert len(res.uploaded) == n_files and res.commits == 4
     assert "would upload" in res.summary()
     publish(built, "alice/tiny", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
     commits = len(hub.state.commits)
@@ -266,6 +267,7 @@ def test_anonymous_dry_run_against_a_dead_endpoint_fails_at_once(built, online, 
         publish(built, "alice/tiny", endpoint="huggingface.co", dry_run=True, progress=False)
 
 
+@pytest.mark.slow
 def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built, hub, tmp_path):
     env = cli_env(hub, tmp_path, HF_HUB_VERBOSITY="debug")
     r = run_cli(["publish", str(built), "--repo-id", "alice/tiny", "--token", DEFAULT_TOKEN], env)
@@ -287,15 +289,17 @@ def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "cannot reach the Hub" in r.stderr
     assert DEFAULT_TOKEN not in r.stdout + r.stderr
 
-    # `datasets` reads the published Parquet back through the same server (default config).
+    # `datasets` reads the published Parquet back through the same server (default config),
+    # each corpus split as its own Hub split: the recipe's test row is not in train.
     code = (
         "import json, datasets\n"
         "d = datasets.load_dataset('alice/tiny', split='train')\n"
+        "t = datasets.load_dataset('alice/tiny', split='test')\n"
         "a = d.cast_column('audio', datasets.Audio(decode=False))[0]['audio']\n"
         "from voxbox.dataset.reader import hf_webdataset_features\n"
         "w = datasets.load_dataset('webdataset', data_files='hf://datasets/alice/tiny/webdataset/*.tar',"
         " split='train', features=hf_webdataset_features(decode_audio=False))\n"
-        "print(json.dumps({'n': len(d), 'cols': d.column_names, 'index': list(d['index']),"
+        "print(json.dumps({'n': len(d), 'cols': d.column_names, 'index': list(d['index']), 'test': list(t['index']),"
         " 'g': list(d['global_tokens'][0]), 'speed': list(d['speed']), 'audio': a['bytes'].hex(),"
         " 'wds': [j['index'] for j in w['json']]}))\n"
     )
@@ -305,9 +309,11 @@ def test_cli_publish_never_prints_the_token_and_load_dataset_reads_it_back(built
     got = json.loads(r.stdout.strip().splitlines()[-1])
     from voxbox.dataset.reader import open_dataset
 
-    recs = list(open_dataset(built).records())
-    assert got["n"] == len(recs) == 12
-    assert got["index"] == [x.index for x in recs] == got["wds"]
+    every = list(open_dataset(built).records())
+    recs = [x for x in every if x.split == "train"]
+    assert got["n"] == len(recs) == 11 and got["test"] == [x.index for x in every if x.split == "test"]
+    assert got["index"] == [x.index for x in recs]
+    assert got["wds"] == [x.index for x in every]  # the glob over every tar, splits included
     assert got["g"] == recs[0].global_tokens and got["speed"] == [x.speed for x in recs]
     assert {"audio", "text", "semantic_tokens", "pitch_level"} <= set(got["cols"])
     wav, sr = sf.read(io.BytesIO(bytes.fromhex(got["audio"])))
@@ -326,3 +332,62 @@ def test_a_shard_damaged_after_the_build_is_not_published(hub, online, tmp_path)
     with pytest.raises(VoxboxError, match="differ from index.json.*voxbox validate"):
         publish(folder, "alice/damaged", token=DEFAULT_TOKEN, endpoint=hub.url, progress=False)
     assert not any(p.startswith("parquet/") for p in hub.repo_files("dataset", "alice/damaged"))
+
+
+def test_publish_with_xet_enabled_falls_back_to_lfs_where_the_server_has_no_xet(built, hub, tmp_path):
+    """Real users publish with hf_xet installed and Xet on (voxbox does not turn it off), so
+    huggingface_hub asks for a Xet write token first. The local server has no Xet storage
+    (404), as a Hub-compatible mirror may not: publish then uploads through LFS, and a rerun
+    finds everything in place. The Xet transfer itself needs the real Hub (see the README)."""
+    pytest.importorskip("hf_xet")
+    env = {k: v for k, v in cli_env(hub, tmp_path).items() if k != "HF_HUB_DISABLE_XET"}
+    r = run_cli(["publish", str(built), "--repo-id", "alice/xet", "--token", DEFAULT_TOKEN, "--json"], env)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["uploaded"]
+    import huggingface_hub
+
+    if int(huggingface_hub.__version__.split(".")[0]) >= 2:  # 2.x asks for a Xet token whatever the server says
+        assert any("offers no Xet storage" in n for n in res["notes"]), res["notes"]
+    assert set(local_upload_set(built)) <= set(hub.repo_files("dataset", "alice/xet"))
+    r = run_cli(["publish", str(built), "--repo-id", "alice/xet", "--token", DEFAULT_TOKEN, "--json"], env)
+    assert r.returncode == 0 and json.loads(r.stdout)["uploaded"] == []
+
+
+ODD_TOKENS = ["hf_secretpart\nline2abcd", "hf_sec ret/+%&=\u00e9tail", "hf_tab\tsecretX", "hf_\r\nInjected: 1234",
+              "hf_nul\x00zzzz", "hf_\u2028sep_abcd"]
+
+
+@pytest.mark.parametrize("token", ODD_TOKENS)
+def test_an_odd_token_is_refused_before_any_request_and_never_printed(built, hub, online, monkeypatch, token):
+    # A newline used to reach the HTTP library, whose error printed it escaped (b'Bearer x\\ny').
+    from voxbox.release.hub import fetch_model
+    from voxbox.release.publish import publish
+
+    calls = [lambda: publish(built, "alice/tiny", token=token, endpoint=hub.url, progress=False),
+             lambda: fetch_model("alice/model", built.parent / "m", token=token, endpoint=hub.url)]
+    if "\x00" not in token:  # an environment variable cannot hold NUL
+        monkeypatch.setenv("HF_TOKEN", token)
+        calls.append(lambda: publish(built, "alice/tiny", endpoint=hub.url, progress=False))
+    pieces = [p for p in token.replace("\u2028", "\n").split() if len(p) >= 4 and p != "hf_"]
+    for call in calls:
+        with pytest.raises(VoxboxError, match="contains a .*it was not sent anywhere") as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg and not any(p in msg for p in pieces + ["secret", "Injected", "zzzz", "abcd"])
+    assert hub.state.requests == []
+
+
+def test_hub_errors_scrub_every_escaped_form_of_the_token():
+    from urllib.parse import quote, quote_plus
+
+    from voxbox.release.hub import explain
+
+    token = "hf_a/b+c%d=e'f\"g\\h~tail"   # valid (printable ASCII) but changed by every escaping
+    texts = [f"GET https://hub/api?token={quote(token, safe='')}", f"url with {quote_plus(token)}",
+             f"Illegal header value {('Bearer ' + token).encode()!r}", f"value {token!r}", f"raw {token}",
+             'json {"token": ' + json.dumps(token) + "}"]
+    for text in texts:
+        msg = str(explain(RuntimeError(text), action="check the token", endpoint="http://hub", token=token))
+        assert "tail" not in msg and "hf_a" not in msg, msg
+        assert "***" in msg

@@ -15,7 +15,8 @@ from voxbox.record import Rejection
 ROOT = Path(__file__).resolve().parents[1]
 
 # Calls that carry a reason code, and which positional argument holds it.
-_POSITION = {"Rejection": 2, "reject": 1, "InputError": 0, "AudioError": 0, "SyllableResult": 3}
+_POSITION = {"Rejection": 2, "reject": 1, "InputError": 0, "AudioError": 0, "SyllableResult": 3,
+             "FileRefused": 0, "OddPath": 1}
 
 
 def _strings(node: ast.AST):

@@ -109,7 +109,7 @@ def test_bad_manifest_lines_name_the_line(tmp_path):
     with pytest.raises(VoxboxError, match=r"m\.jsonl:2"):
         list(read_manifest(path))
     path.write_text('{"text": "no index"}\n')
-    with pytest.raises(VoxboxError, match=r"m\.jsonl:1: record without an index"):
+    with pytest.raises(VoxboxError, match=r"m\.jsonl:1: field .index.: record without an index"):
         list(read_manifest(path))
     with pytest.raises(VoxboxError, match="unknown manifest format"):
         write_manifest(tmp_path / "m.csv", [])

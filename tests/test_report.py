@@ -241,6 +241,7 @@ def test_boundaries_follow_the_pipelines_boundaries_file(tmp_path):
     assert level_boundaries(None)["pitch"]["male"] == tuple(VOXBOX_BOUNDARIES["pitch"]["male"])
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(built, tmp_path):
     from voxbox.cli import main
 
@@ -270,6 +271,8 @@ def test_report_renders_in_chromium(built, tmp_path):
         assert heading in text
     slowest = min(open_dataset(built).records(), key=lambda r: r.speed)
     assert slowest.index in text
+    # Every listed record has a player (data URI, nothing fetched) that chromium accepts.
+    assert page.count("<audio controls") == len(re.findall(r"<tr><td>[a-z]", page.split("worth listening")[1]))
 
 
 def test_empty_dataset_still_renders(tmp_path):
@@ -290,3 +293,53 @@ def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
 
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "x.html")]) == 1
     assert not (tmp_path / "x.html").exists()
+
+
+def test_listening_rows_name_each_clip_once_with_its_audio(tmp_path, monkeypatch):
+    """On a small dataset the 5 slowest and 5 fastest overlap: each clip is listed once, at the
+    end of the scale it is nearer to, and every row plays its own audio from the shards."""
+    import base64 as b64
+
+    import soundfile as sf
+
+    from voxbox.release import report
+
+    folder = make_built_dataset(tmp_path / "six", n=6)
+    ds = open_dataset(folder)
+    recs = sorted(ds.records(), key=lambda r: r.speed)
+    rows = report.listening_rows(collect_stats(ds, progress=False))
+    indices = [row.odd.index for row in rows]
+    assert len(indices) == len(set(indices))
+    kinds = {row.odd.index: row.kinds for row in rows}
+    assert "slowest" in kinds[recs[0].index] and "fastest" not in kinds[recs[0].index]
+    assert "fastest" in kinds[recs[-1].index] and "slowest" not in kinds[recs[-1].index]
+    assert not any({"slowest", "fastest"} <= set(k) or {"longest", "shortest"} <= set(k) for k in kinds.values())
+    out = write_report(folder, tmp_path / "six.html", progress=False)
+    page = out.read_text(encoding="utf-8")
+    players = re.findall(r'<audio controls preload=none src="data:audio/flac;base64,([^"]+)">', page)
+    assert len(players) == len(rows)
+    shard_audio = {r.index: a for r, a, _ in ds.samples()}
+    for row, data in zip(rows, players):
+        assert b64.b64decode(data) == shard_audio[row.odd.index]
+        assert sf.info(io.BytesIO(b64.b64decode(data))).frames == ds_rec(ds, row.odd.index).num_samples
+    # The headline rounds hours as the tables do (0.001 h, not 0.00 in one place and 0.001 in another).
+    hours = f"{collect_stats(ds, progress=False).hours:.3f}"
+    assert f"<b>{hours}</b>hours" in page and f"<td class=n>{hours}</td>" in page
+    # Counts tick whole records only, and a level band's label sits above the bars.
+    figures = []
+    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or "")
+    st = collect_stats(ds, progress=False)
+    report.render_html(st, title="t", source="s")
+    count_axes = [ax for fig in figures for ax in fig.axes if "records" in (ax.get_ylabel(), ax.get_xlabel())]
+    assert len(count_axes) >= 5
+    for ax in count_axes:
+        axis = ax.yaxis if ax.get_ylabel() == "records" else ax.xaxis
+        ticks = [t for t in axis.get_majorticklocs() if axis.get_view_interval()[0] <= t <= axis.get_view_interval()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    labels = [t for fig in figures for ax in fig.axes for t in ax.texts if t.get_text() in ("low", "moderate", "high")]
+    bars = [p for fig in figures for ax in fig.axes for p in ax.patches]
+    assert labels and min(t.get_zorder() for t in labels) > max(p.get_zorder() for p in bars)
+
+
+def ds_rec(ds, index):
+    return next(r for r in ds.records() if r.index == index)

@@ -40,6 +40,7 @@ def _run(args, out, **env):
     "before_journal:2",    # shard 1 renamed into place but not yet in the journal
     "shard_commit:3",      # between shards, after the 3rd journal line
 ])
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_output(setup, moment):
     tmp, args, ref = setup
     out = tmp / f"out-{moment.replace(':', '-')}"
@@ -78,6 +79,7 @@ def test_corrupted_finished_shard_is_redone(setup):
     assert shard_bytes(out) == shard_bytes(ref)
 
 
+@pytest.mark.slow
 def test_kill_during_real_annotation(shared, tmp_path):
     """The real annotate stage, killed after its 2nd batch, then resumed."""
     root = shared / "data" / "real-speech" / "libritts-mini"

@@ -14,6 +14,7 @@ import soundfile as sf
 from voxbox.dataset.reader import decode_audio, hf_webdataset_features, open_dataset
 from voxbox.record import Utterance
 from voxbox.shards import plan_shards, write_dataset
+from voxbox.shards.finalize import shard_record
 from voxbox.shards.index import sha256_file
 
 from voxbox_build_fixtures import make_corpus
@@ -71,7 +72,9 @@ def test_records_sorted_same_in_both_formats_and_roundtrip(built, corpus):
     assert [r.index for r in pq_recs] == sorted(r.index for r in recs if r.source_path != "broken.wav")
     assert pq_recs == wds_recs
     for r in pq_recs:
-        assert r == by_index[r.index]  # every field, tokens and dicts included
+        # Every field, tokens and dicts included, as the shard stores it (wav_path filled,
+        # corpus_root left out, every null explained: voxbox.shards.finalize).
+        assert r == shard_record(by_index[r.index], "flac")
 
 
 def test_flac_is_lossless_and_keeps_channels(built, corpus):
@@ -81,7 +84,8 @@ def test_flac_is_lossless_and_keeps_channels(built, corpus):
     for rec, audio, ext in ds.samples("webdataset"):
         assert ext == "flac" and audio[:4] == b"fLaC"
         got, sr = decode_audio(audio, dtype="int32")
-        src, src_sr = sf.read(str(rec.audio_path), dtype="int32", always_2d=True)
+        assert rec.corpus_root is None  # the builder's folder stays out of the shards
+        src, src_sr = sf.read(str(root / rec.source_path), dtype="int32", always_2d=True)
         assert sr == src_sr and got.shape == src.shape
         np.testing.assert_array_equal(got, src)
         n += 1
@@ -89,13 +93,14 @@ def test_flac_is_lossless_and_keeps_channels(built, corpus):
 
 
 def test_original_audio_bytes(corpus, tmp_path):
-    _, recs = corpus
+    root, recs = corpus
     write_dataset(recs[:4], tmp_path, name="orig", audio_format="original", formats=["parquet"])
     ds = open_dataset(tmp_path)
     assert ds.formats == ["parquet"] and not (tmp_path / "webdataset").exists()
     for rec, audio, ext in ds.samples():
-        assert audio == rec.audio_path.read_bytes()
-        assert ext == rec.audio_path.suffix.lstrip(".")
+        assert audio == (root / rec.source_path).read_bytes()
+        assert ext == rec.source_path.rsplit(".", 1)[-1]
+        assert rec.wav_path == f"{rec.corpus}/{rec.index}.{ext}"
 
 
 def test_byte_identical_rebuild(corpus, built, tmp_path):
@@ -199,3 +204,89 @@ def test_open_dataset_errors(tmp_path):
     with pytest.raises(VoxboxError, match="unknown output format"):
         write_dataset([], tmp_path / "x", formats=["csv"])
     assert Utterance  # noqa: B018 - imported for the fixtures' types
+
+
+# ------------------------------------------------- issue 11: sources FLAC cannot hold as is
+
+def _encode(tmp_path, name, write):
+    from voxbox.shards.encode import encode_record
+
+    path = tmp_path / name
+    write(path)
+    rec = Utterance(index=f"t_{name.replace('.', '_')}", source_path=name, corpus_root=str(tmp_path))
+    return encode_record(rec, "flac")
+
+
+def _stored(res):
+    data, sr = sf.read(io.BytesIO(res.audio), dtype="float64", always_2d=True)
+    return data[:, 0], sf.info(io.BytesIO(res.audio)).subtype
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_float_wavs_are_scaled_into_flac_not_stored_as_silence(tmp_path, bits):
+    # libsndfile reads float samples as integers without scaling: this was ~0 in the shard.
+    from adversarial import speech_like, write_float_wav
+
+    x = speech_like(level=0.5)
+    res = _encode(tmp_path, f"f{bits}.wav", lambda p: write_float_wav(p, x, 16000, bits))
+    got, subtype = _stored(res)
+    assert res.ext == "flac" and subtype == "PCM_24"
+    assert np.max(np.abs(got - x)) <= 2 ** -23
+    note = res.record.extra["stored_audio"]
+    assert note["source"] == ("FLOAT" if bits == 32 else "DOUBLE") and note["lossless"] is False
+    assert "rounded to 24 bits" in note["detail"] and note["gain"] == 1.0
+
+
+def test_float_that_24_bits_hold_exactly_is_lossless_and_unannotated(tmp_path):
+    from adversarial import speech_like, write_float_wav
+
+    x = np.round(speech_like() * 32767) / 32768     # a float file made from 16-bit audio
+    res = _encode(tmp_path, "f.wav", lambda p: write_float_wav(p, x, 16000))
+    got, _ = _stored(res)
+    assert np.array_equal(got, x) and "stored_audio" not in (res.record.extra or {})
+
+
+def test_float_beyond_full_scale_is_scaled_down_and_the_gain_recorded(tmp_path):
+    from adversarial import speech_like, write_float_wav
+
+    x = 1.6 * speech_like(level=1.0)
+    res = _encode(tmp_path, "hot.wav", lambda p: write_float_wav(p, x, 16000))
+    got, _ = _stored(res)
+    gain = res.record.extra["stored_audio"]["gain"]
+    assert gain == pytest.approx(1 / 1.6, rel=1e-6)
+    assert np.max(np.abs(got)) < 1.0 and np.max(np.abs(got / gain - x)) < 2e-6
+    assert "beyond full scale" in res.record.extra["stored_audio"]["detail"]
+
+
+def test_32_bit_pcm_is_rounded_to_24_bits_and_says_so_or_kept_exact(tmp_path):
+    from adversarial import speech_like
+
+    x = (speech_like() * (2 ** 31 - 1)).astype(np.int32)
+    res = _encode(tmp_path, "p32.wav", lambda p: sf.write(p, x, 16000, subtype="PCM_32"))
+    stored = sf.read(io.BytesIO(res.audio), dtype="int32")[0]
+    assert np.array_equal(stored >> 8, np.minimum((x.astype(np.int64) + 128) >> 8, 2 ** 23 - 1))
+    assert res.record.extra["stored_audio"]["source"] == "PCM_32"
+    assert "32-bit integer samples rounded to 24 bits" in res.record.extra["stored_audio"]["detail"]
+    padded = (x >> 8) << 8                          # 24-bit audio in a 32-bit container
+    res = _encode(tmp_path, "p24in32.wav", lambda p: sf.write(p, padded, 16000, subtype="PCM_32"))
+    assert np.array_equal(sf.read(io.BytesIO(res.audio), dtype="int32")[0], padded)
+    assert "stored_audio" not in (res.record.extra or {})
+
+
+@pytest.mark.parametrize("case,reason", [("ch10", "too_many_channels"), ("sr720k", "unsupported_sample_rate"),
+                                         ("fifo", "not_a_regular_file"), ("devzero", "not_a_regular_file"),
+                                         ("nan", "non_finite_samples")])
+def test_audio_no_shard_can_hold_or_that_is_no_file_is_a_rejection(tmp_path, case, reason):
+    import os
+
+    from adversarial import speech_like, write_float_wav
+
+    writers = {
+        "ch10": lambda p: sf.write(p, np.tile(speech_like()[:, None], (1, 10)) * 0.3, 16000, subtype="PCM_16"),
+        "sr720k": lambda p: sf.write(p, speech_like(0.1, 720_000), 720_000, subtype="PCM_16"),
+        "fifo": lambda p: os.mkfifo(p),
+        "devzero": lambda p: p.symlink_to("/dev/zero"),
+        "nan": lambda p: write_float_wav(p, np.where(np.arange(16000) == 5, np.nan, speech_like(1.0)), 16000),
+    }
+    res = _encode(tmp_path, f"{case}.wav", writers[case])
+    assert res.reason == reason and res.detail

@@ -99,6 +99,7 @@ def test_sample_indices_is_deterministic():
     assert sample_indices(recs, 99, seed=1)[0] == [f"r{i:02d}" for i in range(30)]
 
 
+@pytest.mark.slow
 def test_codec_check_report(built, tiny_bicodec, tmp_path, codec):
     rep = codec_check(built, tiny_bicodec, tmp_path / "rep", n=50, seed=0, codec=codec)
     assert rep["checked"] == 6 and rep["eligible"] == 6 and rep["without_tokens"] == 1
@@ -140,6 +141,7 @@ def test_roundtrip_record_reports_unusable_input(codec):
     assert row["frame_diff"] == 2 - 49  # 1 s of audio is 49 frames
 
 
+@pytest.mark.slow
 def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     from voxbox.cli import main
 
@@ -159,6 +161,21 @@ def test_codec_cli(built, tiny_bicodec, tmp_path, capsys):
     assert "no such dataset folder" in capsys.readouterr().err
 
 
+def test_codec_on_a_dataset_without_tokens_says_so_first(tiny_bicodec, tmp_path, capsys):
+    """Not "give --model-dir" (which would not help): the dataset has no tokens to decode."""
+    from voxbox.cli import main
+
+    out = tmp_path / "sample"
+    assert main(["build", "--corpus", "sample", "-o", str(out), "--stages", "", "-q", "-j", "1"]) == 0
+    capsys.readouterr()
+    for extra in ([], ["--model-dir", str(tiny_bicodec)]):
+        assert main(["synth", "codec", str(out), "--out", str(tmp_path / "r"), *extra]) == 1
+        err = capsys.readouterr().err
+        assert "no record has BiCodec tokens" in err and "build it with --model-dir" in err, err
+        assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
 def test_bad_check_options_fail_before_writing(built, tmp_path):
     # A negative threshold flagged every record; a bad backend failed after wavs/ was made.
     for kw, msg in (({"threshold": -1.0}, "--threshold must be a positive"),
@@ -206,6 +223,7 @@ def model_dir(tmp_path_factory, tiny_bicodec):
     return build_tiny_sparktts(tmp_path_factory.mktemp("sparktts") / "tiny", tiny_bicodec)
 
 
+@pytest.mark.slow
 def test_control_check_end_to_end(model_dir, tmp_path, capsys):
     from spark_tokenize.tts import GenerationOptions
 

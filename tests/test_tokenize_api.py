@@ -29,6 +29,7 @@ def clips(tiny_bicodec):
     return [(b, None), (short, sr), (e, None), (tiny, 16000), (speech[:24_000] * 0.5, sr)]
 
 
+@pytest.mark.slow
 def test_batch_equals_one_at_a_time(tok, clips):
     single = [tok.tokenize(x, sample_rate=sr) for x, sr in clips]
     for bs in (16, 2):
@@ -39,6 +40,7 @@ def test_batch_equals_one_at_a_time(tok, clips):
     assert [s.shape[1] for _, s in single] == [140, 34, 256, 1, 74]
 
 
+@pytest.mark.slow
 def test_padded_features_match_and_padding_matters(tok, clips):
     """At feature level the padded batch matches each clip alone; without the frame
     lengths (no mask, unzeroed padding) the shorter clip's features change."""
@@ -59,6 +61,7 @@ def test_padded_features_match_and_padding_matters(tok, clips):
         assert (unmasked[short, :frames[short]] - alone).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_detokenize_batch_equals_one_at_a_time(tok, clips):
     pairs = [tok.tokenize(x, sample_rate=sr) for x, sr in clips]
     single = [tok.detokenize(g, s) for g, s in pairs]
@@ -69,6 +72,7 @@ def test_detokenize_batch_equals_one_at_a_time(tok, clips):
         assert np.abs(a - b).max() < 2e-5
 
 
+@pytest.mark.slow
 def test_token_formats_accepted_by_detokenize(tok, clips):
     g, s = tok.tokenize(*clips[1])
     ref = tok.detokenize(g, s)
@@ -106,6 +110,7 @@ def test_silent_file_is_refused(tok, tmp_path):
         tok.tokenize(p)
 
 
+@pytest.mark.slow
 def test_batch_returns_errors_in_place(tok, clips):
     items = [clips[3][0], np.zeros(8000), clips[1][0]]
     out = tok.tokenize_batch(items, [16000, 16000, clips[1][1]], errors="return")
@@ -145,3 +150,32 @@ def test_speaker_embedding(tok, clips, tiny_bicodec):
     np.testing.assert_array_equal(e1, e2)
     e3 = tok.speaker_embedding(clips[2][0])
     assert np.abs(e1 - e3).max() > 1e-3
+
+
+def test_nan_weights_are_caught_when_tokens_are_made(tiny_bicodec, clips):
+    # NaN weights quantise to -2**31; those tokens used to be written with exit 0.
+    t = BiCodecTokenizer(tiny_bicodec)
+    with torch.no_grad():
+        for p in t.model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(TokenizerError, match=r"global tokens outside 0\.\.4095 \(got -2147483648") as e:
+        t.tokenize(*clips[0])
+    assert e.value.reason == "tokens_out_of_range"
+    got = t.tokenize_batch([c[0] for c in clips[:2]], [c[1] for c in clips[:2]], errors="return")
+    assert [getattr(x, "reason", None) for x in got] == ["tokens_out_of_range"] * 2
+
+
+def test_long_and_special_files_are_refused_before_decoding(tok, clips, tmp_path):
+    import os
+
+    tok.max_seconds = 1.0
+    try:
+        with pytest.raises(TokenizerError, match=r"2\.\d s, longer than the 1 s allowed") as e:
+            tok.tokenize(clips[0][0])
+        assert e.value.reason == "too_long"
+    finally:
+        tok.max_seconds = None
+    os.mkfifo(tmp_path / "fifo.wav")    # reading it would block forever
+    with pytest.raises(TokenizerError, match="not a regular file") as e:
+        tok.tokenize(tmp_path / "fifo.wav")
+    assert e.value.reason == "not_a_regular_file"

@@ -15,7 +15,8 @@ from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Utterance, make_index
 from voxbox.manifest import read_manifest, read_rejects, rejects_path, write_manifest
 from voxbox.stages import make_stage
-from voxbox.tokenize.stage import TokenizeStage, journal_path, tokenize_manifest
+from voxbox.build.manifest_run import work_dir
+from voxbox.tokenize.stage import TokenizeStage, tokenize_manifest
 
 torch.set_num_threads(1)
 
@@ -107,21 +108,24 @@ class _Counting(TokenizeStage):
         return super().process_batch(recs)
 
 
+def _journal_kinds(out):
+    return [json.loads(line)["kind"] for line in (work_dir(out) / "journal.jsonl").read_text().splitlines()]
+
+
 def test_resume_after_interruption(tok, manifest, tmp_path, tiny_bicodec):
     out = tmp_path / "out.jsonl.gz"
     with pytest.raises(KeyboardInterrupt):
-        tokenize_manifest(manifest, out, tok.model_dir, batch_size=1, chunk_batches=1,
+        tokenize_manifest(manifest, out, tok.model_dir, batch_size=1, chunk_batches=1, part_records=1,
                           stage=_stage(tok, _Interrupt))
     assert not out.exists()
-    jp = journal_path(out)
-    assert len(jp.read_text().splitlines()) == 1 + 2  # header + two finished records
-    with open(jp, "a") as fh:
-        fh.write('{"record": {"index": "torn')  # an interruption mid-write
-    s = tokenize_manifest(manifest, out, tok.model_dir, batch_size=1, chunk_batches=1,
+    assert _journal_kinds(out) == ["start", "shard", "shard"]  # two finished one-record parts
+    with open(work_dir(out) / "journal.jsonl", "a") as fh:
+        fh.write('{"kind": "shard", "shard": 2, "rec')  # an interruption mid-write
+    s = tokenize_manifest(manifest, out, tok.model_dir, batch_size=1, chunk_batches=1, part_records=1,
                           stage=_stage(tok, _Counting))
     assert _Counting.seen == ["E/E_stereo_44k1.wav", "missing.wav", "short.wav", "A/A_libritts_24k_3s.wav"]
     assert s["resumed_from"] == 2 and s["records"] == 3 and s["rejected"] == 3
-    assert not jp.exists()
+    assert not work_dir(out).exists()
     recs = list(read_manifest(out))
     assert [r.source_path for r in recs] == ["B/B_cmu_arctic_16k_2p8s.wav", "E/E_stereo_44k1.wav",
                                              "A/A_libritts_24k_3s.wav"]
@@ -130,13 +134,18 @@ def test_resume_after_interruption(tok, manifest, tmp_path, tiny_bicodec):
     assert [r.reason for r in rej] == ["silent_audio", "missing_audio", "audio_too_short"]
 
 
-def test_journal_of_another_run_is_refused(tok, manifest, tmp_path):
+def test_unfinished_run_of_other_options_is_refused(tok, manifest, tmp_path):
     out = tmp_path / "out.jsonl"
-    journal_path(out).write_text(json.dumps({"header": {"src": "other"}}) + "\n")
-    with pytest.raises(VoxboxError, match="different tokenize run"):
-        tokenize_manifest(manifest, out, tok.model_dir, stage=_stage(tok))
+    _Interrupt.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        tokenize_manifest(manifest, out, tok.model_dir, batch_size=1, chunk_batches=1, part_records=1,
+                          stage=_stage(tok, _Interrupt))
+    with pytest.raises(VoxboxError, match="holds an unfinished run with other input or options"):
+        tokenize_manifest(manifest, out, tok.model_dir, part_records=1, stage=_stage(tok, dtype="bfloat16"))
+    assert _journal_kinds(out) == ["start", "shard", "shard"]  # the finished work is kept
 
 
+@pytest.mark.slow
 def test_cli_tokenize_and_detokenize(manifest, tmp_path, tiny_bicodec, tok, capsys):
     out = tmp_path / "tok.parquet"
     rc = main(["tokenize", str(manifest), "--model-dir", str(tiny_bicodec), "--out", str(out),
@@ -219,7 +228,7 @@ def test_all_records_rejected_is_an_error_and_a_fixed_rerun_redoes_them(tok, tmp
     out = tmp_path / "out.jsonl"
     with pytest.raises(VoxboxError, match="every record was rejected.*2 tokenize: missing_audio"):
         tokenize_manifest(src, out, tok.model_dir, stage=_stage(tok))
-    assert not out.exists() and not journal_path(out).exists()
+    assert not out.exists() and not work_dir(out).exists()
     assert len(list(read_rejects(rejects_path(out)))) == 2
     for name in ("a.wav", "b.wav"):  # the user restores the audio and reruns
         sf.write(bad / name, 0.3 * np.sin(np.arange(24000) / 8.0), 16000, subtype="PCM_16")

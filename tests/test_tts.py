@@ -68,6 +68,7 @@ def test_dtype_and_folder_checks(model_dir, tmp_path):
         SparkTTS(tmp_path)
 
 
+@pytest.mark.slow
 def test_random_model_output_takes_the_error_path(tts):
     # Unconstrained, a random LLM samples mostly text ids: no 32 globals -> a clear error, no crash.
     opts = GenerationOptions(max_new_tokens=40, seed=3)
@@ -80,6 +81,7 @@ def test_random_model_output_takes_the_error_path(tts):
         tts.synthesize("Hello there.", gender="female", pitch="high", speed="low", options=opts)
 
 
+@pytest.mark.slow
 def test_constrained_control_batch(tts):
     opts = GenerationOptions(max_new_tokens=60, seed=11, constrain=True)
     reqs = [("Hi.", "male", "very_low", "very_high"), ("A somewhat longer sentence here.", "female", "high", "low")]
@@ -100,6 +102,7 @@ def test_constrained_control_batch(tts):
     assert [r.semantic_tokens for r in other] != [r.semantic_tokens for r in res]
 
 
+@pytest.mark.slow
 def test_left_padded_batch_equals_one_by_one(tts):
     prompts = [P.control_prompt("Hi.", "male", "low", "low"),
                P.control_prompt("A much longer text, so the first prompt gets left padding.", "female", "high", "high")]
@@ -118,6 +121,7 @@ def test_grammar_positions():
     assert head[0] == [(165151, 165152)]
 
 
+@pytest.mark.slow
 def test_clone_with_and_without_transcript(tts, shared):
     wav_path = shared / PROMPT_WAV
     ref_glob, ref_sem = tts.reference_tokens(str(wav_path))
@@ -134,6 +138,7 @@ def test_clone_with_and_without_transcript(tts, shared):
     assert tts.clone(["Bye."], str(wav_path), "  ", options=opts)[0].prompt == P.clone_prompt("Bye.", ref_glob)
 
 
+@pytest.mark.slow
 def test_synth_tts_cli(model_dir, shared, tmp_path, capsys):
     from voxbox.cli import main
 

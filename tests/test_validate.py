@@ -118,3 +118,40 @@ def test_rejects_count_must_match(good, tmp_path):
 
 def test_not_a_dataset(tmp_path):
     assert main(["validate", str(tmp_path)]) == 1
+
+
+def test_a_silent_shard_behind_annotated_values_is_caught(tmp_path):
+    # Float WAVs were once stored as near-silence while pitch and loudness came from the
+    # real signal; the files decoded and had the right length, so validate said ok.
+    import numpy as np
+    import soundfile as sf
+
+    from adversarial import speech_like
+    from voxbox.annotate.stage import AnnotateStage
+
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(src / "a.wav", speech_like(), 16000, subtype="PCM_24")
+    rec = Utterance(index="t_a", source_path="a.wav", corpus_root=str(src), text="hello there", language="en")
+    ann = AnnotateStage().process(rec)
+    assert ann.loudness is not None and ann.pitch is not None
+    write_dataset([ann], tmp_path / "ok", name="v")
+    assert validate(tmp_path / "ok").ok
+
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    sf.write(quiet / "a.wav", speech_like() * 2 ** -23, 16000, subtype="PCM_24")   # what the bug stored
+    write_dataset([ann.replace(corpus_root=str(quiet))], tmp_path / "bad", name="v")
+    report = validate(tmp_path / "bad")
+    assert not report.ok
+    assert any("stored audio is silent" in p and f"loudness {ann.loudness} LUFS" in p for p in report.problems)
+
+    # A record from another stage (its loudness may be defined otherwise) must not be silent either.
+    write_dataset([ann.replace(corpus_root=str(quiet), pitch_backend=None)], tmp_path / "plug", name="v")
+    assert any("stored audio is silent (peak" in p for p in validate(tmp_path / "plug").problems)
+
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    sf.write(noise / "a.wav", np.random.default_rng(0).uniform(-0.9, 0.9, 19200), 16000, subtype="PCM_24")
+    write_dataset([ann.replace(corpus_root=str(noise))], tmp_path / "other", name="v")
+    assert any("stored audio has loudness" in p for p in validate(tmp_path / "other").problems)

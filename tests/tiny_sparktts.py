@@ -49,8 +49,12 @@ def build_tokenizer(dest: Path) -> None:
 
 
 def build_llm(dest: Path, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-              intermediate: int = 64, seed: int = 0) -> None:
-    """Random Qwen2ForCausalLM with the released config apart from the widths."""
+              intermediate: int = 64, seed: int = 0, init_std: float = 0.02) -> None:
+    """Random Qwen2ForCausalLM with the released config apart from the widths.
+
+    ``init_std``: spread of the random weights (transformers' default 0.02). Training
+    tests use a wider one: with 0.02 the tied embeddings start so small that most of a
+    short run goes into growing the logits before anything is learnt."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -69,6 +73,7 @@ def build_llm(dest: Path, hidden: int = 32, layers: int = 2, heads: int = 4, kv_
         bos_token_id=P.ENDOFTEXT_ID,
         eos_token_id=P.IM_END_ID,
         pad_token_id=P.ENDOFTEXT_ID,
+        initializer_range=init_std,
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).eval()
@@ -86,3 +91,33 @@ def build_tiny_sparktts(dest: Path, bicodec_dir: Path, **llm_kwargs) -> Path:
     build_tokenizer(dest / "LLM")
     build_llm(dest / "LLM", **llm_kwargs)
     return dest
+
+
+TEXTS = ("Hello world.", "Good morning.", "See you.")
+
+
+def tiny_training_dataset(root: Path, out: Path, n_train: int, n_val: int, sem_len: int, seed: int = 0) -> Path:
+    """A built folder of records ready for ``voxbox train sparktts``: random BiCodec tokens
+    (``sem_len`` semantic tokens each), text, gender and levels; the last ``n_val`` are in
+    split ``test`` (validation). The audio is silence: training never reads it."""
+    import numpy as np
+    import soundfile as sf
+
+    from voxbox.record import Utterance
+    from voxbox.shards import write_dataset
+
+    rng = np.random.default_rng(seed)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    recs = []
+    for i in range(n_train + n_val):
+        path = Path(root) / f"r{i}.wav"
+        sf.write(str(path), np.zeros(1600, np.float32), 16000)
+        recs.append(Utterance(
+            index=f"t_{i:03d}", corpus="t", source_path=path.name, corpus_root=str(root), text=TEXTS[i % 3],
+            split="test" if i >= n_train else "train", gender=("male", "female")[i % 2], pitch=120.0,
+            syllable_num=2, speech_duration=0.5, speed=4.0, pitch_level=("low", "high", "moderate")[i % 3],
+            speed_level=("moderate", "low")[i % 2], pitch_value=170 + i, speed_value=3 + i % 2,
+            global_tokens=rng.integers(0, 4096, 32).tolist(), semantic_tokens=rng.integers(0, 8192, sem_len).tolist(),
+            sample_rate=16000, num_samples=1600, channels=1, duration=0.1))
+    write_dataset(recs, out, name="t", formats=("parquet",))
+    return Path(out)

@@ -18,7 +18,7 @@ from voxbox import reasons
 from voxbox.record import Utterance, make_index
 
 from voxbox.manifest import write_manifest
-from voxbox.stages import Stage
+from voxbox.stages import Stage, StageOption
 from voxbox.dataset.validate import expected_semantic_tokens as expected_semantic  # noqa: F401 - used by tests
 
 TESTS = Path(__file__).resolve().parent
@@ -78,20 +78,25 @@ class TinyStage(Stage):
     optional fake tokens with the right shapes, rejects texts containing REJECT."""
 
     name = "tiny"
+    options = (StageOption("tokens", bool, False, "add fake tokens of the right shapes"),
+               StageOption("sleep", float, 0.0, "seconds to sleep per record (slow-stage tests)", minimum=0),
+               StageOption("busy_dir", Path, None, "folder where each worker leaves a file named by its pid "
+                                                   "when it starts a record (kill tests)"))
 
     def process(self, rec: Utterance):
         import soundfile as sf
 
         if rec.text and "REJECT" in rec.text:
             return self.reject(rec, "tiny_reject", "text asks for it")
-        delay = float(self.params.get("sleep", 0.0))
-        if delay:
-            time.sleep(delay)
+        if self.params["busy_dir"]:
+            (Path(self.params["busy_dir"]) / str(os.getpid())).touch()
+        if self.params["sleep"]:
+            time.sleep(self.params["sleep"])
         y, sr = sf.read(str(rec.audio_path), dtype="float32", always_2d=True)
         rms = float(np.sqrt(np.mean(y[:, 0] ** 2)))
         changes = dict(loudness=round(20 * np.log10(max(rms, 1e-9)), 4),
                        pitch_level=("low", "moderate", "high")[int(rec.index[-1], 16) % 3])
-        if self.params.get("tokens"):
+        if self.params["tokens"]:
             seed = int(hashlib.sha1(rec.index.encode()).hexdigest()[:8], 16)
             changes["global_tokens"] = [(seed + 97 * k) % 4096 for k in range(32)]
             changes["semantic_tokens"] = [(seed + 31 * k) % 8192

@@ -13,10 +13,11 @@ import os
 import zlib
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, Optional, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance, format_reason_counts
+from voxbox.limits import MAX_MANIFEST_LINE_CHARS
+from voxbox.record import Rejection, Result, Utterance, format_reason_counts
 
 
 _INT_LIST_FIELDS = ("global_tokens", "semantic_tokens")
@@ -127,6 +128,14 @@ class ManifestWriter:
 
     def __enter__(self) -> "ManifestWriter":
         check_manifest_out(self.path)  # found now, not after the whole run when the rename fails
+        try:
+            self._open()
+        except OSError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise self._io_error(e) from None
+        return self
+
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.format == "jsonl":
             self._fh = open(self.tmp, "w", encoding="utf-8")
@@ -140,15 +149,17 @@ class ManifestWriter:
             import pyarrow.parquet as pq
 
             self._pq = pq.ParquetWriter(self.tmp, _arrow_schema(), compression="zstd")
-        return self
 
     def write(self, rec: Utterance) -> None:
-        if self._pq is not None:
-            self._batch.append(_to_arrow_row(rec))
-            if len(self._batch) >= self._parquet_batch:
-                self._flush_parquet()
-        else:
-            self._fh.write(_json_line(rec.to_dict()))
+        try:
+            if self._pq is not None:
+                self._batch.append(_to_arrow_row(rec))
+                if len(self._batch) >= self._parquet_batch:
+                    self._flush_parquet(self._pq)
+            else:
+                self._fh.write(_json_line(rec.to_dict()))
+        except OSError as e:  # pyarrow's carry no file name: say which file it was
+            raise self._io_error(e) from None
         self.count += 1
 
     def write_all(self, recs: Iterable[Utterance]) -> int:
@@ -156,29 +167,54 @@ class ManifestWriter:
             self.write(r)
         return self.count
 
-    def _flush_parquet(self) -> None:
+    def _flush_parquet(self, writer) -> None:
         import pyarrow as pa
 
         if self._batch:
-            self._pq.write_table(pa.Table.from_pylist(self._batch, schema=_arrow_schema()))
+            writer.write_table(pa.Table.from_pylist(self._batch, schema=_arrow_schema()))
             self._batch = []
 
+    def _io_error(self, e: OSError) -> VoxboxError:
+        from voxbox.errors import os_error_reason
+
+        return VoxboxError(f"{self.path}: cannot write the manifest ({os_error_reason(e)})")
+
     def close(self, ok: bool = True) -> None:
-        if self._pq is not None:
+        """Finish (ok) or drop the file. A failure to finish (a full disk) drops it too and
+        is one VoxboxError; nothing is left for a library to retry at exit."""
+        try:
+            self._close_writers(ok)
+        except (OSError, ValueError) as e:
+            self.tmp.unlink(missing_ok=True)
             if ok:
-                self._flush_parquet()
-            self._pq.close()
-            self._pq = None
-        if self._fh is not None:
-            self._fh.close()
-            if self.format == "jsonl.gz":
-                self._raw.close()
-            self._fh = None
+                raise self._io_error(e if isinstance(e, OSError) else OSError(str(e))) from None
+            return
         if ok:
             os.replace(self.tmp, self.path)
         else:
             # A failed run has nothing to resume from a half manifest; leave no litter.
             self.tmp.unlink(missing_ok=True)
+
+    def _close_writers(self, ok: bool) -> None:
+        pq_writer, self._pq = self._pq, None
+        fh, self._fh = self._fh, None
+        try:
+            if pq_writer is not None:
+                try:
+                    if ok:
+                        self._flush_parquet(pq_writer)
+                    pq_writer.close()
+                finally:
+                    # A close that failed leaves pyarrow's writer "open", and its __del__
+                    # would try again at exit and print "Exception ignored ...".
+                    pq_writer.is_open = False
+        finally:
+            if fh is not None:
+                try:
+                    fh.close()
+                finally:
+                    if self.format == "jsonl.gz":
+                        self._raw.close()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(ok=exc_type is None)
@@ -195,6 +231,8 @@ def _check_readable(path: Path) -> str:
         raise VoxboxError(f"{path}: manifest not found")
     if path.is_dir():
         raise VoxboxError(f"{path}: is a folder, not a manifest file")
+    if not path.is_file():  # a FIFO would block forever, a device never end
+        raise VoxboxError(f"{path}: not a regular file (a FIFO or device), not a manifest")
     return fmt
 
 
@@ -204,50 +242,126 @@ def _unreadable(path: Path, fmt: str, e: Exception) -> VoxboxError:
     return VoxboxError(f"{path}: not a readable manifest, expected {what} ({msg})")
 
 
-def read_manifest(path: Union[str, Path]) -> Iterator[Utterance]:
-    """Yield records one by one (Parquet is read a row group at a time)."""
-    path = Path(path)
-    fmt = _check_readable(path)
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+class _Unparsable:
+    """A manifest line that is no JSON value at all (or far too long to be a record)."""
 
-        try:
-            pf = pq.ParquetFile(path)
-            names = pf.schema_arrow.names
-            if "index" not in names:
-                raise VoxboxError(f"{path}: not a voxbox manifest (no 'index' column)")
-            if "audio" in names:
-                raise VoxboxError(f"{path}: a dataset shard with audio, not a manifest; read built "
-                                  "datasets with voxbox.dataset.open_dataset, or use the manifest you built from")
-            for i in range(pf.num_row_groups):
-                rows = pf.read_row_group(i).to_pylist()
-                for row in rows:
-                    yield _from_arrow_row(row)
-        except (pa.ArrowException, OSError) as e:
-            raise _unreadable(path, fmt, e) from None
-        return
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _lines(fh) -> Iterator[Optional[str]]:
+    """Lines of a text file, each read with a length limit; None for a line over it
+    (skipped to its end): one runaway line must not fill the memory."""
+    while True:
+        line = fh.readline(MAX_MANIFEST_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_MANIFEST_LINE_CHARS and not line.endswith("\n"):
+            while True:
+                rest = fh.readline(1 << 20)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield None
+        else:
+            yield line
+
+
+def _json_rows(path: Path, fmt: str) -> Iterator[Tuple[int, Any]]:
     opener = gzip.open if fmt == "jsonl.gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+            for lineno, line in enumerate(_lines(fh), 1):
+                if line is None:
+                    yield lineno, _Unparsable(f"line longer than {MAX_MANIFEST_LINE_CHARS} characters")
+                    continue
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    data = json.loads(line)
+                    yield lineno, json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise VoxboxError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(data, dict):
-                    raise VoxboxError(f"{path}:{lineno}: expected a JSON object (one record per line), "
-                                      f"got {type(data).__name__}")
-                try:
-                    rec = Utterance.from_dict(data)
-                except VoxboxError as e:
-                    raise VoxboxError(f"{path}:{lineno}: {e}") from None
-                yield rec
+                    yield lineno, _Unparsable(f"not valid JSON ({e.msg})")
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _unreadable(path, fmt, e) from None
+
+
+def _parquet_rows(path: Path) -> Iterator[Tuple[int, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        if "index" not in names:
+            raise VoxboxError(f"{path}: not a voxbox manifest (no 'index' column)")
+        if "audio" in names:
+            raise VoxboxError(f"{path}: a dataset shard with audio, not a manifest; read built "
+                              "datasets with voxbox.dataset.open_dataset, or use the manifest you built from")
+        n = 0
+        for i in range(pf.num_row_groups):
+            for row in pf.read_row_group(i).to_pylist():
+                n += 1
+                yield n, _decode_arrow_row(row)
+    except (pa.ArrowException, OSError) as e:
+        raise _unreadable(path, "parquet", e) from None
+
+
+def _decode_arrow_row(row: dict) -> Any:
+    for k in _DICT_FIELDS:
+        if row.get(k) is not None:
+            try:
+                row[k] = json.loads(row[k])
+            except (TypeError, ValueError):
+                return _Unparsable(f"column {k!r} holds no JSON object")
+    return row
+
+
+def _rows(path: Union[str, Path]) -> Iterator[Tuple[int, Any]]:
+    """(line or row number, decoded value) for every non-blank line or row."""
+    path = Path(path)
+    fmt = _check_readable(path)
+    return _parquet_rows(path) if fmt == "parquet" else _json_rows(path, fmt)
+
+
+def _parse(data: Any, need_audio: bool = False, allow_outside_root: bool = False):
+    from voxbox.checks import BadRecord, record_or_problem
+
+    if isinstance(data, _Unparsable):
+        return None, BadRecord("bad_record", "line", data.message)
+    return record_or_problem(data, need_audio, allow_outside_root)
+
+
+def read_manifest(path: Union[str, Path]) -> Iterator[Utterance]:
+    """Yield records one by one (Parquet is read a row group at a time). Strict: the
+    first malformed record is a VoxboxError naming its line and field (commands that
+    reject bad records and go on read with :func:`read_results`)."""
+    for n, data in _rows(path):
+        rec, bad = _parse(data)
+        if bad is not None:
+            raise VoxboxError(f"{path}:{n}: {bad}")
+        yield rec
+
+
+def read_results(path: Union[str, Path], need_audio: bool = True,
+                 allow_outside_root: bool = False) -> Iterator[Result]:
+    """Records of a manifest, and for each malformed one a rejection (stage
+    ``manifest``) whose detail names the line and the field (see :mod:`voxbox.checks`).
+    ``need_audio``: records must name their audio file, inside ``corpus_root`` unless
+    ``allow_outside_root``."""
+    name = Path(path).name
+    for n, data in _rows(path):
+        rec, bad = _parse(data, need_audio, allow_outside_root)
+        yield rec if bad is None else _bad_record(name, n, data, bad)
+
+
+def _bad_record(name: str, n: int, data: Any, bad) -> Rejection:
+    from voxbox.checks import INDEX_RE
+
+    d = data if isinstance(data, dict) else {}
+    index = d.get("index") if isinstance(d.get("index"), str) and INDEX_RE.match(d.get("index")) else None
+    src = d.get("source_path")
+    path = src if isinstance(src, str) and src and bad.field != "source_path" else f"{name}:{n}"
+    return Rejection("manifest", path, bad.reason, index, f"{name}:{n}: {bad}")
 
 
 def count_manifest(path: Union[str, Path]) -> int:
@@ -265,7 +379,7 @@ def count_manifest(path: Union[str, Path]) -> int:
     opener = gzip.open if fmt == "jsonl.gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
-            return sum(1 for line in fh if line.strip())
+            return sum(1 for line in _lines(fh) if line is None or line.strip())
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _unreadable(path, fmt, e) from None
 
@@ -284,6 +398,20 @@ def open_manifest(path: Union[str, Path], limit: Optional[int] = None) -> Tuple[
     return total, records
 
 
+def open_results(path: Union[str, Path], limit: Optional[int] = None, need_audio: bool = True,
+                 allow_outside_root: bool = False) -> Tuple[int, Iterator[Result]]:
+    """:func:`open_manifest` for commands that go on past a bad record: (number of
+    lines, one record or rejection per line; see :func:`read_results`)."""
+    total = count_manifest(path)
+    if total == 0:
+        raise VoxboxError(f"{path}: manifest has no records")
+    results = read_results(path, need_audio, allow_outside_root)
+    if limit is not None:
+        total = min(total, limit)
+        results = itertools.islice(results, limit)
+    return total, results
+
+
 class RejectsWriter:
     """Appends rejections as JSONL; opened lazily so clean runs leave no empty file."""
 
@@ -297,11 +425,16 @@ class RejectsWriter:
             self.path.unlink()
 
     def write(self, rej: Rejection) -> None:
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, self._mode, encoding="utf-8")
-        self._fh.write(_json_line(rej.to_dict()))
-        self._fh.flush()
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, self._mode, encoding="utf-8")
+            self._fh.write(_json_line(rej.to_dict()))
+            self._fh.flush()
+        except OSError as e:
+            from voxbox.errors import os_error_reason
+
+            raise VoxboxError(f"{self.path}: cannot write the rejects ({os_error_reason(e)})") from None
         self.count += 1
         key = f"{rej.stage}: {rej.reason}"
         self.by_reason[key] = self.by_reason.get(key, 0) + 1

@@ -55,27 +55,61 @@ REASONS: Dict[str, Reason] = _table(
     ("audio_too_short", "reject", "the clip is shorter than the stage needs (detail says how short)", False),
     ("silent_audio", "reject", "no speech found: the clip is silent or below the level threshold", False),
     ("bad_audio_array", "reject", "an in-memory audio array has a bad shape, dtype or sample rate", False),
+    ("too_many_channels", "reject", "more channels than a FLAC shard holds (8)", False),
+    ("unsupported_sample_rate", "reject", "a sample rate no shard holds (below 1000 Hz or above FLAC's 655350 Hz)",
+     False),
+    ("too_long", "reject", "longer than the duration cap (VOXBOX_MAX_DURATION_S, default 1800 s), seen in the "
+                           "header before decoding", False),
+    # -- files that are not plain files (any reader) --------------------------------------
+    ("not_a_regular_file", "reject", "a FIFO, device, socket or folder where a file was expected; never read", False),
+    ("symlink_loop", "reject", "a symbolic link that leads back to itself", False),
+    ("broken_link", "reject", "a symbolic link to something that does not exist", False),
+    ("link_to_ancestor", "reject", "a link to a folder that holds the corpus; not followed (it would walk the "
+                                   "corpus again, or the whole disk for a link to /)", False),
+    ("duplicate_folder", "reject", "a folder reached again through a link; its files are listed once, "
+                                   "under the first path", False),
+    ("path_too_long", "reject", "a path too long or too deep for the system to open", False),
+    ("unreadable_file", "reject", "the file exists but cannot be opened (detail says why, e.g. permissions)", False),
+    ("missing_file", "reject", "the file does not exist", False),
+    ("file_too_large", "reject", "the file is larger than voxbox reads for its kind (see voxbox/limits.py)", False),
     # -- text and corpus layout (prepare) ------------------------------------------------
     ("missing_transcript", "reject", "the corpus has no transcript for this audio file", False),
     ("empty_transcript", "reject", "the transcript is empty", False),
     ("text_not_utf8", "reject", "the transcript is not valid UTF-8", False),
+    ("text_too_long", "reject", "the transcript is longer than 65536 characters (or its file larger than 256 KiB)",
+     False),
     ("bad_metadata", "reject", "a metadata line or file of the corpus cannot be parsed", False),
     ("unexplained_file", "reject", "a file the corpus layout does not explain", False),
     ("known_bad_file", "reject", "a file the corpus maintainers list as corrupt", False),
     ("duplicate_id", "reject", "the corpus layout lists the same file twice", False),
+    ("bad_record", "reject", "a manifest line is no valid record (the detail names the line and the field)", False),
+    ("source_outside_root", "reject", "the record's source_path leaves its corpus_root (absolute or with '..'); "
+                                      "allowed only with --allow-absolute-paths", False),
     ("unsupported_audio_format", "reject", "audio in a container voxbox cannot decode (webm, m4a, mp4, avi): "
                                            "convert it to wav/flac beside the original (detail says how)", False),
     ("bad_archive", "reject", "an archive of the corpus cannot be read or holds an unsafe member; "
                               "none of its members are read", False),
+    ("filtered", "reject", "left out by a filter rule of the pipeline (detail names the rule, the value and "
+                           "the threshold)", False),
+    ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
+                                    "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
     ("duplicate", "reject", "build --dedup: the same utterance as another record of the dedup report (detail "
                             "names the copy kept, chosen by corpus priority)", False),
+    ("segment_not_supported", "reject", "lhotse: the supervision covers only part of its recording (or a cut "
+                                        "holds several); voxbox records are whole files", False),
+    ("unsupported_audio_source", "reject", "lhotse: the recording is not read from a plain file (a URL, bytes "
+                                           "in memory, a command, Shar)", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),
+    ("tokens_out_of_range", "reject", "BiCodec made tokens outside its codebooks: the model weights are damaged "
+                                      "(NaN or inf)", False),
     ("unexpected_error", "reject", "a stage failed unexpectedly (a bug or a transient fault such "
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
+    ("non_speech_segment", "skip", "a segment the corpus marks as non-speech (GigaSpeech's <SIL>, <MUSIC>, "
+                                   "<NOISE>, <OTHER> garbage utterances; tag-only MagicData lines)", False),
     ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
                                       "conversational part); not read", False),
     ("no_tokens", "skip", "export: the record has no BiCodec tokens", False),
@@ -88,7 +122,8 @@ REASONS: Dict[str, Reason] = _table(
     ("no_speed", "skip", "export (control): no speed level and no speed to derive it from", False),
     ("no_speed_boundaries", "skip", "export (control): no speed boundaries for the record's group", False),
     ("bad_level", "skip", "export (control): a pitch or speed level outside the five levels", False),
-    ("over_max_tokens", "skip", "export: the example is longer than --max-tokens", False),
+    ("over_max_tokens", "skip", "export, train: the example is longer than --max-tokens", False),
+    ("bad_row", "skip", "train: an `export sparktts` row lacks its prompt or target, or names no known task", False),
     ("no_gender_label", "skip", "train-gender: the record has no male/female label", False),
     ("no_age_label", "skip", "train-age: the record has no native VoxBox age group", False),
     ("no_emotion_label", "skip", "train-emotion: the record has no native emotion (or UNKNOWN)", False),
@@ -102,6 +137,15 @@ REASONS: Dict[str, Reason] = _table(
     ("unmapped_model_label", "null", "the model predicted a label the VoxBox label set lacks", False),
     ("empty_text", "null", "syllables/speed: the record has no text", False),
     ("no_pronounceable_text", "null", "syllables/speed: the text has no pronounceable word", False),
+    # Given by the shard writers (voxbox.shards.finalize) to a null no stage explained:
+    ("not_tokenized", "null", "the tokenize stage did not run (build without --model-dir)", False),
+    ("not_annotated", "null", "the annotate stage did not run", False),
+    ("not_computed", "null", "annotate ran but did not compute this value", False),
+    ("no_native_label", "null", "the corpus gives no such label and no model predicted one", False),
+    ("native_label", "null", "the label is the corpus's own, so no model or confidence applies", False),
+    ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
+    ("label_corrected", "null", "a label or the text was corrected by hand (build --corrections); a field "
+                                "derived from it waits for a stage to recompute it", False),
 )
 
 

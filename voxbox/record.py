@@ -70,7 +70,21 @@ def make_index(corpus: str, source_path: str) -> str:
     """
     rel = source_path.replace(os.sep, "/")
     digest = hashlib.sha1(f"{corpus}\0{rel}".encode("utf-8")).hexdigest()[:16]
+    archive = _archive_of(rel)
+    if archive:
+        # An archive member (voxbox/media.py): the first 6 hex digits come from the archive,
+        # so sorting by index keeps each archive's members together and a build task reads
+        # few archives (a .tar.gz is one sequential pass per task that needs it).
+        digest = hashlib.sha1(f"{corpus}\0{archive}".encode("utf-8")).hexdigest()[:6] + digest[6:]
     return f"{corpus}_{digest}"
+
+
+def _archive_of(rel: str) -> Optional[str]:
+    parts = rel.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.endswith((".tar", ".tar.gz", ".tgz")):
+            return "/".join(parts[:i + 1])
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,14 +107,21 @@ class Utterance:
     wav_path: Optional[str] = None
     # --- provenance VoxBox lost --------------------------------------------------
     corpus: Optional[str] = None
+    utt_id: Optional[str] = None  # the corpus's own utterance id (e.g. 260_123440_000010_000004)
     speaker: Optional[str] = None
     # None: the corpus's own speaker id; "predicted": a cluster id from `voxbox speakers`.
     speaker_source: Optional[str] = None
     source_path: Optional[str] = None  # relative to corpus_root, "/"-separated
-    corpus_root: Optional[str] = None  # where source_path resolves; set by prepare
+    # Where source_path resolves; set by prepare. Local to the builder: built shards leave
+    # it out (provenance.json keeps it), see voxbox.shards.finalize.
+    corpus_root: Optional[str] = None
     sample_rate: Optional[int] = None  # of the source file
-    num_samples: Optional[int] = None  # of the source file, per channel
+    num_samples: Optional[int] = None  # of the source file (of the span, for a span), per channel
     channels: Optional[int] = None
+    # A record that is a span of a longer recording (GigaSpeech, a podcast): seconds into
+    # source_path and its length; both None for a whole file. See voxbox/media.py.
+    span_offset: Optional[float] = None
+    span_duration: Optional[float] = None
     license: Optional[str] = None
     # --- label provenance: "native" (from the corpus) or "predicted" ------------
     gender_source: Optional[str] = None
@@ -127,6 +148,12 @@ class Utterance:
     # --- quality ---------------------------------------------------------------
     loudness: Optional[float] = None
     clipping_ratio: Optional[float] = None
+    # DNSMOS computed by the "dnsmos" stage (P.835 SIG/BAK/OVRL, P.808); a corpus's own
+    # scores stay in extra as native values (extra["dnsmos"], extra["dnsmos_p808"]).
+    dnsmos_sig: Optional[float] = None
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None
     # Index of the record this one duplicates (`voxbox dedup`); null when unique or the keeper.
     duplicate_of: Optional[str] = None
     # --- speaker embedding (annotate --embeddings): unit vector, float16 values -----

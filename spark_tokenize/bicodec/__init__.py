@@ -6,11 +6,12 @@
 - ``quantizers``: factorized VQ (semantic) and residual FSQ (global)
 - ``ecapa``, ``perceiver``, ``speaker_encoder``: the global-token branch
 - ``wave_generator``: the vocoder
-- ``model``: ``BiCodec``; ``config``: official values and YAML; ``checkpoint``: strict loading
-  (the folder's layout is ``spark_tokenize.layout``)
+- ``model``: ``BiCodec``; ``config``: frozen config dataclasses (defaults = the official
+  full-size model) and reading ``config.yaml``; ``checkpoint``: strict loading (the folder's
+  layout is ``spark_tokenize.layout``)
 """
 
-from .config import OFFICIAL_BICODEC_CONFIG, OFFICIAL_TOKENIZER_CONFIG, official_config
+from .config import BiCodecConfig, TokenizerConfig
 from .model import BiCodec
 
-__all__ = ["BiCodec", "OFFICIAL_BICODEC_CONFIG", "OFFICIAL_TOKENIZER_CONFIG", "official_config"]
+__all__ = ["BiCodec", "BiCodecConfig", "TokenizerConfig"]

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import TokenizerError
 from ..layout import ModelLayout  # noqa: F401 - re-exported: the folder the loader reads
-from .config import load_bicodec_config
+from .config import BiCodecConfig, load_bicodec_config
 from .model import BiCodec
 
 #: Buffers of torchaudio's MelSpectrogram; absent from the published checkpoint.
@@ -45,7 +45,7 @@ def read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
                              "(truncated or corrupted? download the model again)") from None
 
 
-def load_bicodec(model_dir: Path, config: Optional[dict] = None, fold: bool = True) -> BiCodec:
+def load_bicodec(model_dir: Path, config: Optional[BiCodecConfig] = None, fold: bool = True) -> BiCodec:
     """Build BiCodec from ``BiCodec/config.yaml`` and load its weights strictly.
 
     The torchaudio mel buffers the official loader reports as missing are not part of

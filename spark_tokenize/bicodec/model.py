@@ -8,13 +8,13 @@ weights are in the checkpoint (strict loading), though no inference path uses it
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ..mel import MelSpectrogram
-from .config import validate_bicodec_config
+from .config import BiCodecConfig
 from .feat_codec import Decoder, Encoder
 from .quantizers import FactorizedVectorQuantize
 from .speaker_encoder import SpeakerEncoder
@@ -22,27 +22,19 @@ from .wave_generator import WaveGenerator
 from .weight_norm import fold_weight_norm
 
 
-def _kw(block: Dict[str, Any], *names: str) -> Dict[str, Any]:
-    return {n: block[n] for n in names if n in block}
-
-
 class BiCodec(nn.Module):
-    def __init__(self, config: Dict[str, Any]):
+    def __init__(self, config: BiCodecConfig = BiCodecConfig()):
         super().__init__()
-        cfg = validate_bicodec_config(config)
-        self.config = cfg
-        enc, dec, q, spk, pre, post = (cfg[k] for k in
-                                       ("encoder", "decoder", "quantizer", "speaker_encoder", "prenet", "postnet"))
-        backbone = ("input_channels", "vocos_dim", "vocos_intermediate_dim", "vocos_num_layers",
-                    "out_channels", "sample_ratios")
-        self.encoder = Encoder(**_kw(enc, *backbone))
-        self.decoder = WaveGenerator(**_kw(dec, "input_channel", "channels", "rates", "kernel_sizes"))
-        self.quantizer = FactorizedVectorQuantize(q["input_dim"], q["codebook_size"], q["codebook_dim"])
-        self.speaker_encoder = SpeakerEncoder(**_kw(spk, "input_dim", "out_dim", "latent_dim", "token_num",
-                                                    "fsq_levels", "fsq_num_quantizers"))
-        self.prenet = Decoder(**_kw(pre, *backbone, "condition_dim", "use_tanh_at_final"))
-        self.postnet = Decoder(**_kw(post, *backbone, "condition_dim", "use_tanh_at_final"))
-        self.mel_transformer = MelSpectrogram.from_params(cfg["mel_params"])
+        self.config = config
+        self.encoder = Encoder(config.encoder)
+        self.decoder = WaveGenerator(config.decoder)
+        self.quantizer = FactorizedVectorQuantize(config.quantizer)
+        self.speaker_encoder = SpeakerEncoder(config.speaker_encoder)
+        self.prenet = Decoder(config.prenet)
+        self.postnet = Decoder(config.postnet)
+        m = config.mel_params
+        self.mel_transformer = MelSpectrogram(m.sample_rate, m.n_fft, m.win_length, m.hop_length,
+                                              m.mel_fmin, m.mel_fmax, m.num_mels)
 
     @property
     def hop_length(self) -> int:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import QuantizerConfig
 from .weight_norm import WNConv1d
 
 
@@ -19,16 +20,16 @@ class FactorizedVectorQuantize(nn.Module):
     (nearest by squared distance, i.e. by cosine); decoding looks up the *raw* rows.
     """
 
-    def __init__(self, input_dim: int, codebook_size: int, codebook_dim: int, **_training_only):
+    def __init__(self, c: QuantizerConfig):
         super().__init__()
-        if input_dim == codebook_dim:
+        if c.input_dim == c.codebook_dim:
             raise ValueError("input_dim == codebook_dim (no projection) is not the BiCodec architecture")
-        self.codebook_size, self.codebook_dim = codebook_size, codebook_dim
-        self.in_project = WNConv1d(input_dim, codebook_dim, kernel_size=1)
-        self.out_project = WNConv1d(codebook_dim, input_dim, kernel_size=1)
-        self.codebook = nn.Embedding(codebook_size, codebook_dim)
+        self.codebook_size, self.codebook_dim = c.codebook_size, c.codebook_dim
+        self.in_project = WNConv1d(c.input_dim, c.codebook_dim, kernel_size=1)
+        self.out_project = WNConv1d(c.codebook_dim, c.input_dim, kernel_size=1)
+        self.codebook = nn.Embedding(c.codebook_size, c.codebook_dim)
         # EMA usage statistics from training; kept only because the checkpoint has them.
-        self.register_buffer("cluster_size", torch.zeros(codebook_size))
+        self.register_buffer("cluster_size", torch.zeros(c.codebook_size))
 
     def tokenize(self, z: torch.Tensor) -> torch.Tensor:
         """(B, input_dim, T) -> (B, T) int64."""

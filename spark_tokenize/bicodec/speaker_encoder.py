@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import nn
 
+from .config import SpeakerEncoderConfig
 from .ecapa import ECAPATDNN
 from .perceiver import PerceiverResampler
 from .quantizers import ResidualFSQ
 
 
 class SpeakerEncoder(nn.Module):
-    def __init__(self, input_dim: int, out_dim: int, latent_dim: int, token_num: int,
-                 fsq_levels: Sequence[int], fsq_num_quantizers: int, ecapa_channels: int = 512):
+    def __init__(self, c: SpeakerEncoderConfig, ecapa_channels: int = 512):
         super().__init__()
-        self.speaker_encoder = ECAPATDNN(feat_dim=input_dim, embed_dim=out_dim, channels=ecapa_channels)
-        self.perceiver_sampler = PerceiverResampler(dim=latent_dim, dim_context=ecapa_channels * 3,
-                                                    num_latents=token_num)
-        self.quantizer = ResidualFSQ(dim=latent_dim, levels=fsq_levels, num_quantizers=fsq_num_quantizers)
-        self.project = nn.Linear(latent_dim * token_num, out_dim)
-        self.token_num = token_num
+        self.speaker_encoder = ECAPATDNN(feat_dim=c.input_dim, embed_dim=c.out_dim, channels=ecapa_channels)
+        self.perceiver_sampler = PerceiverResampler(dim=c.latent_dim, dim_context=ecapa_channels * 3,
+                                                    num_latents=c.token_num)
+        self.quantizer = ResidualFSQ(dim=c.latent_dim, levels=c.fsq_levels, num_quantizers=c.fsq_num_quantizers)
+        self.project = nn.Linear(c.latent_dim * c.token_num, c.out_dim)
+        self.token_num = c.token_num
 
     def tokenize(self, mels: torch.Tensor) -> torch.Tensor:
         """(B, T, n_mels) -> global tokens (B, num_quantizers, token_num) int32."""

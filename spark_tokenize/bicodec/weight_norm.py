@@ -6,6 +6,10 @@ names them differently and would not load. weight = g * v / ||v||, the norm take
 every dim except 0 (for a transposed convolution dim 0 is the *input* channels).
 After loading, :func:`fold_weight_norm` replaces g and v by the plain weight once, so
 inference does not renormalise on every call.
+
+Both convolutions also take channels-last (B, C, 1, T) input, the vocoder's CPU layout
+(see ``wave_generator``): they run as 2-D convolutions with a (C_out, C_in, 1, k)
+channels-last copy of the weight, made once per weight and kept.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ class _WeightNormMixin:
             return self.weight
         return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
 
+    def weight_2d(self) -> torch.Tensor:
+        """The weight as a channels-last (., ., 1, k) tensor, cached while the weight is unchanged."""
+        w = self.effective_weight()
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if getattr(self, "_weight_2d_key", None) != key:
+            self._weight_2d = w.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            self._weight_2d_key = key
+        return self._weight_2d
+
     def fold(self) -> None:
         """Replace g and v by the weight they define (the state dict then has ``weight``)."""
         with torch.no_grad():
@@ -49,7 +62,14 @@ class WNConv1d(_WeightNormMixin, nn.Conv1d):
         self._init_weight_norm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), self.bias)
+        if x.dim() == 3:
+            return self._conv_forward(x, self.effective_weight(), self.bias)
+        if self.kernel_size[0] == 1 and self.groups == 1:
+            # A pointwise convolution is a matrix product over the channels-last axis.
+            w = self.effective_weight()[:, :, 0]
+            return nn.functional.linear(x.permute(0, 2, 3, 1), w, self.bias).permute(0, 3, 1, 2)
+        return nn.functional.conv2d(x, self.weight_2d(), self.bias, (1, self.stride[0]),
+                                    (0, self.padding[0]), (1, self.dilation[0]), self.groups)
 
 
 class WNConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
@@ -58,9 +78,13 @@ class WNConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
         self._init_weight_norm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.conv_transpose1d(
-            x, self.effective_weight(), self.bias, self.stride, self.padding,
-            self.output_padding, self.groups, self.dilation)
+        if x.dim() == 3:
+            return nn.functional.conv_transpose1d(
+                x, self.effective_weight(), self.bias, self.stride, self.padding,
+                self.output_padding, self.groups, self.dilation)
+        return nn.functional.conv_transpose2d(
+            x, self.weight_2d(), self.bias, (1, self.stride[0]), (0, self.padding[0]),
+            (0, self.output_padding[0]), self.groups, (1, self.dilation[0]))
 
 
 def fold_weight_norm(module: nn.Module) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 from spark_tokenize.audio import volume_normalize  # noqa: F401  (re-exported)
 
 from voxbox.errors import VoxboxError
+from voxbox.limits import FileRefused, duration_problem, open_regular
 
 TARGET_SR = 16000
 TRIM_WINDOW_S = 0.1
@@ -45,15 +46,31 @@ class AudioError(VoxboxError):
 def read_audio(path: Union[str, Path]) -> Tuple[np.ndarray, int, int]:
     """Channel 0 as float64, the file's rate and its channel count.
 
-    Raises AudioError("unreadable_audio") for anything libsndfile cannot decode.
+    Only a regular file is opened (a FIFO would block forever, a link to /dev/zero
+    never end), and its length is checked against the duration cap from the header,
+    before decoding (a 3-hour clip would take gigabytes). Raises AudioError with
+    reason missing_audio, not_a_regular_file, symlink_loop, too_long or
+    unreadable_audio.
     """
+    try:
+        fh = open_regular(path, missing="missing_audio")
+    except FileRefused as e:
+        raise AudioError(e.reason, f"{path}: {'audio file not found' if e.detail == 'not found' else e.detail}") from None
+    with fh:
+        return _decode_channel0(fh, path)
+
+
+def _decode_channel0(fh, path) -> Tuple[np.ndarray, int, int]:
     import soundfile as sf
 
-    if not Path(path).is_file():
-        raise AudioError("missing_audio", f"{path}: audio file not found")
     try:
-        with sf.SoundFile(str(path)) as f:
+        # The open file, not the path: it is the one checked, and libsndfile refuses
+        # paths longer than 1 KiB on its own.
+        with sf.SoundFile(fh) as f:
             sr, channels = int(f.samplerate), int(f.channels)
+            too_long = duration_problem(sr, f.frames)
+            if too_long is not None:
+                raise AudioError(too_long.reason, f"{path}: {too_long.detail}")
             if channels == 1:
                 audio = f.read(dtype="float64")
             else:
@@ -62,6 +79,8 @@ def read_audio(path: Union[str, Path]) -> Tuple[np.ndarray, int, int]:
                 parts = [block[:, 0].copy() for block in f.blocks(blocksize=1 << 18, dtype="float64",
                                                                   always_2d=True)]
                 audio = np.concatenate(parts) if parts else np.zeros(0)
+    except AudioError:
+        raise
     except Exception as e:  # libsndfile raises several types for damaged files
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AudioError("unreadable_audio", f"{path}: cannot decode audio ({msg})") from None
@@ -150,10 +169,32 @@ def load_audio(path: Union[str, Path], sr: int = TARGET_SR, normalize: bool = Tr
     return volume_normalize(audio) if normalize else audio
 
 
-def front_end(path: Union[str, Path], sr: int = TARGET_SR) -> FrontEnd:
-    """Load, check, resample, normalise and find the speech bounds of one clip."""
-    raw, source_sr, channels = read_audio(path)
-    return _analyse(raw, source_sr, sr, channels, f"{path}: file has", f"{path}: audio contains")
+def front_end(src, sr: int = TARGET_SR) -> FrontEnd:
+    """Load, check, resample, normalise and find the speech bounds of one clip.
+
+    ``src`` is a path or a record; a record's span or archive member is read through
+    :mod:`voxbox.media` (a whole file on disk takes the plain path)."""
+    from voxbox import media
+
+    if not isinstance(src, (str, Path)):
+        if not media.is_plain(src):
+            raw, source_sr, channels = read_record_channel0(src)
+            where = src.source_path
+            return _analyse(raw, source_sr, sr, channels, f"{where}: span has", f"{where}: audio contains")
+        src = src.audio_path
+    raw, source_sr, channels = read_audio(src)
+    return _analyse(raw, source_sr, sr, channels, f"{src}: file has", f"{src}: audio contains")
+
+
+def read_record_channel0(rec) -> Tuple[np.ndarray, int, int]:
+    """Channel 0 of a record's span or archive member as float64, its rate and channels."""
+    from voxbox import media
+
+    try:
+        data, source_sr, _ = media.read_frames(rec, dtype="float64", always_2d=True)
+    except media.MediaError as e:
+        raise AudioError(e.reason, str(e)) from None
+    return np.ascontiguousarray(data[:, 0]), source_sr, int(data.shape[1])
 
 
 def prepare_array(audio: np.ndarray, sr: int, target_sr: int = TARGET_SR,

@@ -209,7 +209,7 @@ def extract_features(recs: Iterable[Utterance], features: Sequence[str], progres
                 skipped["no_gender_label"] = skipped.get("no_gender_label", 0) + 1
                 continue
             try:
-                fe = front_end(rec.audio_path)
+                fe = front_end(rec)
             except AudioError as e:
                 skipped[e.reason] = skipped.get(e.reason, 0) + 1
                 continue

@@ -1,148 +1,80 @@
-"""Annotate a manifest: stream records through the annotate stage, in parallel.
+"""Annotate a manifest (``voxbox annotate``) and recompute level boundaries (``voxbox levels``).
 
-Memory stays bounded whatever the manifest size: records are read lazily and at
-most ``2 * workers`` chunks are in flight; results are written in input order.
-Rejections go to the rejects file next to the output manifest.
+Annotation runs on the build's engines and journal rules
+(:mod:`voxbox.build.manifest_run`): bounded, in input order, resumable, ``--engine
+local`` or ``ray``. Rejections go to the rejects file next to the output manifest.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections import deque
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Utterance, audio_seconds
-from voxbox.manifest import ManifestWriter, RejectsWriter, count_manifest, open_manifest, read_manifest, rejects_path
+from voxbox.manifest import count_manifest, read_manifest
+from voxbox.record import Rejection, Utterance
 
-_WORKER: Dict[str, Any] = {}
-
-
-def _init_worker(params: dict) -> None:
-    import sys
-
-    from voxbox.annotate.stage import AnnotateStage
-
-    try:
-        stage = AnnotateStage(**params)
-        stage.ensure_setup()
-    except Exception as e:  # noqa: BLE001
-        # A failing initializer makes Pool respawn workers forever; keep the error and
-        # raise it from the first task instead, so the parent sees it and stops.
-        _WORKER["error"] = e if isinstance(e, VoxboxError) else VoxboxError(f"worker set-up failed: {e}")
-        return
-    if "torch" in sys.modules:  # only when a Hugging Face model was loaded
-        sys.modules["torch"].set_num_threads(1)  # one core per worker: the pool is the parallelism
-    _WORKER["stage"] = stage
+CHUNK_SIZE = 8  # records per task handed to a worker
 
 
-def _pool_context():
-    """fork starts workers in milliseconds; spawn is the safe choice once torch (and its
-    thread pools) lives in the parent, where a forked child can deadlock."""
-    import multiprocessing as mp
-    import sys
-
-    if "torch" not in sys.modules and "fork" in mp.get_all_start_methods():
-        return mp.get_context("fork")
-    return mp.get_context("spawn")
-
-
-def _run_chunk(recs: List[Utterance]) -> list:
-    if "error" in _WORKER:
-        raise _WORKER["error"]
-    return _WORKER["stage"].safe_process_batch(recs)
-
-
-def _chunks(it: Iterable[Utterance], size: int) -> Iterator[List[Utterance]]:
-    it = iter(it)
-    while True:
-        chunk = list(itertools.islice(it, size))
-        if not chunk:
-            return
-        yield chunk
-
-
-def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size: int = 8,
-                     **params: Any) -> Iterator[Union[Utterance, Rejection]]:
+def annotate_records(records: Iterable[Utterance], workers: int = 1, chunk_size: int = CHUNK_SIZE,
+                     engine: str = "local", **params: Any) -> Iterator[Union[Utterance, Rejection]]:
     """Annotated records (or rejections), in input order."""
     from voxbox.annotate.stage import AnnotateStage
+    from voxbox.build.manifest_run import stream_records
 
     stage = AnnotateStage(**params)  # validates options before any worker starts
-    if workers <= 1:
-        stage.ensure_setup()
-        for chunk in _chunks(records, chunk_size):
-            yield from stage.safe_process_batch(chunk)
-        return
-    ctx = _pool_context()
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(stage.params,)) as pool:
-        pending: deque = deque()
-        for chunk in _chunks(records, chunk_size):
-            pending.append(pool.apply_async(_run_chunk, (chunk,)))
-            if len(pending) >= 2 * workers:
-                yield from pending.popleft().get()
-        while pending:
-            yield from pending.popleft().get()
+    yield from stream_records(records, [stage], engine=engine, workers=workers, batch_size=chunk_size)
 
 
 def annotate_manifest(src: Union[str, Path], out: Union[str, Path], workers: int = 1,
-                      chunk_size: int = 8, limit: Optional[int] = None, gender_by: str = "clip",
-                      **params: Any) -> dict:
-    """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary.
+                      chunk_size: int = CHUNK_SIZE, limit: Optional[int] = None, engine: str = "local",
+                      ray_address: Optional[str] = None, log=None, allow_absolute_paths: bool = False,
+                      gender_by: str = "clip", **params: Any) -> dict:
+    """Annotate ``src`` into ``out`` (JSONL, JSONL.gz or Parquet); returns a summary
+    (see :func:`voxbox.build.manifest_run.run_manifest`).
 
-    ``gender_by="speaker"``: a second pass gives every clip with a speaker id (and no
-    native gender) its speaker's confidence-weighted vote (:mod:`voxbox.labels.speakers`);
-    the first pass writes clip-level answers to a work file beside ``out``.
+    ``gender_by="speaker"``: the clip-level run goes to a work file beside ``out``
+    (``OUT.by-clip.jsonl``, resumable like any run); a second pass gives every clip with
+    a speaker id and no native gender its speaker's confidence-weighted vote
+    (:mod:`voxbox.labels.speakers`) and writes ``out``. A per-record stage cannot vote,
+    so this is an annotate option, not a build one.
     """
-    from voxbox.labels.speakers import VoteTally, speaker_key, votable
-    from voxbox.progress import Progress
+    from voxbox.annotate.stage import AnnotateStage
+    from voxbox.build.manifest_run import run_manifest
+    from voxbox.manifest import rejects_path
 
-    src, out = Path(src), Path(out)
     if gender_by not in ("clip", "speaker"):
         raise VoxboxError(f"--gender-by must be clip or speaker, got {gender_by!r}")
-    if src.resolve() == out.resolve():
-        raise VoxboxError(f"{out}: output must differ from the input manifest")
-    total, records = open_manifest(src, limit)
+    stage = AnnotateStage(**params)
+    src, out = Path(src), Path(out)
     first = out.with_name(out.name + ".by-clip.jsonl") if gender_by == "speaker" else out
-    rej_path = rejects_path(out)
-    audio_s, tally = 0.0, VoteTally()
-    with ManifestWriter(first) as writer, RejectsWriter(rej_path) as rejects, \
-            Progress("annotate", total=total) as bar:
-        for res in annotate_records(records, workers=workers, chunk_size=chunk_size, **params):
-            if isinstance(res, Rejection):
-                rejects.write(res)
-                bar.update(1)
-                continue
-            writer.write(res)
-            if votable(res):
-                tally.add(speaker_key(res.corpus, res.speaker), res.gender_clip, res.gender_clip_confidence)
-            secs = audio_seconds(res)
-            audio_s += secs
-            bar.update(1, audio_seconds=secs)
-        if rejects.count and not writer.count:
-            # Raising inside the writer's block keeps the empty manifest from being written;
-            # the rejects file stays, with a reason per record.
-            raise VoxboxError(f"every record was rejected, nothing to write: {rejects.summary()}")
-        summary = {"records": writer.count, "rejected": rejects.count, "audio_hours": round(audio_s / 3600, 4),
-                   "rejects": str(rej_path) if rejects.count else None, "reject_summary": rejects.summary()}
+    summary = run_manifest(src, first, [stage], engine=engine, workers=workers, batch_size=chunk_size, limit=limit,
+                           ray_address=ray_address, allow_absolute_paths=allow_absolute_paths, log=log)
     if gender_by == "speaker":
-        summary["speaker_votes"] = _vote_pass(first, out, tally.votes(), params.get("boundaries"))
+        summary["speaker_votes"] = _vote_pass(first, out, stage.boundaries)
+        if rejects_path(first).exists():
+            rejects_path(first).replace(rejects_path(out))
+        if summary.get("rejects"):
+            summary["rejects"] = str(rejects_path(out))
     return summary
 
 
-def _vote_pass(clips: Path, out: Path, votes: dict, boundaries: Optional[str]) -> dict:
-    """Rewrite the clip-level work file into ``out`` with speaker votes; summarise them."""
-    from voxbox.annotate.levels import Boundaries
-    from voxbox.labels.speakers import apply_vote
+def _vote_pass(clips: Path, out: Path, boundaries) -> dict:
+    """``out`` = the clip-level file with speaker votes applied; the votes summarised."""
+    from voxbox.labels.speakers import VoteTally, apply_vote, speaker_key, votable
+    from voxbox.manifest import ManifestWriter
 
-    bounds = Boundaries.load(boundaries)
-    try:
-        with ManifestWriter(out) as writer:
-            for rec in read_manifest(clips):
-                writer.write(apply_vote(rec, votes, bounds))
-    finally:
-        clips.unlink(missing_ok=True)
+    tally = VoteTally()
+    for rec in read_manifest(clips):
+        if votable(rec):
+            tally.add(speaker_key(rec.corpus, rec.speaker), rec.gender_clip, rec.gender_clip_confidence)
+    votes = tally.votes()
+    with ManifestWriter(out) as writer:
+        for rec in read_manifest(clips):
+            writer.write(apply_vote(rec, votes, boundaries))
+    clips.unlink()
     flagged = [{"speaker": k, "gender": v.label, "clips": v.clips, "disagree_rate": round(v.disagree_rate, 3),
                 "counts": v.counts} for k, v in votes.items() if v.inconsistent]
     flagged.sort(key=lambda d: (-d["disagree_rate"], d["speaker"]))

@@ -34,12 +34,15 @@ Decisions (documented in the README):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from voxbox.annotate.numbers import ZH_STYLES
+from voxbox.annotate.pitch import BACKENDS
 from voxbox.record import NATIVE, PREDICTED, Rejection, Result, Utterance
-from voxbox.stages import Stage
+from voxbox.stages import Stage, StageOption
 
 LABEL_TASKS = ("gender", "age", "emotion")
 
@@ -54,43 +57,49 @@ class _Measured:
     pitch_std: float
     voiced: int
     syl: Any                     # syllables.SyllableResult
+    speech_duration: float       # 3 dp, as stored
+    speed: Optional[float]
     language: Optional[str]
-    reasons: Dict[str, str]
+    reasons: Dict[str, str]      # each step adds the reason for every field it leaves null
     embeddings: Dict[str, np.ndarray]
 
 
 class AnnotateStage(Stage):
+    """VoxBox annotation: front end, pitch, syllables, speed, levels, labels, loudness."""
+
     name = "annotate"
+    options = (
+        StageOption("pitch_backend", str, "world", "world (VoxBox's definition: WORLD DIO + StoneMask) or "
+                    "praat (Praat autocorrelation); recorded per record", choices=BACKENDS, label="pitch backend"),
+        StageOption("boundaries", Path, None, "level boundaries JSON from `voxbox levels`; "
+                    "default: VoxBox's own"),
+        StageOption("gender_model", str, "builtin", "for records without a native gender: builtin (GE2E "
+                    "embedding + robust F0, = voxbox-gender-ge2e-v1), voxbox-gender-f0-v1, none, a model JSON "
+                    "from `voxbox train-gender` or a Hugging Face model", nullable=True),
+        StageOption("gender_labels", str, None, "label map for a Hugging Face gender model"),
+        StageOption("age_model", str, None, "age-group model: a JSON from `voxbox train-age` or a Hugging Face "
+                    "audio-classification model"),
+        StageOption("age_labels", str, None, "label map for a Hugging Face age_model"),
+        StageOption("emotion_model", str, None, "emotion model: a JSON from `voxbox train-emotion` or a Hugging "
+                    "Face audio-classification model"),
+        StageOption("emotion_labels", str, None, "label map for a Hugging Face emotion_model"),
+        StageOption("zh_numbers", str, "voxbox", "Chinese digit reading: voxbox (as the release) or cardinal",
+                    choices=ZH_STYLES, label="Chinese number style"),
+        StageOption("device", str, "cpu", "torch device for embeddings and Hugging Face models"),
+        StageOption("embeddings", bool, False, "store each clip's speaker embedding (float16) in 'embedding'"),
+        StageOption("embedding_model", str, "ge2e", "embedding backend: ge2e (Resemblyzer's pretrained GE2E) "
+                    "or ecapa:DIR (BiCodec's ECAPA x-vector from a Spark-TTS folder)"),
+        StageOption("check_native", bool, True, "also run the gender model beside native genders; its answer "
+                    "goes to gender_clip (per-speaker disagreement in report and card)"),
+    )
 
-    def __init__(self, pitch_backend: str = "world", boundaries: Optional[str] = None,
-                 gender_model: Optional[str] = "builtin", gender_labels: Optional[str] = None,
-                 age_model: Optional[str] = None, age_labels: Optional[str] = None,
-                 emotion_model: Optional[str] = None, emotion_labels: Optional[str] = None,
-                 zh_numbers: str = "voxbox", device: str = "cpu", embeddings: bool = False,
-                 embedding_model: str = "ge2e", check_native: bool = True, **extra: Any):
-        from voxbox.errors import VoxboxError
-        from voxbox.annotate.pitch import BACKENDS
-
-        if pitch_backend not in BACKENDS:
-            raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
-        if extra:
-            raise VoxboxError(f"annotate: unknown option(s) {sorted(extra)}")
-        if gender_model in ("none", ""):
-            gender_model = None
-        super().__init__(pitch_backend=pitch_backend, boundaries=boundaries, gender_model=gender_model,
-                         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
-                         emotion_model=emotion_model, emotion_labels=emotion_labels,
-                         zh_numbers=zh_numbers, device=device, embeddings=bool(embeddings),
-                         embedding_model=embedding_model, check_native=bool(check_native))
-        self.pitch_backend = pitch_backend
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.params["gender_model"] in ("none", ""):
+            self.params["gender_model"] = None
+        self.pitch_backend = self.params["pitch_backend"]
         self._check_options()
-        from voxbox.annotate.levels import Boundaries
-
-        self.boundaries = Boundaries.load(boundaries)
-        made_with = self.boundaries.table.get("pitch_backend")
-        if made_with and made_with != pitch_backend:
-            raise VoxboxError(f"{boundaries}: boundaries were computed from '{made_with}' pitch; "
-                              f"annotate with --pitch-backend {made_with} or recompute them")
+        self.boundaries = self._load_boundaries()
         self._models: Dict[str, Any] = {}
         self._encoders: Dict[str, Any] = {}
         self._syll = None
@@ -112,6 +121,19 @@ class AnnotateStage(Stage):
         if p["embeddings"]:
             check_encoder_spec(p["embedding_model"])
 
+    def _load_boundaries(self):
+        from voxbox.annotate.levels import Boundaries
+        from voxbox.errors import VoxboxError
+
+        # Fail early (in the parent, before workers start) on a bad boundaries file.
+        path, backend = self.params["boundaries"], self.pitch_backend
+        boundaries = Boundaries.load(path)
+        made_with = boundaries.table.get("pitch_backend")
+        if made_with and made_with != backend:
+            raise VoxboxError(f"{path}: boundaries were computed from '{made_with}' pitch; "
+                              f"annotate with --pitch-backend {made_with} or recompute them")
+        return boundaries
+
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         from voxbox.annotate.labelers import make_labeler
@@ -124,7 +146,7 @@ class AnnotateStage(Stage):
         self._models = {task: make_labeler(task, p[f"{task}_model"], p[f"{task}_labels"], p["device"])
                         for task in LABEL_TASKS if p[f"{task}_model"]}
         self._encoders = {}
-        # Loaded now, not at the first batch, so the runner's per-worker torch thread cap applies.
+        # Loaded now, not at the first batch, so a worker's torch thread cap applies to them.
         for spec in [m.encoder for m in self._models.values()] + [p["embedding_model"] if p["embeddings"] else None]:
             if spec:
                 self._encoder(spec)
@@ -148,29 +170,24 @@ class AnnotateStage(Stage):
         return [m if isinstance(m, Rejection) else self._finish(rec, m) for rec, m in zip(recs, measured)]
 
     def _measure(self, rec: Utterance):
-        """Front end, pitch, durations, syllables, language; a Rejection for bad audio."""
+        """Front end, pitch, durations, syllables, speed, language; a Rejection for unusable audio."""
         from voxbox.annotate.frontend import AudioError, front_end
-        from voxbox.annotate.pitch import f0_track, pitch_stats
-        from voxbox.annotate.syllables import language_of
 
         if not rec.source_path:
             return self.reject(rec, "no_audio_path", rec.missing_audio_detail())
         try:
-            fe = front_end(rec.audio_path)
+            fe = front_end(rec)
         except AudioError as e:
             return self.reject(rec, e.reason, str(e))
         reasons: Dict[str, str] = {}
-        f0 = f0_track(fe.speech, fe.sr, self.pitch_backend, self._pyworld)
-        pitch_hz, pitch_sd, voiced = pitch_stats(f0)
+        f0, pitch, pitch_std, voiced = self._pitch(fe)
+        speech_duration = round(fe.speech_duration, 3)
         syl = self._syll(rec.text)
-        if syl.syllable_num is None:
-            for k in ("syllable_num", "syllables", "speed", "speed_level", "speed_value"):
-                reasons[k] = syl.reason
-        language = rec.language or (language_of(rec.text) if (rec.text or "").strip() else None)
-        if language is None:
-            reasons["language"] = "empty_text"
-        return _Measured(fe=fe, f0=f0, pitch=round(pitch_hz, 3), pitch_std=round(pitch_sd, 3), voiced=voiced,
-                         syl=syl, language=language, reasons=reasons, embeddings={})
+        speed = self._speed(syl, speech_duration, reasons)
+        language = self._language(rec, reasons)
+        return _Measured(fe=fe, f0=f0, pitch=pitch, pitch_std=pitch_std, voiced=voiced, syl=syl,
+                         speech_duration=speech_duration, speed=speed, language=language, reasons=reasons,
+                         embeddings={})
 
     def _embedding_needs(self, rec: Utterance) -> List[str]:
         """Backends this record needs: the stored one, and each model's that will run."""
@@ -201,54 +218,91 @@ class AnnotateStage(Stage):
                     measured[i].reasons["embedding"] = "no_embedding"
 
     def _finish(self, rec: Utterance, m: _Measured) -> Utterance:
-        from voxbox.annotate.embeddings import to_float16_list
         from voxbox.annotate.loudness import integrated_lufs
 
-        syl, fe = m.syl, m.fe
-        speech_duration = round(fe.speech_duration, 3)
-        # From the stored 3-dp speech_duration: the release's speeds match that on all
-        # 653 sample rows, and the unrounded duration on only 651.
-        speed = None if syl.syllable_num is None else round(syl.syllable_num / speech_duration, 1)
+        fe, reasons, speech_duration = m.fe, m.reasons, m.speech_duration
         labels = self._labels(rec, m)
-        out = self._levels(rec, m, labels["gender"], speech_duration)
-        null_reasons = {k: v for k, v in (rec.null_reasons or {}).items() if k not in _FILLED_FIELDS}
-        null_reasons.update(m.reasons)
-        stored = m.embeddings.get(self.params["embedding_model"]) if self.params["embeddings"] else None
+        levels = self._pitch_levels(m.pitch, m.pitch_std, m.voiced, labels["gender"], reasons)
+        levels.update(self._speed_levels(rec, m.syl, speech_duration, m.language, reasons))
+        null_reasons = {k: v for k, v in (rec.null_reasons or {}).items()
+                        if k not in _FILLED_FIELDS}
+        null_reasons.update(reasons)
         return rec.replace(
-            language=m.language, pitch=m.pitch, pitch_std=m.pitch_std, speed=speed,
-            duration=round(fe.duration, 2), speech_duration=speech_duration, syllable_num=syl.syllable_num,
-            syllables=syl.syllables, sample_rate=rec.sample_rate or fe.source_sr,
+            language=m.language, pitch=m.pitch, pitch_std=m.pitch_std, speed=m.speed,
+            duration=round(fe.duration, 2), speech_duration=speech_duration, syllable_num=m.syl.syllable_num,
+            syllables=m.syl.syllables, sample_rate=rec.sample_rate or fe.source_sr,
             num_samples=rec.num_samples or fe.source_samples, channels=rec.channels or fe.channels,
             pitch_backend=self.pitch_backend, loudness=round(integrated_lufs(fe.speech, fe.sr), 2),
             clipping_ratio=round(fe.clipping_ratio, 6), null_reasons=null_reasons or None,
-            embedding=to_float16_list(stored) if stored is not None else None,
-            embedding_model=self._encoder(self.params["embedding_model"]).name if stored is not None else None,
-            **labels, **out,
+            **self._stored_embedding(m), **labels, **levels,
         )
 
-    def _levels(self, rec: Utterance, m: _Measured, gender: Optional[str], speech_duration: float) -> dict:
-        """Five-level labels and value tokens, from the stored (rounded) values, as a
-        consumer of the metadata computes them."""
+    def _stored_embedding(self, m: _Measured) -> Dict[str, Any]:
+        from voxbox.annotate.embeddings import to_float16_list
+
+        spec = self.params["embedding_model"]
+        if not self.params["embeddings"] or spec not in m.embeddings:
+            return {"embedding": None, "embedding_model": None}
+        return {"embedding": to_float16_list(m.embeddings[spec]), "embedding_model": self._encoder(spec).name}
+
+    def _pitch(self, fe):
+        """(F0 track, pitch, pitch_std, voiced frame count) at the release's rounding."""
+        from voxbox.annotate.pitch import f0_track, pitch_stats
+
+        f0 = f0_track(fe.speech, fe.sr, self.pitch_backend, self._pyworld)
+        pitch_hz, pitch_sd, voiced = pitch_stats(f0)
+        return f0, round(pitch_hz, 3), round(pitch_sd, 3), voiced
+
+    @staticmethod
+    def _speed(syl, speech_duration: float, reasons: Dict[str, str]) -> Optional[float]:
+        if syl.syllable_num is None:
+            for k in ("syllable_num", "syllables", "speed", "speed_level", "speed_value"):
+                reasons[k] = syl.reason
+            return None
+        # From the stored 3-dp speech_duration: the release's speeds match that
+        # on all 653 sample rows, and the unrounded duration on only 651.
+        return round(syl.syllable_num / speech_duration, 1)
+
+    @staticmethod
+    def _language(rec: Utterance, reasons: Dict[str, str]) -> Optional[str]:
+        from voxbox.annotate.syllables import language_of
+
+        language = rec.language or (language_of(rec.text) if (rec.text or "").strip() else None)
+        if language is None:
+            reasons["language"] = "empty_text"
+        return language
+
+    def _pitch_levels(self, pitch: float, pitch_std: float, voiced: int, gender: Optional[str],
+                      reasons: Dict[str, str]) -> Dict[str, Any]:
+        """Pitch levels and value tokens from the stored (rounded) values, as a consumer of
+        the metadata computes them."""
+        from voxbox.annotate import levels as lv
+
+        out: Dict[str, Any] = dict(pitch_level=None, pitch_std_level=None, pitch_value=None, pitch_var_value=None)
+        if voiced == 0:
+            for k in out:
+                reasons[k] = "no_voiced_frames"
+            return out
+        out["pitch_value"] = lv.pitch_value(pitch)
+        out["pitch_var_value"] = lv.pitch_var_value(pitch_std)
+        out.update(pitch_levels(pitch, pitch_std, gender, self.boundaries, reasons))
+        return out
+
+    def _speed_levels(self, rec: Utterance, syl, speech_duration: float, language: Optional[str],
+                      reasons: Dict[str, str]) -> Dict[str, Any]:
         from voxbox.annotate import levels as lv
         from voxbox.annotate.syllables import language_of
 
         out: Dict[str, Any] = dict(speed_level=None, speed_value=None)
-        if m.voiced == 0:
-            out.update(pitch_level=None, pitch_std_level=None, pitch_value=None, pitch_var_value=None)
-            for k in ("pitch_level", "pitch_std_level", "pitch_value", "pitch_var_value"):
-                m.reasons[k] = "no_voiced_frames"
+        if syl.syllable_num is None:
+            return out
+        sps = lv.clip_speed(syl.syllable_num / speech_duration)
+        out["speed_value"] = int(sps)
+        b = self.boundaries.bounds("speed", lv.speed_group(rec.replace(language=language), language_of))
+        if b is None:
+            reasons["speed_level"] = "no_boundaries_for_group"
         else:
-            out["pitch_value"] = lv.pitch_value(m.pitch)
-            out["pitch_var_value"] = lv.pitch_var_value(m.pitch_std)
-            out.update(pitch_levels(m.pitch, m.pitch_std, gender, self.boundaries, m.reasons))
-        if m.syl.syllable_num is not None:
-            sps = lv.clip_speed(m.syl.syllable_num / speech_duration)
-            out["speed_value"] = int(sps)
-            b = self.boundaries.bounds("speed", lv.speed_group(rec.replace(language=m.language), language_of))
-            if b is None:
-                m.reasons["speed_level"] = "no_boundaries_for_group"
-            else:
-                out["speed_level"] = lv.level(sps, b)
+            out["speed_level"] = lv.level(sps, b)
         return out
 
     def _labels(self, rec: Utterance, m: _Measured) -> Dict[str, Any]:

@@ -25,7 +25,7 @@ app = typer.Typer(
         "publish them, and check them by synthesis."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -33,8 +33,8 @@ app = typer.Typer(
 # One module per command group; each defines register(app). Order = order in --help.
 COMMAND_MODULES = (
     "corpora", "download", "prepare", "annotate", "levels", "train_gender", "train_age", "train_emotion",
-    "speakers", "dedup", "tokenize", "detokenize", "build", "validate", "report", "publish", "fetch_model",
-    "synth", "export", "reasons",
+    "speakers", "dedup", "tokenize", "detokenize", "build", "stages", "validate", "report", "serve", "publish",
+    "fetch_model", "synth", "export", "reasons", "train",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}
@@ -46,11 +46,25 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _flag(name: str):
+    from voxbox.cli.output import set_flag
+
+    return lambda value: set_flag(name, value)
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    # Also accepted after any command (voxbox.cli.output.add_global_flags copies them there).
+    quiet: bool = typer.Option(False, "--quiet", "-q", is_eager=True, callback=_flag("quiet"),
+                               help="Quiet: no progress bars or notices, only the result and errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", is_eager=True, callback=_flag("verbose"),
+                                 help="Verbose: notices, library log messages and progress bars even when "
+                                      "not on a terminal."),
+    json_out: bool = typer.Option(False, "--json", is_eager=True, callback=_flag("json"),
+                                  help="Print the result as one JSON object on stdout (for scripts)."),
 ) -> None:
     if debug:
         _state["debug"] = True
@@ -84,19 +98,52 @@ def _one_line_summaries(typer_app: typer.Typer) -> None:
 _register_all()
 
 
+def cli_command():
+    """The click command of the whole CLI, with the global flags on every command."""
+    from voxbox.cli.output import add_global_flags
+
+    command = typer.main.get_command(app)
+    add_global_flags(command)
+    return command
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Console entry point: one clear line per error, non-zero exit, no traceback
+    """Console entry point (see :func:`_run`); with --json the result (or the error) is one
+    JSON object on stdout."""
+    import contextlib
+    import io
+
+    from voxbox.cli import output
+
+    output.reset()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--json" not in args:
+        return _run(args)
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        code = _run(args)
+    data = output.STATE["result"]
+    if data is None:
+        data = {"output": captured.getvalue().splitlines()} if code == 0 else {"error": _state.get("error")}
+    if isinstance(data, dict):
+        data = {"ok": code == 0, **data}
+    print(output.json_dumps(data), flush=True)
+    return code
+
+
+def _run(args: List[str]) -> int:
+    """Run the command line: one clear line per error, non-zero exit, no traceback
     unless --debug (or VOXBOX_DEBUG=1)."""
     try:  # typer >= 0.2x vendors click as typer._click; older releases use click itself
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - depends on the installed typer
         from click.exceptions import ClickException
 
-    args = list(sys.argv[1:] if argv is None else argv)
     _state["argv"] = args
+    _state["error"] = None
     if "--debug" in args:
         _state["debug"] = True
-    command = typer.main.get_command(app)
+    command = cli_command()
     try:
         # Without standalone mode click returns the code of a typer.Exit(n) raised inside
         # a command instead of raising it; anything else a command returns means success.
@@ -113,7 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return e.exit_code  # a bare group: its help was printed instead of an error
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        typer.echo(f"error: {e.format_message()}{hint}", err=True)
+        _error(f"{e.format_message()}{hint}")
         return e.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted: finished work is kept; rerun the same command to resume", err=True)
@@ -121,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except VoxboxError as e:
         if _state["debug"]:
             raise
-        typer.echo(f"error: {e}", err=True)
+        _error(str(e))
         return 1
     except OSError as e:
         if _state["debug"]:
@@ -130,12 +177,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _unexpected(e)
         # A file operation on a path the user gave (permissions, a file where a folder is
         # needed, a full disk): the path and the OS's reason are what the user acts on.
-        typer.echo(f"error: {_os_error_line(e)}", err=True)
+        _error(_os_error_line(e))
         return 1
     except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
         if _state["debug"]:
             raise
         return _unexpected(e)
+
+
+def _error(msg: str) -> None:
+    """The one error line on stderr (and kept for --json)."""
+    _state["error"] = msg
+    typer.echo(f"error: {msg}", err=True)
 
 
 def _os_error_line(e: OSError) -> str:
@@ -147,9 +200,13 @@ def _os_error_line(e: OSError) -> str:
 
 def _unexpected(e: BaseException) -> int:
     msg = str(e).splitlines()[0] if str(e) else ""
-    typer.echo(f"error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", err=True)
+    _error(f"{type(e).__name__}: {msg} (rerun with --debug for the traceback)")
     return 1
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `voxbox ... | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

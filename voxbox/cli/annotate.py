@@ -8,13 +8,24 @@ from typing import Optional
 import typer
 
 
+def _echo(msg: str) -> None:
+    from voxbox.cli.output import notice
+
+    notice(msg)
 
 
 def annotate(
     manifest: Path = typer.Argument(..., help="Input manifest (.jsonl, .jsonl.gz or .parquet) from `voxbox prepare`."),
-    out: Path = typer.Option(..., "--out", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
-                                                     "rejected records go to OUT's .rejects.jsonl."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes (each loads its own models)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output manifest (.jsonl, .jsonl.gz or .parquet); "
+                                                     "rejected records go to <stem>.rejects.jsonl next to it, "
+                                                     "after the input's own rejects (carried forward)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1,
+                                help="Worker processes (local) or actors/tasks (ray); each loads its own models."),
+    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
+                                                          "ray extra of voxbox)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
+                                    "else a local Ray instance."),
     pitch_backend: str = typer.Option("world", "--pitch-backend",
                                       help="world (VoxBox's definition: WORLD DIO + StoneMask) or praat "
                                            "(Praat autocorrelation). Recorded per record; do not mix."),
@@ -68,28 +79,42 @@ def annotate(
                                         "digit by digit, 100 -> 幺零零) or cardinal (100 -> 一百)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for embeddings and Hugging Face models."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Annotate only the first N records."),
+    allow_absolute_paths: bool = typer.Option(
+        False, "--allow-absolute-paths",
+        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
+             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
 ) -> None:
     """Fill every annotation field the way the VoxBox release computed it: pitch, pitch_std,
     durations, syllables, speed, language, gender/age/emotion with their provenance, five-level
-    labels and value tokens, loudness and clipping ratio."""
+    labels and value tokens, loudness and clipping ratio.
+
+    Interrupted runs resume where they stopped when rerun with the same arguments
+    (finished work is kept in OUT.work/)."""
     from voxbox.annotate.runner import annotate_manifest
 
     summary = annotate_manifest(
-        manifest, out, workers=workers, limit=limit, pitch_backend=pitch_backend,
+        manifest, out, workers=workers, engine=engine, ray_address=ray_address, log=_echo, limit=limit,
+        allow_absolute_paths=allow_absolute_paths, pitch_backend=pitch_backend,
         boundaries=str(boundaries) if boundaries else None, gender_model=gender_model,
         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
         emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device,
         gender_by=gender_by, check_native=check_native, embeddings=embeddings, embedding_model=embedding_model)
-    typer.echo(f"annotated {summary['records']} records ({summary['audio_hours']} h) -> {out}; "
-               f"{summary['reject_summary']}")
-    votes = summary.get("speaker_votes")
-    if votes is not None:
-        bad = votes["inconsistent"]
-        typer.echo(f"gender by speaker: {votes['speakers']} speakers voted; {len(bad)} with clips that "
-                   "disagree strongly" + (":" if bad else ""))
-        for v in bad[:20]:
-            typer.echo(f"  {v['speaker']}: {v['gender']} by vote, {v['disagree_rate']:.0%} of "
-                       f"{v['clips']} clips disagree {v['counts']}")
+    from voxbox.cli.output import result
+
+    result(summary, f"annotated {summary['records']} records ({summary['audio_hours']} h) -> {out}; "
+                    f"{summary['reject_summary']}" + _votes_text(summary.get("speaker_votes")))
+
+
+def _votes_text(votes) -> str:
+    """The --gender-by speaker lines: speakers voted, and those whose clips disagree."""
+    if votes is None:
+        return ""
+    bad = votes["inconsistent"]
+    lines = [f"\ngender by speaker: {votes['speakers']} speakers voted; {len(bad)} with clips that disagree "
+             "strongly" + (":" if bad else "")]
+    lines += [f"  {v['speaker']}: {v['gender']} by vote, {v['disagree_rate']:.0%} of {v['clips']} clips disagree "
+              f"{v['counts']}" for v in bad[:20]]
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,33 @@ import typer
 
 
 def _echo(msg: str) -> None:
-    typer.echo(msg, err=True)
+    from voxbox.cli.output import notice
+
+    notice(msg)
+
+
+def parse_options(pairs: Optional[List[str]]) -> dict:
+    """``--option KEY=VALUE`` pairs -> recipe options (``voxbox corpora NAME`` lists them)."""
+    from voxbox.errors import VoxboxError
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise VoxboxError(f"--option wants KEY=VALUE, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def check_out_path(out: Path) -> None:
+    """``-o`` once meant --option in prepare: an --out that reads KEY=VALUE is that mistake."""
+    import re
+
+    from voxbox.errors import VoxboxError
+
+    if re.fullmatch(r"[A-Za-z_][\w-]*=.*", str(out)) and not out.exists():
+        raise VoxboxError(f"--out {out}: looks like a recipe option; give it as --option {out} (-O), "
+                          "and --out/-o the output")
 
 
 def build_command(
@@ -20,17 +46,23 @@ def build_command(
                                          help="Corpus recipe to build from (see `voxbox corpora`), e.g. libritts."),
     subset: Optional[List[str]] = typer.Option(None, "--subset", "-s",
                                                help="Corpus subset(s), repeatable, e.g. dev-clean. Default: all found."),
-    root: Optional[Path] = typer.Option(None, "--root",
-                                        help="Local copy of the corpus. Without it the corpus is downloaded."),
+    root: Optional[Path] = typer.Option(
+        None, "--root", help="Local copy of the corpus. Without it the corpus is downloaded (the sample corpus "
+                             "ships with voxbox; lhotse manifests: where relative audio paths resolve, default "
+                             "the working folder)."),
     download_dir: Optional[Path] = typer.Option(
         None, "--download-dir",
         help="Where to download when no --root is given. Default: $VOXBOX_DATA/<corpus> or "
              "~/.cache/voxbox/corpora/<corpus>."),
     mirror: Optional[str] = typer.Option(None, "--mirror", help="Download mirror base URL (default: the catalog's)."),
-    manifest: Optional[Path] = typer.Option(
-        None, "--manifest", "-m",
+    option: Optional[List[str]] = typer.Option(
+        None, "--option", "-O", help="Recipe option KEY=VALUE, repeatable (e.g. -O mic=mic2 for vctk; "
+                                     "`voxbox corpora NAME` lists them)."),
+    manifest: Optional[List[Path]] = typer.Option(
+        None, "--manifest",
         help="Build from a prepared manifest (.jsonl/.jsonl.gz/.parquet; its .rejects.jsonl is carried over) "
-             "instead of --corpus."),
+             "instead of --corpus; or from lhotse manifests: a CutSet (cuts.jsonl.gz), or --manifest "
+             "recordings --manifest supervisions."),
     pipeline: Optional[str] = typer.Option(
         None, "--pipeline", "-p",
         help="Pipeline YAML file, or the name of a shipped one. Default: the shipped 'voxbox' pipeline "
@@ -49,7 +81,7 @@ def build_command(
         None, "--stages", help="Comma-separated subset of the pipeline's stages to run, e.g. 'annotate'; "
                                "'' runs none (audio and records only). Default: all."),
     model_dir: Optional[Path] = typer.Option(
-        None, "--model-dir",
+        None, "--model-dir", "-m",
         help="BiCodec model folder for the tokenize stage. Without it tokenization is skipped (and said so)."),
     device: Optional[str] = typer.Option(None, "--device", help="Device for model stages (cpu, cuda, cuda:1). Default: cpu."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
@@ -61,6 +93,15 @@ def build_command(
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
                                     "else a local Ray instance."),
+    corrections: Optional[Path] = typer.Option(
+        None, "--corrections",
+        help="Label corrections to apply (the corrections.jsonl that `voxbox serve` writes): a corrected gender, "
+             "age or emotion becomes a native label, a corrected text is re-annotated; each corrected record is "
+             "marked in extra.corrected and the dataset card counts them."),
+    allow_absolute_paths: bool = typer.Option(
+        False, "--allow-absolute-paths",
+        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
+             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
     dedup_report: Optional[Path] = typer.Option(
@@ -77,13 +118,17 @@ def build_command(
     """
     import os
 
+    from voxbox.build.guards import check_out_dir
+    from voxbox.build.pipeline import load_pipeline
+    from voxbox.build.run import build
     from voxbox.cli import command_line
-    from voxbox.build.run import build, check_out_dir, corpus_source, load_pipeline, manifest_source
+    from voxbox.cli.output import result
     from voxbox.errors import VoxboxError
     from voxbox.shards.writer import format_build_summary
 
-    if (corpus is None) == (manifest is None):
+    if (corpus is None) == (not manifest):
         raise VoxboxError("give exactly one of --corpus or --manifest")
+    check_out_path(out)
     stage_list = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     pipe = load_pipeline(pipeline, name=name, formats=formats or None, audio_format=audio_format,
                          shard_mb=shard_mb, shard_records=shard_records, batch_size=batch_size,
@@ -91,21 +136,66 @@ def build_command(
     if model_dir is not None and not Path(model_dir).is_dir():
         raise VoxboxError(f"{model_dir}: model folder not found")
     check_out_dir(out, force)
-    if corpus is not None:
-        source = corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo)
-    else:
-        source = manifest_source(manifest)
-    if dedup_report is not None:
-        from voxbox.labels.dedup import drop_duplicates, duplicate_map, load_report
+    fixes = None
+    if corrections is not None:
+        from voxbox.build.corrections import load_corrections
 
-        prio = [p.strip().lower() for p in dedup_priority.split(",") if p.strip()] if dedup_priority else None
-        source = drop_duplicates(source, duplicate_map(load_report(dedup_report), prio))
-    elif dedup_priority:
-        raise VoxboxError("--dedup-priority needs --dedup REPORT")
-    index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers, force=force,
-                  ray_address=ray_address, command=command_line(), log=_echo)
-    typer.echo(format_build_summary(index))
-    typer.echo(f"built {out}")
+        fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
+    dups = _duplicates(dedup_report, dedup_priority)  # a bad report stops here too
+    source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option), out,
+                     allow_absolute_paths)
+    if dups is not None:
+        from voxbox.labels.dedup import drop_duplicates
+
+        source = drop_duplicates(source, dups)
+    if fixes is not None:
+        from voxbox.build.corrections import corrected_source
+
+        source, _ = corrected_source(source, fixes, log=_echo, where=str(corrections))
+    index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers,
+                  force=force, ray_address=ray_address, command=command_line(), log=_echo)
+    text = "\n".join([format_build_summary(index), _tokens_line(pipe), f"built {out}"])
+    result({"out": str(out), "tokens": not pipe.skipped_stage("tokenize"), **index}, text)
+
+
+def _duplicates(report, priority):
+    """index -> (kept index, evidence) of the records --dedup drops, or None."""
+    from voxbox.errors import VoxboxError
+
+    if report is None:
+        if priority:
+            raise VoxboxError("--dedup-priority needs --dedup REPORT")
+        return None
+    from voxbox.labels.dedup import duplicate_map, load_report
+
+    prio = [p.strip().lower() for p in priority.split(",") if p.strip()] if priority else None
+    return duplicate_map(load_report(report), prio)
+
+
+def _source(corpus, manifests, subset, root, download_dir, mirror, options, out, allow_absolute_paths):
+    """The build input: a corpus recipe (its scan leaves out the output folder, should it
+    sit inside --root), voxbox manifests, or lhotse manifests."""
+    from voxbox.build.sources import corpus_source, lhotse_manifests, manifest_source
+    from voxbox.errors import VoxboxError
+
+    if corpus is not None:
+        return corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo,
+                             options=options, ignore=(out,))
+    lhotse = lhotse_manifests(manifests)
+    if lhotse is not None:
+        return corpus_source("lhotse", subset, root=root, log=_echo, options={**options, **lhotse})
+    if len(manifests) != 1 or options:
+        raise VoxboxError("--manifest: one voxbox manifest (recipe --option values apply to --corpus)")
+    return manifest_source(manifests[0], allow_absolute_paths=allow_absolute_paths)
+
+
+def _tokens_line(pipe) -> str:
+    """Whether the shards carry BiCodec tokens: the first thing a Spark-TTS user checks."""
+    why = pipe.skipped_stage("tokenize")
+    if why is None and any(s["stage"] == "tokenize" for s in pipe.stages):
+        return "BiCodec tokens added to every record (global_tokens, semantic_tokens)"
+    return f"no BiCodec tokens: tokenize {'skipped (' + why + ')' if why else 'not in the pipeline'}; " \
+           "give --model-dir to add them"
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import typer
 
 def dedup(
     inputs: List[Path] = typer.Argument(..., help="Built dataset folders and/or manifests, e.g. one per corpus."),
-    out: Path = typer.Option(..., "--out", help="Report JSON to write: duplicate groups with their evidence "
+    out: Path = typer.Option(..., "--out", "-o", help="Report JSON to write: duplicate groups with their evidence "
                                                 "(use with `voxbox build --dedup`)."),
     manifest_out: Optional[Path] = typer.Option(
         None, "--manifest-out", help="Also write every input record, with duplicate_of set, to this manifest."),
@@ -45,9 +45,13 @@ def dedup(
         with ManifestWriter(manifest_out) as w:
             for src in inputs:
                 w.write_all(mark_duplicates(records(src), dups))
+    from voxbox.cli.output import result
+
     pairs = ", ".join(f"{k}: {v}" for k, v in report["by_corpus_pair"].items()) or "none"
-    typer.echo(f"{report['duplicates']} duplicates in {len(report['groups'])} groups among {report['records']} "
-               f"records ({pairs}); {report['text_candidates']} text candidates checked -> {out}")
+    summary = {k: report[k] for k in ("records", "duplicates", "text_candidates", "by_corpus_pair", "unreadable")}
+    result({"out": str(out), "groups": len(report["groups"]), **summary},
+           f"{report['duplicates']} duplicates in {len(report['groups'])} groups among {report['records']} "
+           f"records ({pairs}); {report['text_candidates']} text candidates checked -> {out}")
 
 
 def register(app: typer.Typer) -> None:

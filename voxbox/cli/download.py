@@ -12,8 +12,8 @@ import typer
 
 def download(
     corpus: str = typer.Argument(..., help="Corpus name (see `voxbox corpora`)."),
-    dest: Path = typer.Option(..., "--dest", help="Folder to download into; archives go to DEST/archives and are "
-                                                  "extracted into DEST."),
+    download_dir: Path = typer.Option(..., "--download-dir", help="Folder to download into; archives go to "
+                                      "DIR/archives and are extracted into DIR (then `voxbox prepare --root DIR`)."),
     subset: List[str] = typer.Option([], "--subset", "-s", help="Subset(s) to fetch, repeatable. Default: all."),
     mirror: Optional[str] = typer.Option(None, "--mirror", envvar="VOXBOX_MIRROR",
                                          help="Base URL of a mirror: replaces scheme and host of every archive "
@@ -28,14 +28,17 @@ def download(
     from voxbox.sources.catalog import get_entry
     from voxbox.sources.download import download_corpus
 
+    from voxbox.cli.output import notice, result
+
     entry = get_entry(corpus)
-    reports = download_corpus(entry, dest, subsets=subset or None, mirror=mirror, extract=extract,
-                              keep_archives=keep_archives, retries=retries,
-                              log=lambda s: typer.echo(s, err=True))
+    reports = download_corpus(entry, download_dir, subsets=subset or None, mirror=mirror, extract=extract,
+                              keep_archives=keep_archives, retries=retries, log=notice)
     unverified = sum(1 for r in reports if not r.verified)
-    typer.echo(f"{entry.name}: {len(reports)} archive(s) ready in {dest}"
-               + (f"; {unverified} not checksum-verified (the catalog has no checksum)" if unverified else ""))
-    typer.echo(f"next: voxbox prepare {entry.name} --root {dest} --out {entry.name}.jsonl")
+    text = (f"{entry.name}: {len(reports)} archive(s) ready in {download_dir}"
+            + (f"; {unverified} not checksum-verified (the catalog has no checksum)" if unverified else "")
+            + f"\nnext: voxbox prepare {entry.name} --root {download_dir} --out {entry.name}.jsonl")
+    result({"corpus": entry.name, "download_dir": str(download_dir), "archives": len(reports),
+            "unverified": unverified}, text)
 
 
 def register(app: typer.Typer) -> None:

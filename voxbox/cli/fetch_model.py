@@ -9,8 +9,9 @@ import typer
 
 def fetch_model(
     repo_id: str = typer.Option("SparkAudio/Spark-TTS-0.5B", "--repo-id", help="Model repo on the Hub."),
-    dest: Path = typer.Option(Path("pretrained_models/Spark-TTS-0.5B"), "--dest", help="Folder to download into; "
-                              "a rerun resumes and skips finished files."),
+    model_dir: Path = typer.Option(Path("pretrained_models/Spark-TTS-0.5B"), "--model-dir", "-m",
+                                   help="Model folder to download into (what --model-dir of tokenize, build and "
+                                        "synth then names); a rerun resumes and skips finished files."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Branch, tag or commit. Default: main."),
     tokenizer_only: bool = typer.Option(False, "--tokenizer-only", help="Skip LLM/ (about 2 GB): BiCodec and "
                                         "wav2vec2 are all `voxbox tokenize` needs. Default: everything."),
@@ -24,7 +25,7 @@ def fetch_model(
     (config.yaml, BiCodec/, LLM/, wav2vec2-large-xlsr-53/)."""
     from voxbox.release.hub import fetch_model as run_fetch
 
-    path = run_fetch(repo_id, dest, revision=revision, token=token, endpoint=endpoint,
+    path = run_fetch(repo_id, model_dir, revision=revision, token=token, endpoint=endpoint,
                      tokenizer_only=tokenizer_only)
     typer.echo(f"{repo_id} is ready in {path}")
 

@@ -11,7 +11,7 @@ import typer
 
 def levels(
     manifest: Path = typer.Argument(..., help="Annotated manifest (output of `voxbox annotate`)."),
-    out: Path = typer.Option(..., "--out", help="Boundaries JSON to write (use with annotate --boundaries)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Boundaries JSON to write (use with annotate --boundaries)."),
     min_count: int = typer.Option(20, "--min-count", min=1,
                                   help="Leave out groups (a gender, a language) with fewer values than this."),
 ) -> None:

@@ -36,9 +36,13 @@ def publish(
     """
     from voxbox.release.publish import publish as run_publish
 
-    result = run_publish(dataset_dir, repo_id, private=private, revision=revision, token=token, endpoint=endpoint,
-                         batch_files=batch_files, card=not no_card, dry_run=dry_run)
-    typer.echo(result.summary())
+    import dataclasses
+
+    from voxbox.cli.output import result
+
+    res = run_publish(dataset_dir, repo_id, private=private, revision=revision, token=token, endpoint=endpoint,
+                      batch_files=batch_files, card=not no_card, dry_run=dry_run)
+    result(dataclasses.asdict(res), res.summary())
 
 
 def register(app: typer.Typer) -> None:

@@ -20,8 +20,10 @@ def report(
     """
     from voxbox.release.report import write_report
 
+    from voxbox.cli.output import result
+
     path = write_report(dataset_dir, out, title=title)
-    typer.echo(f"wrote {path}")
+    result({"report": str(path)}, f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

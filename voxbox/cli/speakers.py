@@ -9,7 +9,7 @@ import typer
 
 def speakers(
     source: Path = typer.Argument(..., help="A manifest (.jsonl/.jsonl.gz/.parquet) or a built dataset folder."),
-    out: Path = typer.Option(..., "--out", help="Manifest to write: every record, with predicted speaker ids."),
+    out: Path = typer.Option(..., "--out", "-o", help="Manifest to write: every record, with predicted speaker ids."),
     threshold: float = typer.Option(0.2, "--threshold", min=0.0, max=2.0,
                                     help="Average-linkage cosine distance below which clusters merge. 0.2 "
                                          "(mean similarity 0.8) separates read-speech speakers; raise it for "
@@ -35,9 +35,12 @@ def speakers(
 
     s = predict_speakers(source, out, threshold=threshold, relabel_all=relabel_all, encoder_spec=embedding_model,
                          device=device, store_embeddings=store, max_exact=max_exact)
+    from voxbox.cli.output import result
+
     per = ", ".join(f"{c or '(no corpus)'}: {n}" for c, n in s["clusters"].items()) or "none"
-    typer.echo(f"{s['clustered']} of {s['records']} records clustered into predicted speakers ({per}); "
-               f"{s['failed']} without an embedding (reason in null_reasons.speaker) -> {out}")
+    result({"out": str(out), **s}, f"{s['clustered']} of {s['records']} records clustered into predicted "
+                                   f"speakers ({per}); {s['failed']} without an embedding (null_reasons.speaker: "
+                                   f"no_embedding) -> {out}")
 
 
 def register(app: typer.Typer) -> None:

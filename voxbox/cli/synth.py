@@ -61,10 +61,10 @@ _BATCH = typer.Option(8, "--batch-size", help="Texts generated together in one l
 
 @synth_app.command("tts")
 def tts_cmd(
-    model_dir: Path = typer.Option(..., "--model-dir", help=_MODEL_DIR),
+    model_dir: Path = typer.Option(..., "--model-dir", "-m", help=_MODEL_DIR),
     text: List[str] = typer.Option(..., "--text", help="Text to speak; repeat for several utterances "
                                    "(batched)."),
-    out: Path = typer.Option(..., "--out", help="Output .wav or .flac (one text), or a folder for 000.wav, 001.wav, ... "
+    out: Path = typer.Option(..., "--out", "-o", help="Output .wav or .flac (one text), or a folder for 000.wav, 001.wav, ... "
                              "(several)."),
     prompt_audio: Optional[Path] = typer.Option(None, "--prompt-audio", help="Reference audio to clone the voice of."),
     prompt_text: Optional[str] = typer.Option(None, "--prompt-text", help="Transcript of the reference audio (optional; "
@@ -117,9 +117,9 @@ def tts_cmd(
 @synth_app.command("codec")
 def codec_cmd(
     dataset: Path = typer.Argument(..., help="Built dataset folder (output of voxbox build) with BiCodec tokens."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder with BiCodec/ and the wav2vec2 "
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", "-m", help="Model folder with BiCodec/ and the wav2vec2 "
                                              "folder (default: the one named in the dataset's pipeline.yaml)."),
-    out: Path = typer.Option(..., "--out", help="Report folder: wavs/, report.json, report.html."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder: wavs/, report.json, report.html."),
     n: int = typer.Option(20, "--n", help="Records to sample (all records with tokens when fewer)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the record sample."),
     threshold: float = typer.Option(3.5, "--threshold", help="Robust z-score (median/MAD) beyond which a metric is "
@@ -150,9 +150,9 @@ def codec_cmd(
 
 @synth_app.command("control")
 def control_cmd(
-    model_dir: Path = typer.Option(..., "--model-dir", help=_MODEL_DIR),
+    model_dir: Path = typer.Option(..., "--model-dir", "-m", help=_MODEL_DIR),
     text: str = typer.Option(..., "--text", help="Text spoken in every grid cell."),
-    out: Path = typer.Option(..., "--out", help="Report folder: wavs/, report.json, report.html."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder: wavs/, report.json, report.html."),
     genders: str = typer.Option("female,male", "--genders", help="Comma-separated genders of the grid."),
     pitch_levels: str = typer.Option(",".join(("very_low", "low", "moderate", "high", "very_high")), "--pitch-levels",
                                      help="Comma-separated pitch levels of the grid."),

@@ -12,7 +12,7 @@ def train_age(
     manifests: Optional[List[Path]] = typer.Argument(
         None, help="Manifest(s) with native age labels, e.g. `voxbox prepare` of VCTK (speaker ages). Each is one "
                    "source: sources weigh the same, speakers the same within a source."),
-    out: Path = typer.Option(..., "--out", help="Model JSON to write (use with annotate --age-model)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write (use with annotate --age-model)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Train exactly as a recipe YAML says."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder the recipe's source paths are relative "
                                                              "to. Default: the recipe's folder."),
@@ -37,7 +37,6 @@ def train_age(
 
     _train_embedding("age", manifests, out, recipe, data, name, components, l2, encoder, cluster_threshold,
                      folds)
-    typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ def train_emotion(
     manifests: Optional[List[Path]] = typer.Argument(
         None, help="Manifest(s) with native emotion labels, e.g. `voxbox prepare` of ESD, CREMA-D, RAVDESS or EmoV-DB. Each is one "
                    "source: sources weigh the same, speakers the same within a source."),
-    out: Path = typer.Option(..., "--out", help="Model JSON to write (use with annotate --emotion-model)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write (use with annotate --emotion-model)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Train exactly as a recipe YAML says."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder the recipe's source paths are relative "
                                                              "to. Default: the recipe's folder."),
@@ -37,7 +37,6 @@ def train_emotion(
 
     _train_embedding("emotion", manifests, out, recipe, data, name, components, l2, encoder, cluster_threshold,
                      folds)
-    typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

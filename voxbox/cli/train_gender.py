@@ -12,7 +12,7 @@ def train_gender(
     manifests: Optional[List[Path]] = typer.Argument(
         None, help="Manifest(s) whose records carry native gender labels (e.g. from `voxbox prepare vctk`). "
                    "Each is one source: sources weigh the same, speakers the same within a source."),
-    out: Path = typer.Option(..., "--out", help="Model JSON to write (use with annotate --gender-model)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write (use with annotate --gender-model)."),
     recipe: Optional[Path] = typer.Option(
         None, "--recipe", help="Train exactly as a recipe YAML says (sources, settings); the shipped model: "
                                "voxbox/models/gender_ge2e.recipe.yaml."),
@@ -55,12 +55,12 @@ def train_gender(
         typer.echo(f"trained {model.name} on {model.trained_on}")
         if cv:
             typer.echo(f"cross-validated accuracy ({cv['scheme']}): {cv['accuracy']:.3f} on {cv['clips']} clips")
+        typer.echo(f"wrote {out}")
     elif kind == "embedding":
         _train_embedding("gender", manifests, out, recipe, data, name, components, l2, encoder,
                          cluster_threshold, folds)
     else:
         raise VoxboxError(f"--kind must be embedding or f0, got {kind!r}")
-    typer.echo(f"wrote {out}")
 
 
 def _train_embedding(task, manifests, out, recipe, data, name, components, l2, encoder, cluster_threshold,
@@ -69,11 +69,13 @@ def _train_embedding(task, manifests, out, recipe, data, name, components, l2, e
     from voxbox.labels.classifier import FitConfig
     from voxbox.labels.train import summary_lines, train_manifests
 
+    from voxbox.cli.output import result
+
     cfg = FitConfig(components=components, l2=FitConfig.l2 if l2 is None else l2)
     model = train_manifests(task, manifests or [], out, recipe=recipe, data=data, name=name, cfg=cfg,
                             encoder_spec=encoder, folds=folds, cluster_threshold=cluster_threshold)
-    for line in summary_lines(model):
-        typer.echo(line)
+    result({"out": str(out), "name": model.name, "classes": model.classes, "trained_on": model.trained_on,
+            "evaluation": model.evaluation}, "\n".join(summary_lines(model) + [f"wrote {out}"]))
 
 
 def register(app: typer.Typer) -> None:

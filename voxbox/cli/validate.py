@@ -18,13 +18,16 @@ def validate_command(
     from voxbox.errors import VoxboxError
     from voxbox.dataset.validate import validate
 
+    from voxbox.cli.output import result
+
     report = validate(path, check_audio=not no_audio)
-    for p in report.problems:
-        typer.echo(p)
+    data = {"ok": report.ok, "records": report.records, "problems": list(report.problems),
+            "summary": report.summary()}
     if not report.ok:
+        result(data, "\n".join(report.problems))
         # A VoxboxError gives the one-line "error: ..." and exit code 1 (see voxbox.cli).
         raise VoxboxError(f"{path}: {report.summary()}")
-    typer.echo(report.summary())
+    result(data, report.summary())
 
 
 def register(app: typer.Typer) -> None:

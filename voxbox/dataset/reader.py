@@ -7,22 +7,28 @@ this module, never by globbing shard files::
 
     ds = open_dataset("out/libritts-dev-clean")
     ds.index["totals"]["records"]          # index.json as a dict
-    for rec in ds.records():               # Utterance, sorted by index, shard by shard
+    for rec in ds.records():               # Utterance, by split then index, shard by shard
         ...
     for rec, audio, ext in ds.samples():   # plus the audio bytes ("flac" or original ext)
         wav, sr = decode_audio(audio)
     for rej in ds.rejects():               # Rejection: stage, path, reason, index, detail
         ...
 
-Both shard formats hold the same records in the same order; readers use Parquet when
-the folder has it (it can skip the audio column) and WebDataset otherwise, or the
-format passed as ``fmt=``.
+Both shard formats hold the same records in the same order (by split, then index; a
+shard never mixes splits); readers use Parquet when the folder has it (it can skip the
+audio column) and WebDataset otherwise, or the format passed as ``fmt=``. ``split=``
+reads one split (``train``, ``dev``/``validation``, ``test``).
+
+For training, :func:`voxbox.dataset.torch_dataset` streams the WebDataset shards into a
+torch ``DataLoader`` and :func:`voxbox.dataset.hf_dataset` gives a Hugging Face
+``datasets.Dataset`` whose audio decodes with soundfile.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
@@ -30,6 +36,16 @@ from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Utterance
 from voxbox.manifest import _from_arrow_row, read_rejects
 from voxbox.shards import index as ix
+
+
+def hub_split(split: Optional[str]) -> str:
+    """The Hub split a record split is published (and selected) as: ``dev``/``val``/
+    ``valid`` become ``validation``, the Hub's name; anything else keeps its name, made a
+    valid split name; no split means ``train``."""
+    s = (split or "train").strip().lower()
+    if s in ("dev", "val", "valid", "validation"):
+        return "validation"
+    return re.sub(r"\W+", "_", s).strip("_") or "train"
 
 
 def decode_audio(data: bytes, dtype: str = "float32"):
@@ -45,16 +61,18 @@ def hf_record_features():
     of a WebDataset sample, the non-audio columns of a Parquet shard)."""
     import datasets
 
-    from voxbox.manifest import _arrow_schema
+    from voxbox.shards.parquet import shard_schema
 
-    return datasets.Features.from_arrow_schema(_arrow_schema())
+    return datasets.Features.from_arrow_schema(shard_schema().remove(0).remove_metadata())  # no audio column
 
 
-def hf_webdataset_features(audio_ext: str = "flac", decode_audio: bool = True):
+def hf_webdataset_features(audio_ext: str = "flac", decode_audio: bool = False):
     """Explicit features for ``datasets.load_dataset("webdataset", data_files=...,
     features=...)``: pins the record types instead of inferring them from the first
-    five samples, and lets ``decode_audio=False`` keep the audio as raw bytes (which
-    also works where ``torchcodec``, needed by ``datasets.Audio``, is not installed)."""
+    five samples. The audio member stays raw bytes (decode them with
+    :func:`decode_audio`, or use :func:`voxbox.dataset.hf_dataset`); ``decode_audio=True``
+    asks for ``datasets.Audio``, which decodes with ``torchcodec`` (its CUDA-linked
+    wheels do not load next to a CPU torch)."""
     import datasets
 
     audio = datasets.Audio() if decode_audio else datasets.Value("binary")
@@ -124,11 +142,33 @@ class BuiltDataset:
     def rejects_path(self) -> Path:
         return self.path / ix.REJECTS_NAME
 
-    def shard_files(self, fmt: str) -> List[Path]:
-        """Absolute paths of the shard files of one format, in shard order."""
+    def shard_files(self, fmt: str, split: Optional[str] = None) -> List[Path]:
+        """Absolute paths of the shard files of one format, in shard order; with ``split``
+        only the shards of that split (a record split such as ``test``, or its Hub name)."""
         if fmt not in self.formats:
             raise VoxboxError(f"{self.path}: has no {fmt} shards (formats: {', '.join(self.formats)})")
-        return [self.path / s["files"][fmt]["path"] for s in self.shards]
+        return [self.path / s["files"][fmt]["path"] for s in self.split_shards(split)]
+
+    @property
+    def splits(self) -> List[str]:
+        """The record splits of this dataset, in shard order (``train``, ``dev``, ``test`` ...)."""
+        out: List[str] = []
+        for s in self.shards:
+            for name in ([s["split"]] if s.get("split") else sorted(self.index.get("summary", {}).get("split", {}))):
+                if name not in out:
+                    out.append(name)
+        return out
+
+    def split_shards(self, split: Optional[str] = None) -> List[dict]:
+        """The index entries of the shards holding ``split`` (all shards when None).
+        Shards written before builds grouped records by split hold several; they are kept
+        and their records filtered when read."""
+        if split is None:
+            return self.shards
+        want = hub_split(split)
+        if want not in {hub_split(x) for x in self.splits}:
+            raise VoxboxError(f"{self.path}: no split {split!r} (splits: {', '.join(self.splits) or 'none'})")
+        return [s for s in self.shards if s.get("split") is None or hub_split(s["split"]) == want]
 
     def _pick(self, fmt: Optional[str]) -> str:
         if fmt is not None:
@@ -138,44 +178,66 @@ class BuiltDataset:
         return "parquet" if "parquet" in self.formats else "webdataset"
 
     # -- streams ------------------------------------------------------------------------
-    def records(self, fmt: Optional[str] = None) -> Iterator[Utterance]:
-        """Every record, in index order, without decoding or holding audio."""
+    def records(self, fmt: Optional[str] = None, split: Optional[str] = None) -> Iterator[Utterance]:
+        """Every record (of ``split``, when given), in shard order (by split, then index),
+        without decoding or holding audio."""
         fmt = self._pick(fmt)
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            for path in self.shard_files(fmt):
-                with self._reading(path):
-                    pf = pq.ParquetFile(str(path))
-                    cols = [c for c in pf.schema_arrow.names if c != "audio"]
-                    groups = range(pf.num_row_groups)
-                for i in groups:
-                    with self._reading(path):
-                        rows = pf.read_row_group(i, columns=cols).to_pylist()
-                    for row in rows:
-                        yield _from_arrow_row(row)
-        else:
-            for rec, _audio, _ext in self.samples(fmt):
+        keep = _split_filter(split)
+        if fmt != "parquet":
+            for rec, _audio, _ext in self.samples(fmt, split):
                 yield rec
+            return
+        import pyarrow.parquet as pq
 
-    def samples(self, fmt: Optional[str] = None) -> Iterator[Tuple[Utterance, bytes, str]]:
-        """``(record, audio_bytes, audio_ext)`` for every record, streaming shard by shard."""
+        for path in self.shard_files(fmt, split):
+            with self._reading(path):
+                pf = pq.ParquetFile(str(path))
+                cols = [c for c in pf.schema_arrow.names if c != "audio"]
+                groups = range(pf.num_row_groups)
+            for i in groups:
+                with self._reading(path):
+                    rows = pf.read_row_group(i, columns=cols).to_pylist()
+                for row in rows:
+                    rec = _from_arrow_row(row)
+                    if keep(rec):
+                        yield rec
+
+    def samples(self, fmt: Optional[str] = None,
+                split: Optional[str] = None) -> Iterator[Tuple[Utterance, bytes, str]]:
+        """``(record, audio_bytes, audio_ext)`` for every record (of ``split``), streaming
+        shard by shard."""
         fmt = self._pick(fmt)
-        if fmt == "parquet":
-            from voxbox.shards.parquet import iter_parquet_rows
+        keep = _split_filter(split)
+        for path in self.shard_files(fmt, split):
+            for rec, audio, ext in self.file_samples(path, fmt):
+                if keep(rec):
+                    yield rec, audio, ext
 
-            for path in self.shard_files(fmt):
-                yield from self._guarded(path, iter_parquet_rows(path))
-        else:
-            from voxbox.shards.webdataset import iter_tar_samples, record_from_json, split_sample
+    def audio_of(self, indices) -> dict:
+        """``{index: (audio bytes, ext)}`` for a few records, reading only what holds them:
+        the Parquet row groups whose index statistics cover them (100 rows each), else the
+        tar shards whose index range does."""
+        wanted = set(indices)
+        out: dict = {}
+        if not wanted:
+            return out
+        if "parquet" in self.formats:
+            for path in self.shard_files("parquet"):
+                with self._reading(path):
+                    _parquet_audio(path, wanted, out)
+            return out
+        for shard in self.shards:
+            lo, hi = shard.get("first_index"), shard.get("last_index")
+            if lo is not None and any(lo <= i <= hi for i in wanted):
+                path = self.path / shard["files"]["webdataset"]["path"]
+                for rec, audio, ext in self.file_samples(path, "webdataset"):
+                    if rec.index in wanted:
+                        out[rec.index] = (audio, ext)
+        return out
 
-            for path in self.shard_files(fmt):
-                for key, members in self._guarded(path, iter_tar_samples(path)):
-                    try:
-                        rec_json, audio, ext = split_sample(members)
-                    except ValueError as e:
-                        raise VoxboxError(f"{path}: {key}: {e}") from None
-                    yield record_from_json(rec_json), audio, ext
+    def file_samples(self, path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
+        """``(record, audio_bytes, audio_ext)`` of one shard file (a damaged file is one clear error)."""
+        return self._guarded(path, _shard_samples(path, fmt))
 
     def _reading(self, path: Path):
         """Turn a damaged or missing shard into one clear error that points at validate."""
@@ -207,6 +269,46 @@ class BuiltDataset:
     def rejects(self) -> Iterator[Rejection]:
         """Every rejection of the build (prepare and stages), from rejects.jsonl."""
         yield from read_rejects(self.rejects_path)
+
+
+def _split_filter(split: Optional[str]):
+    if split is None:
+        return lambda rec: True
+    want = hub_split(split)
+    return lambda rec: hub_split(rec.split) == want
+
+
+def _parquet_audio(path: Path, wanted: set, out: dict) -> None:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path))
+    # The leaf column of "index" (audio's bytes and path are leaves of their own).
+    col = next(j for j in range(pf.metadata.num_columns) if pf.metadata.schema.column(j).path == "index")
+    for i in range(pf.num_row_groups):
+        st = pf.metadata.row_group(i).column(col).statistics
+        if st is not None and st.has_min_max and not any(st.min <= w <= st.max for w in wanted):
+            continue
+        for row in pf.read_row_group(i, columns=["index", "audio"]).to_pylist():
+            if row["index"] in wanted and row["audio"]:
+                apath = row["audio"].get("path") or ""
+                out[row["index"]] = (row["audio"]["bytes"], apath.rsplit(".", 1)[-1].lower() if "." in apath else "")
+
+
+def _shard_samples(path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
+    """``(record, audio bytes, ext)`` of one shard file of either format."""
+    if fmt == "parquet":
+        from voxbox.shards.parquet import iter_parquet_rows
+
+        yield from iter_parquet_rows(path)
+        return
+    from voxbox.shards.webdataset import iter_tar_samples, record_from_json, split_sample
+
+    for key, members in iter_tar_samples(path):
+        try:
+            rec_json, audio, ext = split_sample(members)
+        except ValueError as e:
+            raise VoxboxError(f"{path}: {key}: {e}") from None
+        yield record_from_json(rec_json), audio, ext
 
 
 def open_dataset(path: Union[str, Path]) -> BuiltDataset:

@@ -149,6 +149,7 @@ class DatasetStats:
     global_codes: object = None
     semantic_codes: object = None
     rejects: Counter = field(default_factory=Counter)  # "stage: reason" -> count
+    corrected: Counter = field(default_factory=Counter)  # field -> records corrected by hand (build --corrections)
     boundaries: Optional[dict] = None  # the level boundaries the records were compared with
     # Per speaker: the gender model's clip answers against native labels and speaker votes.
     gender_consistency: object = field(default_factory=lambda: _gender_consistency())
@@ -173,6 +174,8 @@ class DatasetStats:
         for name in ("gender", "age", "emotion"):
             if getattr(rec, name) is not None:
                 self.label_sources[name][getattr(rec, f"{name}_source") or "unstated"] += 1
+        for name in ((rec.extra or {}).get("corrected") or {}):
+            self.corrected[name] += 1
         corpus = rec.corpus or "unknown"
         self.corpus_licenses[corpus][rec.license or "unstated"] += 1
         self.corpus_languages[corpus][rec.language or "unknown"] += 1

@@ -6,10 +6,13 @@ Checks, each failure named as ``<file or record>: <problem>``:
   as the index says;
 - every shard file: present, size and sha256 as in the index;
 - every sample (in every format): record count per shard, keys unique across the
-  dataset and in index order, first/last index as in the index, the same records
-  in every format;
+  dataset and in index order within each split (shards are grouped by split),
+  first/last index as in the index, the same records in every format;
 - every audio decodes; its length matches the record (``num_samples`` and
-  ``sample_rate`` exactly when known, ``duration`` within 0.05 s);
+  ``sample_rate`` exactly when known, ``duration`` within 0.05 s); for annotated
+  records its level too: the annotation front end is run on the stored audio, which
+  must not be silent and must have the record's ``loudness`` within 1 LU (records
+  from other stages: not silent);
 - tokens, when present: 32 global tokens in 0..4095, semantic tokens in 0..8191 and
   as many as BiCodec makes for the audio (``floor((N16 - 400) / 320) + 1`` for N16
   samples at 16 kHz, i.e. ~50 per second, within 2 + 2 %).
@@ -22,8 +25,9 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
+import numpy as np
 from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError
 from voxbox.record import Utterance
@@ -33,6 +37,8 @@ GLOBAL_TOKENS = 32
 GLOBAL_VOCAB = 4096
 SEMANTIC_VOCAB = 8192
 DURATION_TOLERANCE_S = 0.05
+LOUDNESS_TOLERANCE_LU = 1.0  # re-measured from the shard; lossless storage agrees to ~0.01
+SILENT_PEAK = 1e-4           # -80 dBFS: no recording of speech peaks this low
 MAX_PROBLEMS_PER_KIND = 50
 
 
@@ -100,7 +106,7 @@ def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: 
     try:
         with sf.SoundFile(io.BytesIO(audio)) as f:
             frames, sr = f.frames, f.samplerate
-            f.read(dtype="int16")  # a full decode: catches corrupt frames, not only headers
+            first = f.read(dtype="float64", always_2d=True)[:, 0]  # a full decode: catches corrupt frames
     except Exception as e:  # noqa: BLE001 - any decoder error is a finding
         report.add(where, f"audio does not decode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
         return None
@@ -111,7 +117,44 @@ def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: 
                               f"{rec.num_samples} at {rec.sample_rate} Hz")
     if rec.duration is not None and abs(secs - rec.duration) > DURATION_TOLERANCE_S:
         report.add(where, f"audio lasts {secs:.3f} s, record duration is {rec.duration} s")
+    if sr and (rec.loudness is not None or rec.pitch is not None):
+        _check_level(rec, first, sr, report, where)
     return secs
+
+
+def _check_level(rec: Utterance, first: np.ndarray, sr: int, report: ValidationReport, where: str) -> None:
+    """The stored audio must be the audio the record was annotated from. A silent shard
+    behind a pitch value (float sources were once stored so) decodes and has the right
+    length; only its level gives it away. Records from voxbox's annotate stage (they
+    carry ``pitch_backend``) get its front end run again and the loudness compared (a
+    lossless copy agrees to the rounding); records from other stages, whose loudness may
+    be defined otherwise, only must not be near-silent (peak below -80 dBFS)."""
+    from voxbox.annotate.frontend import AudioError, prepare_array
+    from voxbox.annotate.loudness import integrated_lufs
+
+    gain = ((rec.extra or {}).get("stored_audio") or {}).get("gain") or 1.0
+    said = f"loudness {rec.loudness} LUFS" if rec.loudness is not None else f"pitch {rec.pitch} Hz"
+    peak = float(np.max(np.abs(first))) / gain if first.size else 0.0
+    if rec.pitch_backend is None:
+        if peak < SILENT_PEAK:
+            report.add(where, f"stored audio is silent (peak {_peak_db(first)}), but the record has {said}")
+        return
+    try:
+        fe = prepare_array(first / gain, sr)
+    except AudioError as e:
+        report.add(where, f"stored audio is {e.reason.replace('_', ' ')} (peak {_peak_db(first)}), "
+                          f"but the record has {said}")
+        return
+    if rec.loudness is not None:
+        got = integrated_lufs(fe.speech, fe.sr)
+        if abs(got - rec.loudness) > LOUDNESS_TOLERANCE_LU:
+            report.add(where, f"stored audio has loudness {got:.2f} LUFS, the record says {rec.loudness} "
+                              f"(peak {_peak_db(first)})")
+
+
+def _peak_db(x: np.ndarray) -> str:
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return f"{20 * np.log10(peak):.1f} dBFS" if peak > 0 else "digital silence"
 
 
 def _record_digest(rec: Utterance) -> str:
@@ -122,23 +165,36 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     """Check a built folder; returns a report (``.ok``, ``.problems``); never raises for
     problems in the data, only for a folder that is not a built dataset at all."""
     from voxbox.progress import Progress
-    from voxbox.shards.parquet import iter_parquet_rows
 
     ds = open_dataset(path)
     report = ValidationReport(Path(path))
-    idx = ds.index
-    shards = ds.shards
-    report.shards = len(shards)
+    report.shards = len(ds.shards)
+    total = _check_totals(ds, report)
+    _check_files(ds, report)  # files first: a bad checksum explains later record problems
+    digests: Dict[int, List[str]] = {}  # shard -> record digests of the first format
+    with Progress("validate", total=total * len(ds.formats)) as bar:
+        for fmt in ds.formats:
+            walk = _Walk(fmt, check_audio, bar)
+            for s in ds.shards:
+                _check_shard(ds, s, walk, digests, report)
+            if fmt == ds.formats[0]:
+                report.records = len(walk.seen)
+    return report
 
-    total = sum(s["records"] for s in shards)
+
+def _check_totals(ds, report: ValidationReport) -> int:
+    idx = ds.index
+    total = sum(s["records"] for s in ds.shards)
     if total != idx["totals"]["records"]:
         report.add(ix.INDEX_NAME, f"totals.records is {idx['totals']['records']}, shards sum to {total}")
     n_rej = sum(1 for _ in ds.rejects())
     if n_rej != idx["rejects"]["count"]:
         report.add(ix.REJECTS_NAME, f"{n_rej} rejections, index says {idx['rejects']['count']}")
+    return total
 
-    # Files against the index first: a bad checksum explains later record problems.
-    for s in shards:
+
+def _check_files(ds, report: ValidationReport) -> None:
+    for s in ds.shards:
         for fmt in ds.formats:
             info = s["files"].get(fmt)
             if info is None:
@@ -153,62 +209,72 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
             elif ix.sha256_file(p) != info["sha256"]:
                 report.add(info["path"], "sha256 does not match the index")
 
-    digests: Dict[int, List[str]] = {}
-    with Progress("validate", total=total * len(ds.formats)) as bar:
-        for fmt in ds.formats:
-            seen: set = set()
-            last: Optional[str] = None
-            for s in shards:
-                info = s["files"].get(fmt)
-                if info is None or not (ds.path / info["path"]).exists():
-                    continue
-                rel = info["path"]
-                try:
-                    if fmt == "parquet":
-                        stream = iter_parquet_rows(ds.path / rel)
-                    else:
-                        stream = _tar_stream(ds.path / rel, report, rel)
-                    n = 0
-                    first_key = last_key = None
-                    shard_digests = []
-                    for rec, audio, ext in stream:
-                        n += 1
-                        where = f"{rel}: {rec.index}"
-                        if rec.index in seen:
-                            report.add(where, "duplicate key")
-                        seen.add(rec.index)
-                        if last is not None and rec.index <= last:
-                            report.add(where, f"out of index order (after {last})")
-                        last = rec.index
-                        first_key = first_key or rec.index
-                        last_key = rec.index
-                        secs = None
-                        if audio is None:
-                            report.add(where, "no audio")
-                        elif check_audio:
-                            secs = _check_audio(rec, audio, report, where)
-                        if secs is not None and fmt == ds.formats[0]:
-                            report.audio_seconds += secs
-                        check_tokens(rec, secs, report, where)
-                        shard_digests.append(_record_digest(rec))
-                        bar.update(1, secs or 0.0)
-                except VoxboxError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
-                    report.add(rel, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
-                    continue
-                if n != s["records"]:
-                    report.add(rel, f"{n} records, index says {s['records']}")
-                if s.get("first_index") is not None and (first_key, last_key) != (s["first_index"], s["last_index"]):
-                    report.add(rel, f"holds {first_key}..{last_key}, index says {s['first_index']}..{s['last_index']}")
-                if s["shard"] in digests:
-                    if digests[s["shard"]] != shard_digests:
-                        report.add(rel, f"records differ from the {ds.formats[0]} shard")
-                else:
-                    digests[s["shard"]] = shard_digests
-            if fmt == ds.formats[0]:
-                report.records = len(seen)
-    return report
+
+@dataclass
+class _Walk:
+    """One pass over every shard of one format: keys seen and the last key per split."""
+
+    fmt: str
+    check_audio: bool
+    bar: Any
+    seen: set = field(default_factory=set)
+    last_by_split: Dict[str, str] = field(default_factory=dict)
+
+
+def _check_shard(ds, s: dict, walk: _Walk, digests: Dict[int, List[str]], report: ValidationReport) -> None:
+    from voxbox.shards.parquet import iter_parquet_rows
+
+    info = s["files"].get(walk.fmt)
+    if info is None or not (ds.path / info["path"]).exists():
+        return
+    rel = info["path"]
+    try:
+        stream = (iter_parquet_rows(ds.path / rel) if walk.fmt == "parquet"
+                  else _tar_stream(ds.path / rel, report, rel))
+        keys, shard_digests = _check_records(ds, stream, rel, walk, report)
+    except VoxboxError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
+        report.add(rel, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        return
+    if len(keys) != s["records"]:
+        report.add(rel, f"{len(keys)} records, index says {s['records']}")
+    first_key, last_key = (keys[0], keys[-1]) if keys else (None, None)
+    if s.get("first_index") is not None and (first_key, last_key) != (s["first_index"], s["last_index"]):
+        report.add(rel, f"holds {first_key}..{last_key}, index says {s['first_index']}..{s['last_index']}")
+    if s["shard"] in digests:
+        if digests[s["shard"]] != shard_digests:
+            report.add(rel, f"records differ from the {ds.formats[0]} shard")
+    else:
+        digests[s["shard"]] = shard_digests
+
+
+def _check_records(ds, stream, rel: str, walk: _Walk, report: ValidationReport) -> Tuple[List[str], List[str]]:
+    """Every record of one shard: key order and uniqueness, audio, tokens. Returns the
+    keys and the record digests in shard order."""
+    keys: List[str] = []
+    shard_digests: List[str] = []
+    for rec, audio, ext in stream:
+        keys.append(rec.index)
+        where = f"{rel}: {rec.index}"
+        if rec.index in walk.seen:
+            report.add(where, "duplicate key")
+        walk.seen.add(rec.index)
+        last = walk.last_by_split.get(rec.split or "")
+        if last is not None and rec.index <= last:
+            report.add(where, f"out of index order (after {last})")
+        walk.last_by_split[rec.split or ""] = rec.index
+        secs = None
+        if audio is None:
+            report.add(where, "no audio")
+        elif walk.check_audio:
+            secs = _check_audio(rec, audio, report, where)
+        if secs is not None and walk.fmt == ds.formats[0]:
+            report.audio_seconds += secs
+        check_tokens(rec, secs, report, where)
+        shard_digests.append(_record_digest(rec))
+        walk.bar.update(1, secs or 0.0)
+    return keys, shard_digests
 
 
 def _tar_stream(path, report: ValidationReport, rel: str):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Tuple
 
+from voxbox.dataset.reader import hub_split  # noqa: F401 - the card's split names, re-exported
 from voxbox.record import LEVELS
 
 TASK_CATEGORIES = ["text-to-speech"]
@@ -32,7 +33,7 @@ _HUB_LICENSES = {
 FIELD_DESCRIPTIONS: Dict[str, str] = {
     "audio": "The clip: `{bytes, path}` (FLAC, or the source file's own bytes); an `Audio` feature in `datasets`.",
     "index": "Stable id `<corpus>_<16 hex>` (hash of corpus and source path); the WebDataset key.",
-    "split": "`train` or `test`, as assigned by the recipe (all rows are in the Hub split `train`; filter on this).",
+    "split": "The corpus's own split (`train`, `dev`, `test`); each is its own Hub split (`dev` as `validation`).",
     "language": "Utterance language (`en`, `zh`, ...).",
     "age": "Age group: Child, Teenager, Youth-Adult, Middle-aged, Elderly.",
     "gender": "`female` or `male`.",
@@ -45,16 +46,23 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "syllable_num": "Number of syllables in the text.",
     "text": "Transcript.",
     "syllables": "Syllables: ARPAbet groups for English, characters for Chinese.",
-    "wav_path": "`<corpus>/<index>.<ext>`, as in the VoxBox release.",
+    "wav_path": "`<corpus>/<index>.<ext>`, as in the VoxBox release (`<ext>`: the audio member's extension).",
     "corpus": "Source corpus name.",
+    "utt_id": "The corpus's own utterance id (e.g. LibriTTS `260_123440_000010_000004`), for joins with other "
+              "manifests (lhotse, ESPnet, Hugging Face).",
     "speaker": "Speaker id within the corpus.",
     "speaker_source": "null: the corpus's own speaker id; `predicted`: a cluster of speaker embeddings "
                       "(`voxbox speakers`).",
     "source_path": "Path of the source file inside the corpus.",
-    "corpus_root": "Where the corpus was read from when building (local to the builder).",
     "sample_rate": "Sample rate of the source file (Hz).",
-    "num_samples": "Length of the source file, samples per channel.",
+    "num_samples": "Length of the source file (of the span, for a span record), samples per channel.",
     "channels": "Channels of the source file.",
+    "dnsmos_sig": "DNSMOS P.835 speech quality (1-5), computed by the dnsmos stage (null if not run).",
+    "dnsmos_bak": "DNSMOS P.835 background-noise quality (1-5), computed by the dnsmos stage.",
+    "dnsmos_ovrl": "DNSMOS P.835 overall quality (1-5), computed by the dnsmos stage.",
+    "dnsmos_p808": "DNSMOS P.808 MOS (1-5), computed by the dnsmos stage.",
+    "span_offset": "For a segment of a longer recording: seconds into source_path where it starts (else null).",
+    "span_duration": "For a segment of a longer recording: its length in seconds (else null).",
     "license": "License of the source corpus.",
     "gender_source": "`native` (from the corpus) or `predicted` (by a model).",
     "gender_model": "Model that predicted the gender (null when native).",
@@ -81,7 +89,7 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "duplicate_of": "Index of the record this one duplicates (`voxbox dedup`); null otherwise.",
     "embedding": "Speaker embedding (unit vector, float16), when annotated with `--embeddings`.",
     "embedding_model": "The embedding backend (`ge2e-resemblyzer`, `ecapa-bicodec:<folder>`).",
-    "null_reasons": "JSON object: for each null field, why it is null (e.g. `no_voiced_frames`).",
+    "null_reasons": "JSON object: for every null field, why it is null (e.g. `no_voiced_frames`, `not_tokenized`).",
     "global_tokens": "BiCodec global (speaker) tokens: 32 ints.",
     "semantic_tokens": "BiCodec semantic tokens: 50 per second of audio.",
     "extra": "JSON object with recipe-specific extras.",
@@ -150,6 +158,30 @@ def corpus_info(stats) -> List[dict]:
     return out
 
 
+_SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
+
+
+def split_files(ds, fmt: str) -> Optional[Dict[str, List[str]]]:
+    """``{hub split: [shard paths]}`` for one format, or None when a shard mixes splits
+    (a folder built before shards were grouped by split)."""
+    out: Dict[str, List[str]] = {}
+    for shard in ds.shards:
+        if shard.get("split") is None:
+            return None
+        out.setdefault(hub_split(shard["split"]), []).append(shard["files"][fmt]["path"])
+    return dict(sorted(out.items(), key=lambda kv: (_SPLIT_ORDER.get(kv[0], 3), kv[0])))
+
+
+def _data_files(ds, fmt: str) -> List[dict]:
+    glob = {"parquet": "parquet/*.parquet", "webdataset": "webdataset/*.tar"}[fmt]
+    by_split = split_files(ds, fmt)
+    if by_split is None:
+        return [{"split": "train", "path": glob}]
+    if len(by_split) == 1:
+        return [{"split": next(iter(by_split)), "path": glob}]
+    return [{"split": split, "path": paths} for split, paths in by_split.items()]
+
+
 def card_metadata(ds, stats, corpora: Optional[List[dict]] = None) -> dict:
     """The YAML header as a dict (see the module docstring)."""
     corpora = corpora if corpora is not None else corpus_info(stats)
@@ -168,14 +200,12 @@ def card_metadata(ds, stats, corpora: Optional[List[dict]] = None) -> dict:
     meta["tags"] = list(TAGS)
     meta["size_categories"] = [size_category(len(ds))]
     configs = []
-    if "parquet" in ds.formats:
-        configs.append({"config_name": "default", "default": True,
-                        "data_files": [{"split": "train", "path": "parquet/*.parquet"}]})
-    if "webdataset" in ds.formats:
-        configs.append({"config_name": "webdataset" if configs else "default",
-                        "data_files": [{"split": "train", "path": "webdataset/*.tar"}]})
-        if len(configs) == 1:
-            configs[0]["default"] = True
+    for fmt in ("parquet", "webdataset"):
+        if fmt in ds.formats:
+            name = "default" if not configs else "webdataset"
+            configs.append({"config_name": name, "data_files": _data_files(ds, fmt)})
+    if configs:
+        configs[0]["default"] = True
     meta["configs"] = configs
     return meta
 
@@ -219,42 +249,64 @@ def _stat_rows(stats, name: str, order: Optional[Tuple[str, ...]] = None) -> Lis
 
 
 def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
-    """The full README.md text."""
+    """The full README.md text: YAML header, then one section per step below."""
     import yaml
 
     corpora = corpus_info(stats)
     meta = card_metadata(ds, stats, corpora)
-    prov = ds.provenance or {}
-    versions = prov.get("versions") or {}
-    title = meta["pretty_name"]
-    load_id = repo_id or "OWNER/NAME"
     lines: List[str] = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
-    lines += [
-        f"# {title}", "",
+    for section in (_intro_section(ds, stats, corpora, meta, repo_id or "OWNER/NAME"), _build_section(ds),
+                    _stats_section(stats), _fields_section(), _license_section(corpora),
+                    _limitations_section(stats)):
+        lines += section
+    return "\n".join(lines)
+
+
+def _splits_of(meta: dict) -> List[str]:
+    return [spec["split"] for spec in meta["configs"][0]["data_files"]] if meta["configs"] else ["train"]
+
+
+def _intro_section(ds, stats, corpora: List[dict], meta: dict, load_id: str) -> List[str]:
+    versions = (ds.provenance or {}).get("versions") or {}
+    splits = _splits_of(meta)
+    split = "train" if "train" in splits else splits[0]
+    return [
+        f"# {meta['pretty_name']}", "",
         f"{len(ds):,} utterances, {_hours(stats.hours)} hours of speech from {len(corpora)} "
         f"corpus{'es' if len(corpora) != 1 else ''} "
         f"({', '.join(c['name'] for c in corpora) or 'none'}), annotated the way "
         "[VoxBox](https://huggingface.co/datasets/SparkAudio/voxbox) annotates its data and tokenized with "
         "BiCodec, so it trains and fine-tunes [Spark-TTS](https://github.com/SparkAudio/Spark-TTS) without "
         f"conversion. Built with voxbox {versions.get('voxbox', '?')}.", "",
+        f"Hub splits: {', '.join(f'`{s}`' for s in splits)} (the corpora's own splits; test data is never "
+        "in `train`).", "",
         "## Loading", "",
         "```python",
         "from datasets import load_dataset",
         "",
-        f'ds = load_dataset("{load_id}", split="train")  # Parquet shards, audio embedded',
+        f'ds = load_dataset("{load_id}", split="{split}")  # Parquet shards, audio embedded',
+        "",
+        "# Audio decoded with soundfile (no torchcodec needed): voxbox's reader",
+        "from voxbox.dataset import hf_dataset",
+        f'ds = hf_dataset("{load_id}", split="{split}")  # ds[0]["audio"]["array"]',
         "",
         "# The same records as WebDataset tars. `datasets` picks one loader per repo (Parquet here),",
         "# so name the webdataset loader and the files of the `webdataset` config explicitly:",
         f'wds = load_dataset("webdataset", data_files="hf://datasets/{load_id}/webdataset/*.tar", split="train")',
         "```", "",
         "Each WebDataset sample is `<index>.json` (the record) plus `<index>.flac` (or the source file's "
-        "extension); the tars also stream with the `webdataset` library. Both formats hold the same records "
-        "in the same order. `index.json` lists every shard with its sha256.", "",
+        "extension); the tars also stream with the `webdataset` library and with "
+        f'`voxbox.dataset.torch_dataset("hf://datasets/{load_id}")`. Both formats hold the same records '
+        "in the same order. `index.json` lists every shard with its split and sha256.", "",
     ]
 
-    lines += ["## How it was built", ""]
+
+def _build_section(ds) -> List[str]:
+    prov = ds.provenance or {}
+    versions = prov.get("versions") or {}
     fingerprint = ds.index.get("fingerprint") or {}
-    lines += [
+    lines = [
+        "## How it was built", "",
         "Pipeline: corpus recipe (headers and native labels) -> annotation (front end, pitch, syllables, "
         "speed, five-level labels, gender/age/emotion, loudness) -> BiCodec tokenization -> WebDataset and "
         "Parquet shards, with sha256 checksums in `index.json`.", "",
@@ -272,27 +324,39 @@ def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
     if ds.pipeline_text:
         lines += ["", "<details><summary>pipeline.yaml</summary>", "", "```yaml", ds.pipeline_text.rstrip(),
                   "```", "", "</details>"]
-    lines.append("")
+    return lines + [""]
 
-    lines += ["## Statistics", ""]
-    lines += [f"{stats.records:,} records, {_hours(stats.hours)} hours; "
-              f"{sum(stats.rejects.values()):,} inputs rejected during the build.", ""]
-    for name, label, order in (("corpus", "Corpus", None), ("language", "Language", None),
-                               ("gender", "Gender", None), ("pitch_level", "Pitch level", LEVELS),
-                               ("speed_level", "Speed level", LEVELS)):
+
+def _stats_section(stats) -> List[str]:
+    lines = ["## Statistics", "",
+             f"{stats.records:,} records, {_hours(stats.hours)} hours; "
+             f"{sum(stats.rejects.values()):,} inputs rejected during the build.", ""]
+    for name, label, order in (("split", "Split", None), ("corpus", "Corpus", None),
+                               ("language", "Language", None), ("gender", "Gender", None),
+                               ("pitch_level", "Pitch level", LEVELS), ("speed_level", "Speed level", LEVELS)):
         lines += [f"### {label}", "", _md_table((label.lower(), "records", "hours"),
                                                _stat_rows(stats, name, order)), ""]
     if stats.rejects:
         lines += ["### Rejected inputs", "",
                   _md_table(("stage: reason", "count"), [(k, f"{v:,}") for k, v in stats.rejects.most_common()]),
                   "", "Every rejection is listed with its reason in `rejects.jsonl`.", ""]
+    return lines
 
-    lines += ["## Fields", "", _md_table(("field", "description"), [
-        (f"`{k}`", v) for k, v in FIELD_DESCRIPTIONS.items()]), ""]
 
-    lines += ["## Licenses and attribution", "",
-              "This dataset redistributes audio from the corpora below; each keeps its own license, and using "
-              "the data means accepting all of them. Cite and credit the original authors.", ""]
+def _fields_section() -> List[str]:
+    from voxbox.reasons import REASONS
+
+    return ["## Fields", "", _md_table(("field", "description"), [
+        (f"`{k}`", v) for k, v in FIELD_DESCRIPTIONS.items()]), "",
+        "Every null field has its reason in `null_reasons`:", "",
+        _md_table(("code", "meaning"), [(f"`{r.code}`", r.meaning) for r in REASONS.values() if r.kind == "null"]),
+        ""]
+
+
+def _license_section(corpora: List[dict]) -> List[str]:
+    lines = ["## Licenses and attribution", "",
+             "This dataset redistributes audio from the corpora below; each keeps its own license, and using "
+             "the data means accepting all of them. Cite and credit the original authors.", ""]
     rows = []
     for c in corpora:
         lic = c["license"] + (f" (also: {', '.join(c['other_licenses'])})" if c["other_licenses"] else "")
@@ -303,8 +367,11 @@ def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
     if any(c["hub_license"] == "other" for c in corpora):
         lines += ["Corpora marked `other` have a license that is not one of the Hub's standard ids, or none "
                   "was recorded; read the source's terms before use.", ""]
+    return lines
 
-    lines += ["## Limitations", ""]
+
+def _limitations_section(stats) -> List[str]:
+    lines = ["## Limitations", ""]
     src_rows = []
     for name in ("gender", "age", "emotion"):
         counts = stats.label_sources.get(name) or {}
@@ -315,8 +382,12 @@ def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
     if src_rows:
         lines += ["Where labels come from (native = given by the corpus, predicted = by a model):", "",
                   _md_table(("label", "sources"), src_rows), ""]
+    if stats.corrected:
+        fixed = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.corrected.items()))
+        lines += [f"Labels corrected by hand (with `voxbox serve`, applied by `voxbox build --corrections`): "
+                  f"{fixed}. They count as native; `extra.corrected` keeps the old value, who and when.", ""]
     lines += _consistency_lines(stats.gender_consistency.summary())
-    lines += [
+    return lines + [
         "- Predicted labels (see the `*_source`, `*_model` and `*_confidence` fields) are model outputs and "
         "carry the model's errors and biases; native labels are only as good as the corpus metadata.",
         "- Pitch, speed and the five-level labels are computed from the audio; the level boundaries are "
@@ -324,10 +395,10 @@ def render_card(ds, stats, repo_id: Optional[str] = None) -> str:
         "gender, speed per language), so levels are relative to VoxBox's data, not necessarily to this one.",
         "- `language` is per utterance and can be wrong for code-switched speech.",
         "- Transcripts are the corpora's own (or ASR for in-the-wild corpora) and are not re-verified.",
-        "- The `split` column is the recipe's; the Hub split is a single `train`.",
+        "- Hub splits are the corpora's own splits (`dev` is published as `validation`); a corpus without "
+        "splits is all `train`.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _consistency_lines(summary: Dict[str, dict]) -> List[str]:

@@ -24,15 +24,31 @@ DEFAULT_MODEL_REPO = "SparkAudio/Spark-TTS-0.5B"
 
 
 def resolve_token(token: Optional[str] = None) -> Optional[str]:
-    """The token to use: the argument, else ``HF_TOKEN``, else the stored login."""
+    """The token to use: the argument, else ``HF_TOKEN``, else the stored login.
+
+    A token with a character no Hub token has (whitespace, control or non-ASCII
+    characters: a bad paste) is refused here, before any request: HTTP libraries echo
+    such header values in their errors, escaped in ways a plain search would miss.
+    """
     if token:
-        return token.strip()
+        return _checked_token(token.strip(), "--token")
     env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     if env:
-        return env.strip()
+        return _checked_token(env.strip(), "HF_TOKEN")
     from huggingface_hub import get_token
 
-    return get_token()
+    stored = get_token()
+    return _checked_token(stored.strip(), "the stored login (`hf auth login`)") if stored else stored
+
+
+def _checked_token(token: str, where: str) -> str:
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        what = "a space" if bad == " " else "a line break or tab" if bad in "\r\n\t" else \
+            "a control character" if ord(bad) < 32 or ord(bad) == 127 else "a non-ASCII character"
+        raise VoxboxError(f"the Hugging Face token from {where} contains {what}, which tokens never have "
+                          "(check how it was copied); it was not sent anywhere")
+    return token
 
 
 def endpoint_url(endpoint: Optional[str] = None) -> str:
@@ -64,10 +80,26 @@ def make_api(endpoint: Optional[str] = None, token: Optional[str] = None):
     return HfApi(endpoint=url, token=token)
 
 
+def _secret_forms(secret: str) -> List[str]:
+    """Every way a secret may appear in an error text: as is, escaped the way Python's
+    repr writes str and bytes (``\\n``, ``\\xe9``), JSON-escaped, URL-encoded, and each
+    piece between odd characters (a message cut at a line break shows only the first)."""
+    import json
+    import re
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8"))[2:-1], json.dumps(secret)[1:-1],
+             json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""), quote_plus(secret),
+             quote(secret)}
+    forms.update(p for p in re.split(r"[^!-~]|[\\'\"%+]", secret) if len(p) >= 4)
+    return sorted((f for f in forms if f), key=len, reverse=True)  # longest first: no half-scrubbed forms
+
+
 def _scrub(text: str, secrets: Sequence[Optional[str]]) -> str:
     for s in secrets:
         if s:
-            text = text.replace(s, "***")
+            for form in _secret_forms(s):
+                text = text.replace(form, "***")
     return text
 
 

@@ -183,25 +183,24 @@ def plan_changes(files: List[LocalFile], remote: dict, result: "PublishResult"):
     return todo_shards, todo_meta, stale
 
 
-def _dry_run(api, repo_id, branch, url, user, files, batch_files, batch_bytes, errors) -> "PublishResult":
+def _dry_run(target: "_Target", files: List[LocalFile], batch_files: int, batch_bytes: int) -> "PublishResult":
     from huggingface_hub import errors as hf
 
     missing = tuple(getattr(hf, n) for n in ("RepositoryNotFoundError", "RevisionNotFoundError") if hasattr(hf, n))
-    with hub_errors(action=f"list the files of {repo_id}", **errors):
+    with hub_errors(action=f"list the files of {target.repo_id}", **target.errors):
         try:
             # One plain request first: the paged file listing retries a dead endpoint for ~25 s.
-            api.repo_info(repo_id, repo_type="dataset")
-            remote = remote_state(api, repo_id, branch)
+            target.api.repo_info(target.repo_id, repo_type="dataset")
+            remote = remote_state(target.api, target.repo_id, target.branch)
         except missing:
             remote = {}  # nothing published yet: everything would be uploaded
-    result = PublishResult(repo_id=repo_id, revision=branch, url=f"{url}/datasets/{repo_id}", user=user,
-                           dry_run=True)
+    result = PublishResult(repo_id=target.repo_id, revision=target.branch,
+                           url=f"{target.url}/datasets/{target.repo_id}", user=target.user, dry_run=True)
     shards, meta, stale = plan_changes(files, remote, result)
-    n_batches = len(plan_batches(shards, batch_files, batch_bytes)) + (1 if meta or stale else 0)
     result.uploaded = [f.path_in_repo for f in shards + meta]
     result.bytes_uploaded = sum(f.size for f in shards + meta)
     result.deleted = stale
-    result.commits = n_batches
+    result.commits = len(plan_batches(shards, batch_files, batch_bytes)) + (1 if meta or stale else 0)
     return result
 
 
@@ -216,77 +215,134 @@ def publish(dataset_dir: Union[str, Path], repo_id: str, *, private: bool = Fals
     from ``main`` if it does not exist. The token (argument, ``HF_TOKEN`` or the stored
     login) is never printed or put in an error message. ``dry_run`` compares with the
     remote and reports what would be uploaded or deleted, changing nothing.
-    """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    from voxbox.release.card import render_card
-    from voxbox.dataset.reader import open_dataset
+    Transfers go through huggingface_hub, which uses the Hub's Xet storage when the
+    ``hf_xet`` package is installed (voxbox does not switch it off) and LFS otherwise; an
+    endpoint without Xet storage gets LFS uploads (noted in the result). The comparison
+    by sha256 works the same for both.
+    """
     from voxbox.release.hub import endpoint_url
-    from voxbox.progress import Progress
-    from voxbox.dataset.stats import collect_stats
 
     if "/" not in repo_id or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise VoxboxError(f"--repo-id must look like OWNER/NAME, got {repo_id!r}")
     if batch_files < 1 or batch_bytes < 1:
         raise VoxboxError("batch sizes must be positive")
-    ds = open_dataset(dataset_dir)
     url = endpoint_url(endpoint)
     token = resolve_token(token)
     api = make_api(url, token)
-    branch = revision or "main"
     user = check_user(api, endpoint=url, token=token) if (token or not dry_run) else "anonymous"
-
-    card_text = render_card(ds, collect_stats(ds, progress=progress), repo_id=repo_id) if card else None
-    files = local_files(ds, card_text)
-
-    errors = dict(endpoint=url, repo_id=repo_id, repo_type="dataset", token=token)
+    target = _Target(api, repo_id, revision or "main", url, user,
+                     dict(endpoint=url, repo_id=repo_id, repo_type="dataset", token=token))
+    files = _local_files(dataset_dir, repo_id, card, progress)
     if dry_run:
-        return _dry_run(api, repo_id, branch, url, user, files, batch_files, batch_bytes, errors)
-    with hub_errors(action=f"create {repo_id}", **errors):
+        return _dry_run(target, files, batch_files, batch_bytes)
+    result = _prepare_repo(target, private)
+    todo_shards, todo_meta, stale = plan_changes(files, target.remote(), result)
+    if todo_shards or todo_meta or stale:
+        _upload(target, result, plan_batches(todo_shards, batch_files, batch_bytes), todo_meta, stale, progress)
+    if target.xet_fallback:
+        result.notes.append(f"{url} offers no Xet storage; the files went up through LFS")
+    return result
+
+
+@dataclass
+class _Target:
+    """The repo and branch being published to, and how to talk to it."""
+
+    api: object
+    repo_id: str
+    branch: str
+    url: str
+    user: str
+    errors: dict  # hub_errors() context: endpoint, repo, token to scrub
+
+    def remote(self) -> dict:
+        with hub_errors(action=f"list the files of {self.repo_id}", **self.errors):
+            return remote_state(self.api, self.repo_id, self.branch)
+
+    xet_fallback: bool = False  # the endpoint offered no Xet storage: uploads went through LFS
+
+    def commit(self, ops: list, message: str, action: str) -> None:
+        with hub_errors(action=action, **self.errors):
+            try:
+                self.api.create_commit(self.repo_id, ops, repo_type="dataset", revision=self.branch,
+                                       commit_message=message)
+            except OSError as e:
+                if "xet" not in str(e).lower() or self.xet_fallback:
+                    raise
+                # huggingface_hub with hf_xet always asks for a Xet token, and a Hub-compatible
+                # server without Xet storage answers 404: upload the LFS way instead.
+                from huggingface_hub import constants
+
+                constants.HF_HUB_DISABLE_XET = True
+                self.xet_fallback = True
+                self.api.create_commit(self.repo_id, ops, repo_type="dataset", revision=self.branch,
+                                       commit_message=message)
+
+
+def _local_files(dataset_dir, repo_id: str, card: bool, progress: bool) -> List[LocalFile]:
+    """The folder's files, with the generated card (its statistics need one pass)."""
+    from voxbox.dataset.reader import open_dataset
+    from voxbox.dataset.stats import collect_stats
+    from voxbox.release.card import render_card
+
+    ds = open_dataset(dataset_dir)
+    card_text = render_card(ds, collect_stats(ds, progress=progress), repo_id=repo_id) if card else None
+    return local_files(ds, card_text)
+
+
+def _prepare_repo(target: _Target, private: bool) -> PublishResult:
+    """Create the repo (and branch) if missing; say if --private could not apply."""
+    api, repo_id = target.api, target.repo_id
+    with hub_errors(action=f"create {repo_id}", **target.errors):
         repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     notes = []
     if private:
-        with hub_errors(action=f"read {repo_id}", **errors):
+        with hub_errors(action=f"read {repo_id}", **target.errors):
             if api.repo_info(repo_id, repo_type="dataset").private is False:
                 notes.append(f"{repo_id} already existed as a public repo and stays public (--private only "
                              f"applies when creating it)")
-    if branch != "main":
-        with hub_errors(action=f"create branch {branch}", **errors):
-            api.create_branch(repo_id, repo_type="dataset", branch=branch, exist_ok=True)
-    with hub_errors(action=f"list the files of {repo_id}", **errors):
-        remote = remote_state(api, repo_id, branch)
+    if target.branch != "main":
+        with hub_errors(action=f"create branch {target.branch}", **target.errors):
+            api.create_branch(repo_id, repo_type="dataset", branch=target.branch, exist_ok=True)
+    return PublishResult(repo_id=repo_id, revision=target.branch, url=str(repo_url), user=target.user, notes=notes)
 
-    result = PublishResult(repo_id=repo_id, revision=branch, url=str(repo_url), user=user, notes=notes)
-    todo_shards, todo_meta, stale = plan_changes(files, remote, result)
-    if not todo_shards and not todo_meta and not stale:
-        return result
 
-    batches = plan_batches(todo_shards, batch_files, batch_bytes)
-    total = sum(f.size for f in todo_shards + todo_meta)
+def _adds(files: List[LocalFile]) -> list:
+    from huggingface_hub import CommitOperationAdd
+
+    return [CommitOperationAdd(path_in_repo=f.path_in_repo,
+                               path_or_fileobj=f.source if isinstance(f.source, bytes) else str(f.source))
+            for f in files]
+
+
+def _upload(target: _Target, result: PublishResult, batches: List[List[LocalFile]], meta: List[LocalFile],
+            stale: List[str], progress: bool) -> None:
+    """Shards in batches (one commit each), then card, index and metadata with the stale
+    deletions in one last commit, so readers never see an index ahead of its shards."""
+    from huggingface_hub import CommitOperationDelete
+
+    from voxbox.progress import Progress
+
+    total = sum(f.size for batch in batches for f in batch) + sum(f.size for f in meta)
     bar = Progress("upload", total=total, unit="B") if progress else _NoBar()
     with quiet_hub_progress(), bar:
         for i, batch in enumerate(batches, 1):
             for f in batch:
                 f.verify()
-            ops = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=f.source if isinstance(
-                f.source, bytes) else str(f.source)) for f in batch]
-            with hub_errors(action=f"upload shards (batch {i} of {len(batches)}); rerun to resume", **errors):
-                api.create_commit(repo_id, ops, repo_type="dataset", revision=branch,
-                                  commit_message=f"voxbox publish: shards, batch {i} of {len(batches)}")
-            result.commits += 1
-            result.uploaded += [f.path_in_repo for f in batch]
-            result.bytes_uploaded += sum(f.size for f in batch)
-            bar.update(sum(f.size for f in batch))
-        if todo_meta or stale:
-            ops = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=f.source if isinstance(
-                f.source, bytes) else str(f.source)) for f in todo_meta]
-            ops += [CommitOperationDelete(path_in_repo=p) for p in stale]
-            with hub_errors(action="upload the card and index; rerun to resume", **errors):
-                api.create_commit(repo_id, ops, repo_type="dataset", revision=branch,
-                                  commit_message="voxbox publish: dataset card, index and metadata")
-            result.commits += 1
-            result.uploaded += [f.path_in_repo for f in todo_meta]
-            result.bytes_uploaded += sum(f.size for f in todo_meta)
+            target.commit(_adds(batch), f"voxbox publish: shards, batch {i} of {len(batches)}",
+                          f"upload shards (batch {i} of {len(batches)}); rerun to resume")
+            _count(result, batch, bar)
+        if meta or stale:
+            ops = _adds(meta) + [CommitOperationDelete(path_in_repo=p) for p in stale]
+            target.commit(ops, "voxbox publish: dataset card, index and metadata",
+                          "upload the card and index; rerun to resume")
+            _count(result, meta, bar)
             result.deleted += stale
-            bar.update(sum(f.size for f in todo_meta))
-    return result
+
+
+def _count(result: PublishResult, files: List[LocalFile], bar) -> None:
+    result.commits += 1
+    result.uploaded += [f.path_in_repo for f in files]
+    result.bytes_uploaded += sum(f.size for f in files)
+    bar.update(sum(f.size for f in files))

@@ -1,7 +1,8 @@
 """``voxbox report``: one self-contained HTML page about a built dataset.
 
 The numbers come from :func:`voxbox.dataset.stats.collect_stats`. :func:`write_report`
-draws the plots with matplotlib's Agg backend and embeds them as base64 PNG, so the page
+draws the plots with matplotlib's Agg backend and embeds them as base64 PNG, and the
+audio of the records worth listening to as ``<audio>`` players with data URIs, so the page
 needs nothing but itself: no scripts, no network.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
 from voxbox.record import LEVELS
 from voxbox.dataset.stats import (DURATION_MAX, GLOBAL_TOKENS_PER_UTTERANCE, ODD_PER_KIND,
-                                  SEMANTIC_TOKENS_PER_SECOND, DatasetStats, _Hist, collect_stats,
+                                  SEMANTIC_TOKENS_PER_SECOND, DatasetStats, OddRecord, _Hist, collect_stats,
                                   level_boundaries)
 
 _LEVEL_COLOURS = ("#d7e3f4", "#eef3d6", "#f7f7f7", "#f9e3cc", "#f4d0d0")
@@ -30,6 +32,13 @@ def _figure(w: float = 7.5, h: float = 3.2, n: int = 1):
 
     fig, axes = plt.subplots(1, n, figsize=(w, h), squeeze=False)
     return fig, list(axes[0])
+
+
+def _counts_axis(axis) -> None:
+    """A count axis ticks whole records only (no 0.5 records)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _png(fig) -> str:
@@ -54,8 +63,10 @@ def _shade_levels(ax, bounds: Sequence[float], lo: float, hi: float) -> None:
         ax.axvspan(edges[i], edges[i + 1], color=_LEVEL_COLOURS[i], zorder=0)
         if (edges[i + 1] - edges[i]) < 0.09 * (hi - lo):
             continue  # too narrow to label legibly; the colour still marks it
+        # Above the bars (zorder) on a pale box, so a tall bar cannot hide the label.
         ax.text((edges[i] + edges[i + 1]) / 2, 0.97, name.replace("_", " "), transform=ax.get_xaxis_transform(),
-                ha="center", va="top", fontsize=7, color="#555")
+                ha="center", va="top", fontsize=7, color="#555", zorder=5,
+                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
     for b in bounds:
         ax.axvline(b, color="#c0392b", lw=1, ls="--", zorder=3)
 
@@ -92,6 +103,7 @@ def plot_level_hists(hists: Dict[str, _Hist], bounds: Dict[str, Sequence[float]]
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel("records", fontsize=8)
+        _counts_axis(ax.yaxis)
         ax.tick_params(labelsize=7)
         if top_axis_hz:
             sec = ax.secondary_xaxis("top", functions=(lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0),
@@ -114,6 +126,7 @@ def plot_duration(h: _Hist) -> str:
     ax.set_xlim(0, hi + h.width)
     ax.set_xlabel(f"duration (s){'; last bin: >= %g s' % DURATION_MAX if h.counts[-1] else ''}", fontsize=8)
     ax.set_ylabel("records", fontsize=8)
+    _counts_axis(ax.yaxis)
     ax.tick_params(labelsize=7)
     return _png(fig)
 
@@ -168,6 +181,7 @@ def plot_tokens(stats: DatasetStats) -> str:
     ax.bar([str(x) for x in lens], [stats.global_len[x] for x in lens], color="#355c7d")
     ax.set_title(f"global tokens per record (expected {GLOBAL_TOKENS_PER_UTTERANCE})", fontsize=9)
     ax.set_ylabel("records", fontsize=8)
+    _counts_axis(ax.yaxis)
     ax = axes[1]
     h = stats.semantic_rate_hist
     nz = np.nonzero(h.counts)[0]
@@ -177,6 +191,7 @@ def plot_tokens(stats: DatasetStats) -> str:
     ax.axvline(SEMANTIC_TOKENS_PER_SECOND, color="#c0392b", ls="--", lw=1)
     ax.set_title("semantic tokens per second (expected 50)", fontsize=9)
     ax.set_ylabel("records", fontsize=8)
+    _counts_axis(ax.yaxis)
     ax = axes[2]
     for counts, label, colour in ((stats.semantic_codes, "semantic", "#c06c84"),
                                   (stats.global_codes, "global", "#355c7d")):
@@ -201,6 +216,7 @@ def plot_rejects(stats: DatasetStats) -> str:
         return _png(fig)
     ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1], color="#b5542f")
     ax.set_xlabel("records", fontsize=8)
+    _counts_axis(ax.xaxis)
     ax.tick_params(labelsize=7)
     return _png(fig)
 
@@ -228,27 +244,103 @@ def _img(b64: str, alt: str) -> str:
     return f'<img class="plot" alt="{_esc(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def _hours(h: float) -> str:
+    """Hours as every number on the page shows them (the headline too): 3 decimals below 10 h."""
+    return f"{h:.3f}" if h < 10 else f"{h:,.1f}"
+
+
 def _count_table(title: str, rows: List[Tuple[str, int, float]]) -> str:
-    body = "".join(f"<tr><td>{_esc(k)}</td><td class=n>{n}</td><td class=n>{h:.3f}</td></tr>" for k, n, h in rows)
+    body = "".join(f"<tr><td>{_esc(k)}</td><td class=n>{n}</td><td class=n>{_hours(h)}</td></tr>"
+                   for k, n, h in rows)
     return (f"<div><table><tr><th>{_esc(title)}</th><th>records</th><th>hours</th></tr>{body}</table></div>")
 
 
-def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional[Dict[str, str]] = None,
-                boundaries: Optional[dict] = None) -> str:
-    bounds = boundaries or stats.boundaries or level_boundaries()
+# Kinds that are two ends of one scale: a record goes to the end it ranks higher at, so a
+# small dataset never lists the same clip as both slowest and fastest.
+_OPPOSITES = (("slowest", "fastest"), ("longest", "shortest"))
+MAX_EMBED_BYTES = 4 * 1024 * 1024      # one clip larger than this is named, not embedded
+MAX_EMBED_TOTAL = 48 * 1024 * 1024     # the whole page's audio
+_MIME = {"flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg"}
+
+
+@dataclass
+class ListenRow:
+    """One record worth listening to, with every reason it was picked."""
+
+    odd: OddRecord
+    kinds: List[str]
+    whys: List[str]
+
+
+def listening_rows(stats: DatasetStats) -> List[ListenRow]:
+    """The oddities, each record once (its kinds merged), opposite ends kept apart."""
+    odd = stats.oddities()
+    rank = {(o.kind, o.index): i for kind in {o.kind for o in odd}
+            for i, o in enumerate([x for x in odd if x.kind == kind])}
+    keep = []
+    for o in odd:
+        other = next((b if o.kind == a else a for a, b in _OPPOSITES if o.kind in (a, b)), None)
+        theirs = rank.get((other, o.index)) if other else None
+        mine = rank[(o.kind, o.index)]
+        if theirs is not None and (theirs < mine or (theirs == mine and o.kind in {b for _, b in _OPPOSITES})):
+            continue
+        keep.append(o)
+    rows: Dict[str, ListenRow] = {}
+    for o in keep:
+        row = rows.setdefault(o.index, ListenRow(o, [], []))
+        row.kinds.append(o.kind.replace("_", " "))
+        row.whys.append(o.why)
+    return list(rows.values())
+
+
+def _audio_cell(index: str, audio: Dict[str, Tuple[bytes, str]], budget: List[int]) -> str:
+    data, ext = audio.get(index, (None, ""))
+    if data is None:
+        return "<span class=muted>not found</span>"
+    if len(data) > MAX_EMBED_BYTES or len(data) > budget[0]:
+        return f"<span class=muted>{len(data) / 1e6:.1f} MB, not embedded</span>"
+    budget[0] -= len(data)
+    mime = _MIME.get(ext, f"audio/{ext or 'flac'}")
+    return (f'<audio controls preload=none src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}">'
+            "</audio>")
+
+
+def _listening_section(rows: List[ListenRow], audio: Dict[str, Tuple[bytes, str]]) -> List[str]:
+    parts = ["<h2>Records worth listening to</h2><p class=muted>The slowest, fastest and oddest records "
+             f"(up to {ODD_PER_KIND} per kind), each once, with its audio.</p>"]
+    if not rows:
+        return parts + ["<p class=muted>No records.</p>"]
+    parts.append("<table><tr><th>kind</th><th>why</th><th>index</th><th>corpus</th><th>gender</th>"
+                 "<th>lang</th><th>s</th><th>text</th><th>listen</th></tr>")
+    budget = [MAX_EMBED_TOTAL]
+    for row in rows:
+        o = row.odd
+        text = (o.text or "")[:120] + ("..." if o.text and len(o.text) > 120 else "")
+        dur = f"{o.duration:.2f}" if o.duration is not None else ""
+        parts.append(
+            f"<tr><td>{_esc(', '.join(row.kinds))}</td><td>{_esc('; '.join(row.whys))}</td>"
+            f"<td>{_esc(o.index)}<br><span class=muted>{_esc(o.where)}</span></td><td>{_esc(o.corpus)}</td>"
+            f"<td>{_esc(o.gender)}</td><td>{_esc(o.language)}</td><td class=n>{dur}</td><td>{_esc(text)}</td>"
+            f"<td>{_audio_cell(o.index, audio, budget)}</td></tr>")
+    return parts + ["</table>"]
+
+
+def _headline(stats: DatasetStats, title: str, source: str, facts: Optional[Dict[str, str]]) -> List[str]:
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1><p class=muted>{_esc(source)}</p><div class=facts>",
-        f"<div><b>{stats.records:,}</b>records</div><div><b>{stats.hours:.2f}</b>hours</div>",
+        f"<div><b>{stats.records:,}</b>records</div><div><b>{_hours(stats.hours)}</b>hours</div>",
         f"<div><b>{len(stats.by['corpus'])}</b>corpora</div>",
         f"<div><b>{sum(stats.rejects.values()):,}</b>rejected</div>",
         f"<div><b>{stats.tokenized:,}</b>with BiCodec tokens</div>",
     ]
     for k, v in (facts or {}).items():
         parts.append(f"<div><b>{_esc(v)}</b>{_esc(k)}</div>")
-    parts.append("</div>")
+    return parts + ["</div>"]
 
+
+def _plot_sections(stats: DatasetStats, bounds: dict) -> List[str]:
     sections = [
         ("Pitch by gender", "Mean pitch per record in Mel, with the five-level boundaries (dashed) the level "
          "labels are cut at; the top axis shows Hz.",
@@ -264,6 +356,7 @@ def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional
         ("Rejects by reason", "Records that did not make it into the shards, by stage and reason.",
          plot_rejects(stats)),
     ]
+    parts = []
     for name, caption, b64 in sections:
         parts.append(f"<h2>{_esc(name)}</h2><p class=muted>{_esc(caption)}</p>{_img(b64, name)}")
         if name == "Hours":
@@ -275,24 +368,17 @@ def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional
                     rows = sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[0]))
                 parts.append(_count_table(f, rows))
             parts.append("</div>")
+    return parts
 
+
+def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional[Dict[str, str]] = None,
+                boundaries: Optional[dict] = None, audio: Optional[Dict[str, Tuple[bytes, str]]] = None) -> str:
+    """The page: headline facts, the plots, and the records worth listening to with their
+    audio embedded (``audio``: index -> (bytes, ext), see :meth:`BuiltDataset.audio_of`)."""
+    bounds = boundaries or stats.boundaries or level_boundaries()
+    parts = _headline(stats, title, source, facts) + _plot_sections(stats, bounds)
     parts.append(_consistency_html(stats.gender_consistency.summary()))
-    parts.append("<h2>Records worth listening to</h2><p class=muted>The slowest, fastest and oddest records "
-                 f"(up to {ODD_PER_KIND} per kind).</p>")
-    odd = stats.oddities()
-    if odd:
-        parts.append("<table><tr><th>kind</th><th>why</th><th>index</th><th>corpus</th><th>gender</th>"
-                     "<th>lang</th><th>s</th><th>text</th><th>audio</th></tr>")
-        for o in odd:
-            text = (o.text or "")[:120] + ("..." if o.text and len(o.text) > 120 else "")
-            dur = f"{o.duration:.2f}" if o.duration is not None else ""
-            parts.append(
-                f"<tr><td>{_esc(o.kind.replace('_', ' '))}</td><td>{_esc(o.why)}</td><td>{_esc(o.index)}</td>"
-                f"<td>{_esc(o.corpus)}</td><td>{_esc(o.gender)}</td><td>{_esc(o.language)}</td>"
-                f"<td class=n>{dur}</td><td>{_esc(text)}</td><td>{_esc(o.where)}</td></tr>")
-        parts.append("</table>")
-    else:
-        parts.append("<p class=muted>No records.</p>")
+    parts += _listening_section(listening_rows(stats), audio or {})
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -330,8 +416,9 @@ def write_report(dataset_dir: Union[str, Path], out: Union[str, Path], *, title:
     ds = open_dataset(dataset_dir)
     stats = collect_stats(ds, progress=progress)
     facts = {"shards": str(len(ds.shards)), "formats": ", ".join(ds.formats)}
+    audio = ds.audio_of(row.odd.index for row in listening_rows(stats))
     page = render_html(stats, title=title or f"voxbox report: {ds.name}", source=str(Path(dataset_dir).resolve()),
-                       facts=facts)
+                       facts=facts, audio=audio)
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -172,10 +172,6 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def reset(self) -> None:
-        if self.path.exists():
-            self.path.unlink()
-
     def shards(self) -> Dict[int, dict]:
         """Committed shards by number (the last entry wins)."""
         out: Dict[int, dict] = {}
@@ -206,6 +202,11 @@ def verify_shard_entry(out_dir: PathLike, entry: dict) -> Optional[str]:
     return None
 
 
+def _only_split(entry: dict) -> Optional[str]:
+    splits = list(((entry.get("counts") or {}).get("split") or {}))
+    return splits[0] if len(splits) == 1 else None
+
+
 def build_index(*, name: str, formats: Iterable[str], audio_format: str, shard_entries: List[dict],
                 rejects_by_reason: Dict[str, int], fingerprint: Dict[str, str],
                 summary: Optional[dict] = None) -> dict:
@@ -224,6 +225,9 @@ def build_index(*, name: str, formats: Iterable[str], audio_format: str, shard_e
             "hours": round(e["audio_seconds"] / 3600.0, 6),
             "first_index": e.get("first_index"),
             "last_index": e.get("last_index"),
+            # Shards never mix splits (plan_shards), so each names its own: what a Hub
+            # split or a reader's split= selects. None only for an empty shard.
+            "split": _only_split(e),
             # Fixed key order, whether the entry came fresh or from the journal.
             "files": {fmt: {k: e["files"][fmt][k] for k in ("path", "sha256", "bytes")}
                       for fmt in formats if fmt in e["files"]},

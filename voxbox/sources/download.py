@@ -1,6 +1,6 @@
-"""Resumable, verified downloads and safe archive extraction.
+"""Resumable, verified downloads (archive extraction is in :mod:`voxbox.sources.extract`).
 
-Layout under ``--dest DIR``::
+Layout under ``--download-dir DIR``::
 
     DIR/archives/<file>            the downloaded archive (kept unless asked not to)
     DIR/archives/<file>.part       an unfinished transfer; the next run resumes it (HTTP Range)
@@ -9,9 +9,10 @@ Layout under ``--dest DIR``::
     DIR/<whatever the archive holds>
 
 A file becomes ``<file>`` only after its size and checksum were checked, so a crash or
-a checksum mismatch never leaves something that looks complete. Extraction refuses
-absolute member paths, ``..`` components, links that point outside the destination,
-and device/FIFO members, before writing each member.
+a checksum mismatch never leaves something that looks complete. A ``.part`` file
+that the server says is already past the end of its file is checked against the
+server's size: only an exact match counts as complete, anything else is downloaded
+again (a stale part must never be promoted).
 """
 
 from __future__ import annotations
@@ -20,22 +21,18 @@ import hashlib
 import http.client
 import json
 import os
-import stat
-import tarfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Callable, List, Optional, Union
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Union
 
 from voxbox.sources.catalog import Archive, CorpusEntry, parse_checksum
 from voxbox.errors import VoxboxError
+from voxbox.sources.extract import safe_extract  # noqa: F401  (part of this module's API)
 
 CHUNK = 1 << 20
-# tarfile's extraction filters exist from Python 3.11.4 / 3.12 on.
-_FILTER_ERRORS = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 USER_AGENT = "voxbox-download"
 
 
@@ -60,6 +57,39 @@ def _marker_dir(dest: Path) -> Path:
     return dest / ".voxbox"
 
 
+@dataclass
+class _Transfer:
+    """One download in progress: where it goes, what is known of its size, retries used."""
+
+    url: str
+    target: Path
+    size_bytes: Optional[int]        # what the catalog says, if anything
+    retries: int
+    timeout: float
+    sleep: Callable[[float], None]
+    log: Callable[[str], None]
+    total: Optional[int] = None      # what the server says (or the catalog)
+    attempt: int = 0
+    bar: Any = None
+
+    @property
+    def part(self) -> Path:
+        return self.target.with_name(self.target.name + ".part")
+
+    def have(self) -> int:
+        return self.part.stat().st_size if self.part.exists() else 0
+
+    def retry(self, reason: str, final: str) -> None:
+        """Wait before the next attempt, or raise ``final`` when the retries are spent.
+        Waiting up to a minute in silence looks like a hang: say what is going on."""
+        if self.attempt >= self.retries:
+            raise VoxboxError(final)
+        self.attempt += 1
+        wait = min(2 ** self.attempt, 30)
+        self.log(f"{self.target.name}: {reason}; retry {self.attempt} of {self.retries} in {wait} s")
+        self.sleep(wait)
+
+
 def fetch(url: str, target: Union[str, Path], checksum: Optional[str] = None,
           size_bytes: Optional[int] = None, retries: int = 5, timeout: float = 60.0,
           marker: Optional[Path] = None, progress: bool = True,
@@ -67,222 +97,156 @@ def fetch(url: str, target: Union[str, Path], checksum: Optional[str] = None,
     """Download url to target, resuming target.part with HTTP Range after interruptions
     (within this run: up to `retries` reconnects, each announced through `log`; across
     runs: from the .part file)."""
-    from voxbox.progress import Progress
-
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     marker = marker or target.with_name(target.name + ".downloaded")
-    if target.is_file() and marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except ValueError:
-            info = {}
-        if info.get("size") == target.stat().st_size and info.get("checksum") == checksum:
-            return FetchResult(target, url, info["size"], checksum, skipped=True)
-    part = target.with_name(target.name + ".part")
-    first_offset = part.stat().st_size if part.exists() else 0
-    attempt = 0
-    total: Optional[int] = size_bytes
-    bar = None
-
-    def backoff(reason) -> None:
-        # Waiting up to a minute in silence looks like a hang: say what is going on.
-        nonlocal attempt
-        attempt += 1
-        wait = min(2 ** attempt, 30)
-        log(f"{target.name}: {reason}; retry {attempt} of {retries} in {wait} s")
-        sleep(wait)
+    done = _already_complete(url, target, marker, checksum)
+    if done is not None:
+        return done
+    t = _Transfer(url, target, size_bytes, retries, timeout, sleep, log, total=size_bytes)
+    first_offset = t.have()
     try:
-        while True:
-            offset = part.stat().st_size if part.exists() else 0
-            req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-            if offset:
-                req.add_header("Range", f"bytes={offset}-")
-            try:
-                resp = urllib.request.urlopen(req, timeout=timeout)
-            except urllib.error.HTTPError as e:
-                if e.code == 416 and offset and (total is None or offset >= total):
-                    # The server has nothing past what we hold: the part is complete.
-                    break
-                if e.code in (404, 410, 401, 403):
-                    raise VoxboxError(f"download failed: HTTP {e.code} {e.reason} for {url}"
-                                      + (" (the URL may have moved; try --mirror)" if e.code in (404, 410) else "")) from None
-                if attempt >= retries:
-                    raise VoxboxError(f"download failed: HTTP {e.code} {e.reason} for {url} after {attempt} retries") from None
-                backoff(f"HTTP {e.code} {e.reason}")
-                continue
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-                if attempt >= retries:
-                    raise VoxboxError(f"download failed: {url}: {getattr(e, 'reason', e)} (after {attempt} "
-                                      "retries; check the network, or try --mirror)") from None
-                backoff(getattr(e, "reason", e))
-                continue
-            with resp:
-                status = resp.status
-                length = resp.headers.get("Content-Length")
-                if status == 206:
-                    crange = resp.headers.get("Content-Range", "")
-                    start = int(crange.split()[1].split("-")[0]) if crange.startswith("bytes ") else -1
-                    if start != offset:
-                        raise VoxboxError(f"download failed: {url}: server resumed at {start}, expected {offset}")
-                    if "/" in crange and crange.rsplit("/", 1)[1].isdigit():
-                        total = int(crange.rsplit("/", 1)[1])
-                    mode = "ab"
-                else:
-                    # A 200 answer to a Range request: the server cannot resume; start over.
-                    offset = 0
-                    if length and length.isdigit():
-                        total = int(length)
-                    mode = "wb"
-                if size_bytes is not None and total is not None and total != size_bytes:
-                    raise VoxboxError(f"download failed: {url} is {total} bytes, the catalog says {size_bytes}")
-                if bar is None:
-                    bar = Progress(f"download {target.name}",
-                                   total=round(total / 2**20, 1) if total else None, unit="MiB")
-                    bar.update(offset / 2**20)
-                try:
-                    with open(part, mode) as fh:
-                        while True:
-                            buf = resp.read(CHUNK)
-                            if not buf:
-                                break
-                            fh.write(buf)
-                            bar.update(len(buf) / 2**20)
-                except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
-                    # Connection dropped mid-body (reset, timeout, IncompleteRead): resume.
-                    if attempt >= retries:
-                        raise VoxboxError(f"download interrupted: {url}: {e}; rerun to resume") from None
-                    backoff(f"connection dropped ({e})")
-                    continue
-            have = part.stat().st_size
-            if total is not None and have < total:
-                if attempt >= retries:
-                    raise VoxboxError(f"download interrupted: {url}: {have} of {total} bytes; rerun to resume")
-                backoff(f"got {have} of {total} bytes")
-                continue
-            break
+        while not _attempt(t):
+            pass
     finally:
-        if bar is not None:
-            bar.close()
-
-    have = part.stat().st_size
-    if total is not None and have != total:
-        part.unlink()
-        raise VoxboxError(f"download failed: {url}: got {have} bytes, expected {total}; the partial file was removed")
-    if checksum:
-        h, algo, want = _hasher(checksum)
-        with open(part, "rb") as fh:
-            for buf in iter(lambda: fh.read(CHUNK), b""):
-                h.update(buf)
-        got = h.hexdigest()
-        if got != want:
-            # Never keep a file that failed verification: a rerun must fetch it again.
-            part.unlink()
-            raise VoxboxError(f"checksum mismatch for {target.name}: expected {algo} {want}, got {got}; "
-                              "the file was removed, rerun to download it again")
-    os.replace(part, target)
+        if t.bar is not None:
+            t.bar.close()
+    have = _verify(t, checksum)
+    os.replace(t.part, target)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"url": url, "size": have, "checksum": checksum}))
     return FetchResult(target, url, have, checksum, resumed_from=first_offset)
 
 
-# ------------------------------------------------------------------------------------
-# Safe extraction
-# ------------------------------------------------------------------------------------
-
-
-def _inside(dest: Path, rel: str) -> bool:
-    target = os.path.realpath(os.path.join(dest, rel))
-    return target == str(dest) or target.startswith(str(dest) + os.sep)
-
-
-def _check_name(name: str) -> Optional[str]:
-    if not name:
-        return "empty member name"
-    if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return f"absolute path {name!r}"
-    if ".." in name.replace("\\", "/").split("/"):
-        return f"'..' in member path {name!r}"
-    return None
-
-
-def _check_tar_member(m: tarfile.TarInfo, dest: Path) -> Optional[str]:
-    bad = _check_name(m.name)
-    if bad:
-        return bad
-    if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
-        return f"device or FIFO member {m.name!r}"
-    if m.issym():
-        link = os.path.join(os.path.dirname(m.name), m.linkname)
-        if os.path.isabs(m.linkname) or not _inside(dest, link):
-            return f"symlink {m.name!r} -> {m.linkname!r} points outside the destination"
-    if m.islnk():
-        if os.path.isabs(m.linkname) or _check_name(m.linkname) or not _inside(dest, m.linkname):
-            return f"hard link {m.name!r} -> {m.linkname!r} points outside the destination"
-    if not _inside(dest, m.name):
-        return f"member {m.name!r} resolves outside the destination"
-    return None
-
-
-def safe_extract(archive: Union[str, Path], dest: Union[str, Path]) -> int:
-    """Extract a tar(.gz/.bz2/.xz) or zip archive into dest; returns members written.
-
-    Zip members are all checked before anything is written. Tar archives are
-    streamed (one pass over a possibly huge compressed file) and every member is
-    checked before it is written; a bad member stops the extraction with an error and
-    nothing is ever written outside dest.
-    """
-    archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    dest = Path(os.path.realpath(dest))
-    if zipfile.is_zipfile(archive):
-        return _extract_zip(archive, dest)
+def _already_complete(url: str, target: Path, marker: Path, checksum: Optional[str]) -> Optional[FetchResult]:
+    """The result of an earlier run that finished this file, when its marker agrees."""
+    if not (target.is_file() and marker.is_file()):
+        return None
     try:
-        tf = tarfile.open(archive, mode="r|*")
-    except (tarfile.TarError, OSError) as e:
-        raise VoxboxError(f"{archive.name}: not a tar or zip archive ({e})") from None
-    count = 0
-    with tf:
-        try:
-            for m in tf:
-                bad = _check_tar_member(m, dest)
-                if bad:
-                    raise VoxboxError(f"{archive.name}: unsafe archive, refused: {bad}")
-                if hasattr(tarfile, "data_filter"):
-                    tf.extract(m, dest, filter="data")
-                else:  # Python < 3.11.4: our own checks above are the guard
-                    tf.extract(m, dest)
-                count += 1
-        except _FILTER_ERRORS as e:
-            raise VoxboxError(f"{archive.name}: unsafe archive, refused: {e}") from None
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise VoxboxError(f"{archive.name}: damaged archive ({e}); delete it and download again") from None
-    return count
+        info = json.loads(marker.read_text())
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or info.get("size") != target.stat().st_size or info.get("checksum") != checksum:
+        return None
+    return FetchResult(target, url, info["size"], checksum, skipped=True)
 
 
-def _extract_zip(archive: Path, dest: Path) -> int:
-    with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        for info in infos:
-            bad = _check_name(info.filename)
-            mode = info.external_attr >> 16
-            if not bad and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
-                bad = f"device or FIFO member {info.filename!r}"
-            if not bad and stat.S_ISLNK(mode):
-                target = zf.read(info).decode("utf-8", "replace")
-                link = os.path.join(os.path.dirname(info.filename), target)
-                if os.path.isabs(target) or not _inside(dest, link):
-                    bad = f"symlink {info.filename!r} -> {target!r} points outside the destination"
-            if not bad and not _inside(dest, info.filename):
-                bad = f"member {info.filename!r} resolves outside the destination"
-            if bad:
-                raise VoxboxError(f"{archive.name}: unsafe archive, refused: {bad}")
-        try:
-            for info in infos:
-                zf.extract(info, dest)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise VoxboxError(f"{archive.name}: damaged archive ({e}); delete it and download again") from None
-    return len(infos)
+def _attempt(t: _Transfer) -> bool:
+    """One request from where the .part file ends; True once it holds the whole file."""
+    offset = t.have()
+    resp = _request(t, offset)
+    if resp is None:
+        return False
+    if resp is True:
+        return True
+    with resp:
+        if not _receive(t, resp, offset):
+            return False
+    have = t.have()
+    if t.total is not None and have < t.total:
+        t.retry(f"got {have} of {t.total} bytes",
+                f"download interrupted: {t.url}: {have} of {t.total} bytes; rerun to resume")
+        return False
+    return True
+
+
+def _request(t: _Transfer, offset: int):
+    """The server's response for the bytes from ``offset`` on; None to try again, True
+    when a 416 answer shows the .part file already holds the whole file."""
+    req = urllib.request.Request(t.url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    try:
+        return urllib.request.urlopen(req, timeout=t.timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:
+            return True if _range_past_end(t, e, offset) else None
+        if e.code in (404, 410, 401, 403):
+            raise VoxboxError(f"download failed: HTTP {e.code} {e.reason} for {t.url}"
+                              + (" (the URL may have moved; try --mirror)" if e.code in (404, 410) else "")) from None
+        t.retry(f"HTTP {e.code} {e.reason}",
+                f"download failed: HTTP {e.code} {e.reason} for {t.url} after {t.attempt} retries")
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        reason = getattr(e, "reason", e)
+        t.retry(str(reason), f"download failed: {t.url}: {reason} (after {t.attempt} "
+                             "retries; check the network, or try --mirror)")
+    return None
+
+
+def _range_past_end(t: _Transfer, e: urllib.error.HTTPError, offset: int) -> bool:
+    """HTTP 416: the server has no bytes past ``offset``. The .part file is complete only
+    when it is exactly as long as the server's file (``Content-Range: bytes */N``, or the
+    catalog's size); a longer or unverifiable one is stale (another version of the file,
+    a different server) and is downloaded again from the start."""
+    crange = (e.headers.get("Content-Range", "") if e.headers else "") or ""
+    size = crange.rsplit("/", 1)[1] if crange.startswith("bytes */") else ""
+    known = int(size) if size.isdigit() else t.size_bytes
+    if known is not None and offset == known:
+        t.total = known
+        return True
+    t.log(f"{t.target.name}: the partial download holds {offset} bytes but the server's file has "
+          f"{known if known is not None else 'an unknown number of'} bytes; downloading it again")
+    t.part.unlink()
+    t.total = t.size_bytes
+    return False
+
+
+def _receive(t: _Transfer, resp, offset: int) -> bool:
+    """Append (206) or write (200) the response body to the .part file; False when the
+    connection dropped mid-body and the caller should resume."""
+    from voxbox.progress import Progress
+
+    if resp.status == 206:
+        crange = resp.headers.get("Content-Range", "")
+        start = int(crange.split()[1].split("-")[0]) if crange.startswith("bytes ") else -1
+        if start != offset:
+            raise VoxboxError(f"download failed: {t.url}: server resumed at {start}, expected {offset}")
+        if "/" in crange and crange.rsplit("/", 1)[1].isdigit():
+            t.total = int(crange.rsplit("/", 1)[1])
+        mode = "ab"
+    else:
+        # A 200 answer to a Range request: the server cannot resume; start over.
+        offset, length = 0, resp.headers.get("Content-Length")
+        if length and length.isdigit():
+            t.total = int(length)
+        mode = "wb"
+    if t.size_bytes is not None and t.total is not None and t.total != t.size_bytes:
+        raise VoxboxError(f"download failed: {t.url} is {t.total} bytes, the catalog says {t.size_bytes}")
+    if t.bar is None:
+        t.bar = Progress(f"download {t.target.name}", total=round(t.total / 2**20, 1) if t.total else None,
+                         unit="MiB")
+        t.bar.update(offset / 2**20)
+    try:
+        with open(t.part, mode) as fh:
+            for buf in iter(lambda: resp.read(CHUNK), b""):
+                fh.write(buf)
+                t.bar.update(len(buf) / 2**20)
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
+        # Connection dropped mid-body (reset, timeout, IncompleteRead): resume.
+        t.retry(f"connection dropped ({e})", f"download interrupted: {t.url}: {e}; rerun to resume")
+        return False
+    return True
+
+
+def _verify(t: _Transfer, checksum: Optional[str]) -> int:
+    """Size and checksum of the finished .part file; a file that fails is removed, so
+    nothing that failed verification ever looks complete. Returns its size."""
+    have = t.have()
+    if t.total is not None and have != t.total:
+        t.part.unlink()
+        raise VoxboxError(f"download failed: {t.url}: got {have} bytes, expected {t.total}; "
+                          "the partial file was removed")
+    if checksum:
+        h, algo, want = _hasher(checksum)
+        with open(t.part, "rb") as fh:
+            for buf in iter(lambda: fh.read(CHUNK), b""):
+                h.update(buf)
+        got = h.hexdigest()
+        if got != want:
+            t.part.unlink()
+            raise VoxboxError(f"checksum mismatch for {t.target.name}: expected {algo} {want}, got {got}; "
+                              "the file was removed, rerun to download it again")
+    return have
 
 
 # ------------------------------------------------------------------------------------

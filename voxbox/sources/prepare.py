@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 from voxbox.errors import VoxboxError
+from voxbox.lock import OutputLock, lock_path
 from voxbox.record import Utterance, audio_seconds, format_reason_counts
 from voxbox.manifest import ManifestWriter, RejectsWriter, rejects_path
 from voxbox.sources.corpora import get_recipe
@@ -37,16 +38,17 @@ class PrepareSummary:
 
 def prepare_manifest(corpus: str, root: Union[str, Path], out: Union[str, Path],
                      subsets: Optional[List[str]] = None, options: Optional[dict] = None,
-                     workers: int = 4) -> PrepareSummary:
-    """Run a recipe over a local copy and write ``out`` plus ``<out>.rejects.jsonl``."""
+                     workers: int = 4, log: Callable[[str], None] = lambda s: None) -> PrepareSummary:
+    """Run a recipe over a local copy and write ``out`` plus ``<stem>.rejects.jsonl``
+    beside it (``m.jsonl.gz`` -> ``m.rejects.jsonl``, see :func:`voxbox.manifest.rejects_path`)."""
     from voxbox.progress import Progress
 
     recipe = get_recipe(corpus, **(options or {}))
     out = Path(out)
     summary = PrepareSummary(recipe.name, out, rejects_path(out))
-    with ManifestWriter(out) as writer, RejectsWriter(summary.rejects) as rejects, \
+    with OutputLock(out, log), ManifestWriter(out) as writer, RejectsWriter(summary.rejects) as rejects, \
             Progress(f"prepare {recipe.name}", unit="file") as bar:
-        ignore = (out, writer.tmp, summary.rejects)
+        ignore = (out, writer.tmp, summary.rejects, lock_path(out))
         for res in recipe.prepare(root, subsets, workers=workers, ignore=ignore):
             if isinstance(res, Utterance):
                 writer.write(res)

@@ -10,7 +10,9 @@ format:
 - ``controllable_tts``: prompt with gender, pitch level and speed level; target with the
   value chain (``pitch_value``, ``speed_value``), then global and semantic tokens.
 
-Optionally with token ids for a given tokenizer (``tokenizer_dir``). Output is sharded
+``style="text"`` writes one ``text`` column instead (prompt + target as the model sees
+them), the format SFT trainers read. Optionally with token ids for a given tokenizer
+(``tokenizer_dir``). Output is sharded
 JSONL or Parquet, one shard series per split, in dataset order, so the same input gives
 the same bytes. Records that cannot give an example are skipped with a counted reason,
 printed and written to ``summary.json``.
@@ -51,12 +53,20 @@ class Example:
     prompt_ids: Optional[List[int]] = None
     target_ids: Optional[List[int]] = None
 
-    def row(self, with_ids: bool) -> dict:
-        row = {"index": self.index, "split": self.split, "task": self.task, "text": self.text,
-               "prompt": self.prompt, "target": self.target}
+    def row(self, with_ids: bool, style: str = "prompt") -> dict:
+        """The stored row. ``prompt`` style: ``text`` (transcript), ``prompt``, ``target``
+        (+ ``prompt_ids``, ``target_ids``). ``text`` style, for trainers that read one text
+        field: ``transcript``, ``text`` = prompt + target exactly as the model sees it
+        (+ ``input_ids`` and ``prompt_length``, the number of prompt ids to mask in the loss)."""
+        row = {"index": self.index, "split": self.split, "task": self.task}
+        if style == "text":
+            row.update(transcript=self.text, text=self.prompt + self.target)
+            if with_ids:
+                row.update(input_ids=self.prompt_ids + self.target_ids, prompt_length=len(self.prompt_ids))
+            return row
+        row.update(text=self.text, prompt=self.prompt, target=self.target)
         if with_ids:
-            row["prompt_ids"] = self.prompt_ids
-            row["target_ids"] = self.target_ids
+            row.update(prompt_ids=self.prompt_ids, target_ids=self.target_ids)
         return row
 
 
@@ -228,21 +238,27 @@ class IdEncoder:
 # Writers
 # ------------------------------------------------------------------------------------
 
-def _arrow_schema(with_ids: bool):
+def _arrow_schema(with_ids: bool, style: str = "prompt"):
     import pyarrow as pa
 
+    ids = pa.list_(pa.int32())
+    if style == "text":
+        cols = [pa.field(k, pa.string()) for k in ("index", "split", "task", "transcript", "text")]
+        if with_ids:
+            cols += [pa.field("input_ids", ids), pa.field("prompt_length", pa.int32())]
+        return pa.schema(cols)
     cols = [pa.field(k, pa.string()) for k in ("index", "split", "task", "text", "prompt", "target")]
     if with_ids:
-        cols += [pa.field("prompt_ids", pa.list_(pa.int32())), pa.field("target_ids", pa.list_(pa.int32()))]
+        cols += [pa.field("prompt_ids", ids), pa.field("target_ids", ids)]
     return pa.schema(cols)
 
 
 class _ShardSeries:
     """Shards of one split: ``sparktts-<split>-000000.<ext>``, ``shard_size`` examples each."""
 
-    def __init__(self, out: Path, split: str, fmt: str, shard_size: int, with_ids: bool):
+    def __init__(self, out: Path, split: str, fmt: str, shard_size: int, with_ids: bool, style: str = "prompt"):
         self.out, self.split, self.fmt = out, split, fmt
-        self.shard_size, self.with_ids = shard_size, with_ids
+        self.shard_size, self.with_ids, self.style = shard_size, with_ids, style
         self.n_shard = 0
         self.rows: List[dict] = []
         self.files: List[dict] = []
@@ -268,7 +284,7 @@ class _ShardSeries:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pylist(self.rows, schema=_arrow_schema(self.with_ids))
+            table = pa.Table.from_pylist(self.rows, schema=_arrow_schema(self.with_ids, self.style))
             pq.write_table(table, tmp, compression="zstd", row_group_size=1000)
         ix.commit_file(tmp, final)
         self.files.append({"path": name, "split": self.split, "examples": len(self.rows),
@@ -282,27 +298,44 @@ def _safe_split(split: str) -> str:
     return s or "train"
 
 
-def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *, fmt: str = "jsonl",
-                    tasks: Sequence[str] = TASKS, tokenizer_dir: Optional[Union[str, Path]] = None,
-                    shard_size: int = 50_000, overwrite: bool = False,
-                    boundaries: Optional[Union[str, Path]] = None, max_tokens: Optional[int] = None) -> dict:
-    """Write Spark-TTS training examples for a built dataset; returns the summary dict.
+STYLES = ("prompt", "text")
 
-    ``fmt``: ``jsonl`` or ``parquet``. ``tasks``: subset of ``tts``, ``controllable_tts``.
-    ``tokenizer_dir``: add ``prompt_ids``/``target_ids`` encoded with that tokenizer
-    (it must have the Spark-TTS token layout). ``shard_size``: examples per file.
-    ``boundaries``: a level boundaries JSON (``voxbox annotate`` format) for records
-    that have raw pitch/speed but no levels; VoxBox's boundaries when None.
-    ``max_tokens``: skip examples longer than this many ids, prompt and target together
-    (SparkVox trains with at most 1500); needs ``tokenizer_dir``.
-    """
-    from voxbox.annotate.levels import Boundaries
-    from voxbox.dataset.reader import open_dataset
-    from voxbox.progress import Progress
-    from voxbox.shards import index as ix
 
+@dataclass
+class _Run:
+    """What one export writes into, and what it has counted."""
+
+    out: Path
+    fmt: str
+    style: str
+    shard_size: int
+    encoder: Optional["IdEncoder"]
+    max_tokens: Optional[int]
+    series: Dict[str, _ShardSeries]
+    made: Counter
+    skipped: Dict[str, Counter]
+    records: int = 0
+
+    def add(self, ex: Example) -> None:
+        if self.encoder is not None:
+            self.encoder(ex)
+            if self.max_tokens is not None and len(ex.prompt_ids) + len(ex.target_ids) > self.max_tokens:
+                self.skipped[ex.task]["over_max_tokens"] += 1
+                return
+        split = _safe_split(ex.split)
+        if split not in self.series:
+            self.series[split] = _ShardSeries(self.out, split, self.fmt, self.shard_size, self.encoder is not None,
+                                              self.style)
+        self.series[split].add(ex.row(self.encoder is not None, self.style))
+        self.made[ex.task] += 1
+
+
+def _check_args(fmt: str, tasks: Sequence[str], shard_size: int, max_tokens: Optional[int],
+                tokenizer_dir, style: str) -> Tuple[str, ...]:
     if fmt not in FORMATS:
         raise VoxboxError(f"unknown export format {fmt!r}: use jsonl or parquet")
+    if style not in STYLES:
+        raise VoxboxError(f"unknown style {style!r}: use prompt (prompt/target columns) or text (one text column)")
     tasks = tuple(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad or not tasks:
@@ -313,6 +346,31 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
         raise VoxboxError(f"--max-tokens must be at least 1, got {max_tokens}")
     if max_tokens is not None and tokenizer_dir is None:
         raise VoxboxError("--max-tokens counts token ids and needs --tokenizer")
+    return tasks
+
+
+def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *, fmt: str = "jsonl",
+                    tasks: Sequence[str] = TASKS, tokenizer_dir: Optional[Union[str, Path]] = None,
+                    shard_size: int = 50_000, overwrite: bool = False,
+                    boundaries: Optional[Union[str, Path]] = None, max_tokens: Optional[int] = None,
+                    style: str = "prompt") -> dict:
+    """Write Spark-TTS training examples for a built dataset; returns the summary dict.
+
+    ``fmt``: ``jsonl`` or ``parquet``. ``tasks``: subset of ``tts``, ``controllable_tts``.
+    ``style``: ``prompt`` (``prompt`` + ``target`` columns) or ``text`` (one ``text`` column,
+    prompt + target concatenated, what SFT trainers such as TRL's read; see
+    :meth:`Example.row`). ``tokenizer_dir``: add token ids encoded with that tokenizer
+    (it must have the Spark-TTS token layout). ``shard_size``: examples per file.
+    ``boundaries``: a level boundaries JSON (``voxbox annotate`` format) for records
+    that have raw pitch/speed but no levels; VoxBox's boundaries when None.
+    ``max_tokens``: skip examples longer than this many ids, prompt and target together
+    (SparkVox trains with at most 1500); needs ``tokenizer_dir``. ``overwrite``: replace
+    an earlier export in ``out_dir`` (``--force``).
+    """
+    from voxbox.annotate.levels import Boundaries
+    from voxbox.dataset.reader import open_dataset
+
+    tasks = _check_args(fmt, tasks, shard_size, max_tokens, tokenizer_dir, style)
     ds = open_dataset(dataset_dir)
     # Every example's target is semantic tokens: without any, the export would be empty.
     # (Stops at the first tokenized record; records are read without their audio.)
@@ -321,53 +379,50 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
                           "build it with --model-dir (the tokenize stage)")
     # Everything that can fail on bad input is loaded before the output folder is touched.
     encoder = IdEncoder(tokenizer_dir) if tokenizer_dir is not None else None
-    with_ids = encoder is not None
     bounds = Boundaries.load(boundaries)
     out = Path(out_dir)
     _prepare_out(out, overwrite)
+    run = _Run(out, fmt, style, shard_size, encoder, max_tokens, {}, Counter(), {t: Counter() for t in tasks})
+    _write_examples(ds, run, tasks, bounds)
+    summary = _summary(run, ds, dataset_dir, tasks, boundaries)
+    from voxbox.shards import index as ix
 
-    series: Dict[str, _ShardSeries] = {}
-    made: Counter = Counter()
-    skipped: Dict[str, Counter] = {t: Counter() for t in tasks}
-    n_records = 0
-    with Progress("export sparktts", total=len(ds)) as bar:
-        for rec in ds.records():
-            n_records += 1
-            for item in examples_for(rec, tasks, bounds):
-                if isinstance(item, tuple):
-                    skipped[item[0]][item[1]] += 1
-                    continue
-                if encoder is not None:
-                    encoder(item)
-                    if max_tokens is not None and len(item.prompt_ids) + len(item.target_ids) > max_tokens:
-                        skipped[item.task]["over_max_tokens"] += 1
-                        continue
-                split = _safe_split(item.split)
-                if split not in series:
-                    series[split] = _ShardSeries(out, split, fmt, shard_size, with_ids)
-                series[split].add(item.row(with_ids))
-                made[item.task] += 1
-            bar.update(1, audio_seconds=audio_seconds(rec))
-    files = []
-    for split in sorted(series):
-        series[split].flush()
-        files.extend(series[split].files)
-    summary = {
-        "format": fmt,
-        "dataset": str(Path(dataset_dir)),
-        "dataset_name": ds.name,
-        "records": n_records,
-        "tasks": list(tasks),
-        "examples": {t: made.get(t, 0) for t in tasks},
-        "skipped": {t: dict(sorted(skipped[t].items())) for t in tasks},
-        "token_ids": with_ids,
-        "tokenizer": str(encoder.path) if encoder is not None else None,
-        "boundaries": str(boundaries) if boundaries is not None else "voxbox",
-        "max_tokens": max_tokens,
-        "files": files,
-    }
     ix.write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
+
+
+def _write_examples(ds, run: _Run, tasks: Tuple[str, ...], bounds) -> None:
+    from voxbox.progress import Progress
+
+    with Progress("export sparktts", total=len(ds)) as bar:
+        for rec in ds.records():
+            run.records += 1
+            for item in examples_for(rec, tasks, bounds):
+                if isinstance(item, tuple):
+                    run.skipped[item[0]][item[1]] += 1
+                else:
+                    run.add(item)
+            bar.update(1, audio_seconds=audio_seconds(rec))
+    for split in sorted(run.series):
+        run.series[split].flush()
+
+
+def _summary(run: _Run, ds, dataset_dir, tasks: Tuple[str, ...], boundaries) -> dict:
+    return {
+        "format": run.fmt,
+        "style": run.style,
+        "dataset": str(Path(dataset_dir)),
+        "dataset_name": ds.name,
+        "records": run.records,
+        "tasks": list(tasks),
+        "examples": {t: run.made.get(t, 0) for t in tasks},
+        "skipped": {t: dict(sorted(run.skipped[t].items())) for t in tasks},
+        "token_ids": run.encoder is not None,
+        "tokenizer": str(run.encoder.path) if run.encoder is not None else None,
+        "boundaries": str(boundaries) if boundaries is not None else "voxbox",
+        "max_tokens": run.max_tokens,
+        "files": [f for split in sorted(run.series) for f in run.series[split].files],
+    }
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -376,7 +431,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ours = [p for p in out.iterdir() if _SHARD_RE.match(p.name) or p.name == SUMMARY_NAME]
     if ours and not overwrite:
-        raise VoxboxError(f"{out}: already holds an export; pass --overwrite to replace it")
+        raise VoxboxError(f"{out}: already holds an export; pass --force to replace it")
     for p in ours:
         p.unlink()
 

@@ -231,15 +231,7 @@ def tokenizer_model_dir(ds) -> str:
     raise VoxboxError(f"{ds.path}: its pipeline names no tokenizer model folder; give --model-dir")
 
 
-def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Path]], out_dir: Union[str, Path], *,
-                n: int = 20, seed: int = 0, device: str = "cpu", threshold: float = 3.5,
-                pitch_backend: str = "world", codec=None) -> dict:
-    """BiCodec round trip of ``n`` sampled records of a built dataset; writes the report
-    folder (``wavs/``, ``report.json``, ``report.html``) and returns the report dict.
-    ``model_dir`` None: the folder named by the dataset's pipeline (tokenize stage)."""
-    from voxbox.dataset.reader import open_dataset
-    from voxbox.progress import Progress
-
+def _check_codec_options(n: int, threshold: float, pitch_backend: str) -> None:
     from voxbox.annotate.pitch import BACKENDS
 
     if n < 1:
@@ -248,16 +240,12 @@ def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Pa
         raise VoxboxError(f"--threshold must be a positive robust z-score, got {threshold}")
     if pitch_backend not in BACKENDS:
         raise VoxboxError(f"unknown pitch backend '{pitch_backend}' (choose from {', '.join(BACKENDS)})")
-    ds = open_dataset(dataset_dir)
-    if model_dir is None and codec is None:
-        model_dir = tokenizer_model_dir(ds)
-    chosen, n_eligible, n_missing = sample_indices(ds.records(), n, seed)
-    if not chosen:
-        raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens (build with the tokenize stage)")
-    if codec is None:
-        codec = _load_codec(model_dir, device)
-    out = Path(out_dir)
-    wav_dir = out / "wavs"
+
+
+def _roundtrip_chosen(ds, chosen: List[str], codec, pitch_backend: str, wav_dir: Path) -> List[dict]:
+    """Round-trip the chosen records in shard order; their wavs go to ``wav_dir``."""
+    from voxbox.progress import Progress
+
     wav_dir.mkdir(parents=True, exist_ok=True)
     wanted = set(chosen)
     rows: List[dict] = []
@@ -276,6 +264,30 @@ def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Pa
             bar.update(1, audio_seconds=row.get("duration_orig") or 0.0)
             if len(rows) == len(chosen):
                 break
+    return rows
+
+
+def codec_check(dataset_dir: Union[str, Path], model_dir: Optional[Union[str, Path]], out_dir: Union[str, Path], *,
+                n: int = 20, seed: int = 0, device: str = "cpu", threshold: float = 3.5,
+                pitch_backend: str = "world", codec=None) -> dict:
+    """BiCodec round trip of ``n`` sampled records of a built dataset; writes the report
+    folder (``wavs/``, ``report.json``, ``report.html``) and returns the report dict.
+    ``model_dir`` None: the folder named by the dataset's pipeline (tokenize stage)."""
+    from voxbox.dataset.reader import open_dataset
+
+    _check_codec_options(n, threshold, pitch_backend)
+    ds = open_dataset(dataset_dir)
+    # The real cause first: without tokens no model folder helps.
+    chosen, n_eligible, n_missing = sample_indices(ds.records(), n, seed)
+    if not chosen:
+        raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens, so there is nothing to round-trip; "
+                          "build it with --model-dir (the tokenize stage adds them)")
+    if model_dir is None and codec is None:
+        model_dir = tokenizer_model_dir(ds)
+    if codec is None:
+        codec = _load_codec(model_dir, device)
+    out = Path(out_dir)
+    rows = _roundtrip_chosen(ds, chosen, codec, pitch_backend, out / "wavs")
     flag_outliers(rows, threshold)
     metrics = ["log_mel_distance", "f0_rmse_cents", "vuv_error", "duration_diff", "speaker_similarity"]
     report = {
@@ -503,17 +515,10 @@ def confusion(pairs: Sequence[tuple], labels: Sequence[str]) -> dict:
             "within_one": near / len(measured) if measured else None}
 
 
-def control_check(model_dir, text: str, out_dir: Union[str, Path], *, genders: Sequence[str] = ("female", "male"),
-                  pitch_levels: Optional[Sequence[str]] = None, speed_levels: Optional[Sequence[str]] = None,
-                  repeats: int = 1, options=None, device: str = "cpu", dtype: str = "float32", batch_size: int = 8,
-                  pitch_backend: str = "world", model=None) -> dict:
-    """Synthesise every gender x pitch level x speed level, annotate the outputs with
-    voxbox's annotators and tabulate requested vs measured levels. Writes ``wavs/``,
-    ``report.json`` and ``report.html`` to ``out_dir``; returns the report dict."""
+def _control_grid(text: str, repeats: int, genders, pitch_levels, speed_levels):
+    """The grid's axes in canonical names; one-line errors for a bad grid."""
     from spark_tokenize import prompts as P
     from spark_tokenize.errors import TokenizerError
-
-    from voxbox.progress import Progress
 
     if not text or not text.strip():
         raise VoxboxError("--text must be non-empty")
@@ -527,10 +532,14 @@ def control_check(model_dir, text: str, out_dir: Union[str, Path], *, genders: S
         raise VoxboxError(str(e)) from None
     if not genders or not pitch_levels or not speed_levels:
         raise VoxboxError("the grid is empty: give at least one gender, pitch level and speed level")
-    grid = [(g, p, s, k) for g in genders for p in pitch_levels for s in speed_levels for k in range(repeats)]
-    annotator = make_annotator(pitch_backend)  # a bad --pitch-backend fails before the model loads
-    model = model or load_tts(model_dir, device, dtype)
-    out = Path(out_dir)
+    return genders, pitch_levels, speed_levels
+
+
+def _synthesise_grid(model, text: str, grid: list, options, batch_size: int, annotator, out: Path) -> List[dict]:
+    """One row per grid cell: the model's output, its wav under ``out/wavs`` and what the
+    annotators measure in it."""
+    from voxbox.progress import Progress
+
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     rows: List[dict] = []
     with Progress("control grid", total=len(grid)) as bar:
@@ -552,6 +561,24 @@ def control_check(model_dir, text: str, out_dir: Union[str, Path], *, genders: S
                     row["measured"] = annotate_wav(out / name, text, g, annotator)
                 rows.append(row)
                 bar.update(1, audio_seconds=res.duration)
+    return rows
+
+
+def control_check(model_dir, text: str, out_dir: Union[str, Path], *, genders: Sequence[str] = ("female", "male"),
+                  pitch_levels: Optional[Sequence[str]] = None, speed_levels: Optional[Sequence[str]] = None,
+                  repeats: int = 1, options=None, device: str = "cpu", dtype: str = "float32", batch_size: int = 8,
+                  pitch_backend: str = "world", model=None) -> dict:
+    """Synthesise every gender x pitch level x speed level, annotate the outputs with
+    voxbox's annotators and tabulate requested vs measured levels. Writes ``wavs/``,
+    ``report.json`` and ``report.html`` to ``out_dir``; returns the report dict."""
+    from spark_tokenize import prompts as P
+
+    genders, pitch_levels, speed_levels = _control_grid(text, repeats, genders, pitch_levels, speed_levels)
+    grid = [(g, p, s, k) for g in genders for p in pitch_levels for s in speed_levels for k in range(repeats)]
+    annotator = make_annotator(pitch_backend)  # a bad --pitch-backend fails before the model loads
+    model = model or load_tts(model_dir, device, dtype)
+    out = Path(out_dir)
+    rows = _synthesise_grid(model, text, grid, options, batch_size, annotator, out)
     ok = [r for r in rows if not r["error"]]
     levels = list(P.LEVELS)
     tables = {

@@ -5,28 +5,22 @@ A thin adapter over :class:`spark_tokenize.BiCodecTokenizer`: it batches records
 and ``semantic_tokens`` (50 per second) and turns bad audio into a :class:`Rejection`
 whose reason is the tokenizer's code (``audio_too_short``, ``silent_audio``, ...).
 
-:func:`tokenize_manifest` runs the stage over a manifest and can resume: finished
-records go, in input order, to a journal next to the output
-(``OUT.tokenize-progress.jsonl``, flushed after every chunk). A rerun with the same
-input, model and output skips what the journal holds; the final manifest and the
-rejects file are written from the journal at the end and the journal is removed.
+:func:`tokenize_manifest` runs the stage over a manifest on the build's engines
+(:mod:`voxbox.build.manifest_run`): resumable from ``OUT.work/`` by the build's journal
+rules, ``--engine local`` or ``ray``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
-from voxbox.record import Rejection, Result, Utterance, audio_seconds
-from voxbox.manifest import ManifestWriter, RejectsWriter, check_manifest_out, open_manifest, read_manifest, rejects_path
-from voxbox.stages import Stage
-
-JOURNAL_SUFFIX = ".tokenize-progress.jsonl"
+from voxbox.manifest import read_manifest
+from voxbox.record import Result, Utterance
+from voxbox.stages import Stage, StageOption
 
 
 def default_batch_size(device: str) -> int:
@@ -56,17 +50,26 @@ def _check_safetensors_header(path: Path) -> None:
 
 
 class TokenizeStage(Stage):
+    """BiCodec tokens: 32 global + 50 semantic per second (batched)."""
+
     name = "tokenize"
     batched = True
+    options = (
+        StageOption("model_dir", Path, None, "Spark-TTS model folder (config.yaml, BiCodec/, "
+                    "wav2vec2-large-xlsr-53/), e.g. from `voxbox fetch-model`"),
+        StageOption("device", str, "cpu", "torch device: cpu or cuda (cuda:N)"),
+        StageOption("batch_size", int, None, "clips per padded batch (tokens do not depend on it); "
+                    "default: 16 on CUDA, 1 on CPU", minimum=1),
+        StageOption("dtype", str, "float32", "float32 (exact) or bfloat16 (CUDA only, faster, tokens may "
+                    "differ slightly); float16 breaks the model", choices=("float32", "bfloat16")),
+    )
 
-    def __init__(self, model_dir: Union[str, os.PathLike, None] = None, device: str = "cpu",
-                 batch_size: Optional[int] = None, dtype: str = "float32", **params: Any):
-        if batch_size is None:
-            batch_size = default_batch_size(device)
-        super().__init__(model_dir=None if model_dir is None else str(model_dir), device=device,
-                         batch_size=int(batch_size), dtype=dtype, **params)
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.params["batch_size"] is None:
+            self.params["batch_size"] = default_batch_size(self.params["device"])
         self.tokenizer = None
-        if str(device).startswith("cuda"):
+        if str(self.params["device"]).startswith("cuda"):
             self.resources = {"num_gpus": 1}  # tells GPU-aware engines (Ray) to reserve one
 
     def check(self) -> None:
@@ -96,6 +99,9 @@ class TokenizeStage(Stage):
                                               dtype=self.params["dtype"])
         except TokenizerError as e:
             raise VoxboxError(str(e)) from None
+        from voxbox.limits import max_duration_s
+
+        self.tokenizer.max_seconds = max_duration_s()  # a 3-hour file is refused from its header
 
     def process(self, rec: Utterance) -> Result:
         return self.process_batch([rec])[0]
@@ -105,14 +111,20 @@ class TokenizeStage(Stage):
 
         self.ensure_setup()
         out: List[Optional[Result]] = [None] * len(recs)
-        todo, paths = [], []
+        todo, items, rates = [], [], []
         for i, rec in enumerate(recs):
             if rec.source_path is None:
                 out[i] = self.reject(rec, "no_audio_path", rec.missing_audio_detail())
                 continue
+            item = _audio_item(rec)
+            if isinstance(item, Exception):
+                out[i] = self.reject(rec, item.reason, str(item))
+                continue
             todo.append(i)
-            paths.append(rec.audio_path)
-        results = self.tokenizer.tokenize_batch(paths, batch_size=self.params["batch_size"], errors="return")
+            items.append(item[0])
+            rates.append(item[1])
+        results = self.tokenizer.tokenize_batch(items, sample_rates=rates, batch_size=self.params["batch_size"],
+                                                errors="return")
         for i, res in zip(todo, results):
             if isinstance(res, TokenizerError):
                 out[i] = self.reject(recs[i], res.reason, str(res))
@@ -123,125 +135,43 @@ class TokenizeStage(Stage):
         return out  # type: ignore[return-value]
 
 
-# -- manifest runner with resume -----------------------------------------------------------
+def _audio_item(rec: Utterance):
+    """(path, None) for a whole file; (channel-0 samples, rate) for a span or an archive
+    member (read through voxbox.media); the MediaError when that read fails."""
+    from voxbox import media
 
-def journal_path(out: Union[str, Path]) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + JOURNAL_SUFFIX)
-
-
-def _read_journal(path: Path, header: dict) -> Tuple[int, int]:
-    """Check the journal belongs to this run; drop a torn last line. Returns (entries, bytes kept)."""
-    entries, keep = 0, 0
-    with open(path, "rb") as fh:
-        first = fh.readline()
-        try:
-            found = json.loads(first)
-        except json.JSONDecodeError:
-            found = None
-        if not first.endswith(b"\n") or not isinstance(found, dict) or found.get("header") != header:
-            raise VoxboxError(
-                f"{path} is the progress journal of a different tokenize run (other input, model or "
-                f"settings); rerun with the same arguments, or delete it to start over")
-        keep = len(first)
-        for line in fh:
-            if not line.endswith(b"\n"):
-                break  # torn by an interruption: redo that chunk
-            try:
-                json.loads(line)
-            except json.JSONDecodeError:
-                break
-            entries += 1
-            keep += len(line)
-    return entries, keep
+    if media.is_plain(rec):
+        return rec.audio_path, None
+    try:
+        data, sr, _ = media.read_frames(rec, dtype="float64", always_2d=True)
+    except media.MediaError as e:
+        return e
+    return data[:, 0].copy(), sr
 
 
-def _journal_entries(path: Path) -> Iterator[dict]:
-    with open(path, "r", encoding="utf-8") as fh:
-        next(fh)
-        for line in fh:
-            yield json.loads(line)
+# -- voxbox tokenize -------------------------------------------------------------------------
 
-
-def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: Union[str, Path],
+def tokenize_manifest(src: Union[str, Path], out: Union[str, Path], model_dir: Union[str, Path, None] = None,
                       device: str = "cpu", batch_size: Optional[int] = None, dtype: str = "float32",
-                      limit: Optional[int] = None, chunk_batches: int = 4,
-                      stage: Optional[TokenizeStage] = None) -> dict:
+                      limit: Optional[int] = None, chunk_batches: int = 4, engine: str = "local",
+                      workers: int = 1, ray_address: Optional[str] = None, part_records: Optional[int] = None,
+                      stage: Optional[TokenizeStage] = None, allow_absolute_paths: bool = False,
+                      log=None) -> dict:
     """Tokenize every record of ``src`` into ``out``; rejects go to ``out``'s ``.rejects.jsonl``.
 
-    Resumable (see the module docstring). Returns a summary with records, rejected,
-    audio seconds, wall seconds and audio-seconds per second.
+    Runs on the build's engines and is resumable by the build's journal rules (see
+    :mod:`voxbox.build.manifest_run`). A task holds ``chunk_batches`` padded batches,
+    sorted by length inside (less padding). Returns a summary with records, rejected,
+    resumed_from, audio seconds, wall seconds and audio-seconds per second.
     """
-    from voxbox.progress import Progress
+    from voxbox.build.manifest_run import DEFAULT_PART_RECORDS, run_manifest
 
-    src, out = Path(src), Path(out)
-    if not src.exists():
-        raise VoxboxError(f"{src}: manifest not found")
-    if src.resolve() == out.resolve():
-        raise VoxboxError(f"{out}: output must differ from the input manifest")
-    check_manifest_out(out)  # written last: a bad --out must not waste the whole run
-    if batch_size is None:
-        batch_size = default_batch_size(device)
-    if batch_size < 1:
-        raise VoxboxError("batch size must be at least 1")
-    header = {"src": str(src.resolve()), "model_dir": str(Path(model_dir).resolve()), "dtype": dtype,
-              "limit": limit}
-    total, records = open_manifest(src, limit)
-    jpath = journal_path(out)
-    done, keep = _read_journal(jpath, header) if jpath.exists() else (0, None)
-    stage = stage or TokenizeStage(model_dir=model_dir, device=device, batch_size=batch_size, dtype=dtype)
-    if done < total:
-        # Load the model before writing anything: a bad model folder must not leave a
-        # journal behind that then blocks the corrected command.
-        stage.ensure_setup()
-    if keep is not None:
-        with open(jpath, "r+b") as fh:
-            fh.truncate(keep)
-    else:
-        jpath.parent.mkdir(parents=True, exist_ok=True)
-        jpath.write_text(json.dumps({"header": header}) + "\n", encoding="utf-8")
-    records = itertools.islice(records, done, None)
-
-    chunk = max(1, batch_size * chunk_batches)  # sorted by length inside: less padding
-    audio_s, t0 = 0.0, time.perf_counter()
-    with Progress("tokenize", total=total) as bar, open(jpath, "a", encoding="utf-8") as journal:
-        bar.update(done)
-        while True:
-            recs = list(itertools.islice(records, chunk))
-            if not recs:
-                break
-            lines = []
-            for res in stage.safe_process_batch(recs):
-                if isinstance(res, Rejection):
-                    lines.append(json.dumps({"rejection": res.to_dict()}, ensure_ascii=False))
-                    bar.update(1)
-                else:
-                    secs = audio_seconds(res)
-                    audio_s += secs
-                    lines.append(json.dumps({"record": res.to_dict()}, ensure_ascii=False))
-                    bar.update(1, audio_seconds=secs)
-            journal.write("\n".join(lines) + "\n")
-            journal.flush()
-    wall = time.perf_counter() - t0
-
-    rej_path = rejects_path(out)
-    with ManifestWriter(out) as writer, RejectsWriter(rej_path) as rejects:
-        for entry in _journal_entries(jpath):
-            if "record" in entry:
-                writer.write(Utterance.from_dict(entry["record"]))
-            else:
-                rejects.write(Rejection.from_dict(entry["rejection"]))
-        if rejects.count and not writer.count:
-            # No empty manifest (raising inside the writer's block discards it), the rejects
-            # file stays, and the journal goes so that a rerun after fixing the audio redoes it.
-            jpath.unlink()
-            raise VoxboxError(f"every record was rejected, nothing to write: {rejects.summary()}")
-        summary = {"records": writer.count, "rejected": rejects.count, "resumed_from": done,
-                   "audio_seconds": round(audio_s, 3), "wall_seconds": round(wall, 3),
-                   "audio_seconds_per_second": round(audio_s / wall, 3) if wall > 0 and audio_s else 0.0,
-                   "rejects": str(rej_path) if rejects.count else None, "reject_summary": rejects.summary()}
-    jpath.unlink()
-    return summary
+    if stage is None:
+        stage = TokenizeStage(model_dir=model_dir, device=device, batch_size=batch_size, dtype=dtype)
+    task = (batch_size or stage.params["batch_size"]) * max(1, chunk_batches)
+    return run_manifest(src, out, [stage], engine=engine, workers=workers, batch_size=task, limit=limit,
+                        part_records=part_records or max(DEFAULT_PART_RECORDS, task), ray_address=ray_address,
+                        allow_absolute_paths=allow_absolute_paths, log=log)
 
 
 # -- detokenize ----------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """What every engine runs per batch, and the test-only fault hook.
 
 A *task* is a batch of consecutive records of one shard. Running it means: the
-pipeline's stages in order (rejections leave the batch), then the shard audio encoding
-(FLAC or original bytes) of the survivors. Engines differ only in where this runs.
+pipeline's stages in order (rejections leave the batch), then, for a build, the shard
+audio encoding (FLAC or original bytes) of the survivors (``audio_format=None``, as in
+``voxbox annotate`` and ``voxbox tokenize``, keeps the records). Engines differ only in
+where this runs.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from voxbox.record import Rejection, Utterance
-from voxbox.shards.encode import EncodedSample, encode_record
-from voxbox.shards.writer import audio_seconds
+from voxbox import media
+from voxbox.record import Rejection, Utterance, audio_seconds
+from voxbox.shards.encode import EncodedSample, encode_record, storage_rejection
 from voxbox.stages import Stage
 
-Outcome = Union[EncodedSample, Rejection]
+Outcome = Union[EncodedSample, Utterance, Rejection]
 
 
 @dataclass
@@ -88,11 +90,23 @@ def run_stages_on(stages: Sequence[Stage], recs: List[Utterance]) -> Tuple[List[
     return slots, stats
 
 
-def run_task(stages: Sequence[Stage], audio_format: str, task: Task) -> TaskResult:
-    slots, stats = run_stages_on(stages, task.records)
-    outcomes: List[Outcome] = []
-    for res in slots:
-        if isinstance(res, Utterance):
-            res = encode_record(res, audio_format)
-        outcomes.append(res)
-    return TaskResult(task, outcomes, stats)
+def encode_all(slots: Sequence[Union[Utterance, Rejection]], audio_format: Optional[str]) -> List[Outcome]:
+    """The survivors' shard audio (``audio_format`` None: the records as they are)."""
+    if audio_format is None:
+        return list(slots)
+    return [encode_record(r, audio_format) if isinstance(r, Utterance) else r for r in slots]
+
+
+def run_task(stages: Sequence[Stage], audio_format: Optional[str], task: Task) -> TaskResult:
+    # Members of .tar.gz archives: one sequential pass per archive for the whole task.
+    with media.prefetch(task.records):
+        slots, stats = run_stages_on(stages, storable(task.records, audio_format))
+        return TaskResult(task, encode_all(slots, audio_format), stats)
+
+
+def storable(recs: List[Utterance], audio_format: Optional[str]) -> List[Union[Utterance, Rejection]]:
+    """Audio no FLAC shard holds (10 channels, 720 kHz) is rejected before the stages, not
+    after them (see :func:`voxbox.shards.encode.storage_rejection`)."""
+    if audio_format != "flac":
+        return list(recs)
+    return [storage_rejection(r) or r for r in recs]

@@ -8,9 +8,9 @@ process, no pickling, same results.
 
 Workers are started with ``spawn`` (no inherited torch or thread state), get their
 stage objects once (stages pickle as their parameters; models load in each worker's
-``setup``), limit torch/BLAS threads to ``cores // workers``, and exit by themselves
-if the main process dies (for example on SIGKILL), so a killed build leaves nothing
-running.
+``setup``), limit torch/BLAS threads to ``cores // workers``, and exit within a
+fraction of a second of the main process dying (for example on SIGKILL), even in the
+middle of a task, so a killed build leaves nothing running.
 """
 
 from __future__ import annotations
@@ -18,21 +18,54 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from voxbox.errors import VoxboxError
 from voxbox.stages import Stage
 from voxbox.build.engine.common import Task, TaskResult, limit_threads, run_task
 
-def _worker_main(stages: List[Stage], audio_format: str, threads: int, tasks, results, parent: int) -> None:
+
+PARENT_POLL_S = 0.2
+
+
+def _die_with(parent: int) -> None:
+    """End this worker within ~0.2 s of the main process dying, even in the middle of a
+    task: a killed build must not leave workers holding CPUs or GPU memory while the
+    user reruns it. The kernel is asked to SIGKILL us when the parent goes (Linux); a
+    thread polling the parent pid does the same everywhere (and covers C code that
+    holds the GIL only briefly)."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)  # no clean-up to wait for: the build is gone, its rerun redoes this task
+
+    threading.Thread(target=watch, name="voxbox-parent-watch", daemon=True).start()
+
+
+def _worker_main(stages: List[Stage], audio_format: Optional[str], threads: int, tasks, results,
+                 parent: int) -> None:
+    _die_with(parent)
     limit_threads(threads)
     results.cancel_join_thread()  # never block exit on an unread result after the parent died
     while True:
         try:
             item = tasks.get(timeout=1.0)
         except queue.Empty:
-            if os.getppid() != parent:
-                return  # orphaned: the build was killed
             continue
         if item is None:
             return
@@ -42,8 +75,54 @@ def _worker_main(stages: List[Stage], audio_format: str, threads: int, tasks, re
             # Stages may import torch lazily inside setup(); keep its threads bounded too.
             limit_threads(threads)
             results.put((ticket, res, None))
+        except VoxboxError as e:  # a user's problem (a model that does not load): said as is
+            results.put((ticket, None, str(e)))
         except BaseException as e:  # noqa: BLE001 - report, never hang the pool
-            results.put((ticket, None, f"{type(e).__name__}: {e}"))
+            results.put((ticket, None, f"worker failed: {type(e).__name__}: {e}"))
+
+
+class _Pool:
+    """The worker processes and their two queues (tasks in, results out)."""
+
+    def __init__(self, engine: "LocalEngine"):
+        ctx = mp.get_context("spawn")
+        self.tasks = ctx.Queue(maxsize=engine.max_in_flight)
+        self.results = ctx.Queue()
+        self.procs = [ctx.Process(target=_worker_main, daemon=True,
+                                  args=(engine.stages, engine.audio_format, engine.threads, self.tasks,
+                                        self.results, os.getpid()))
+                      for _ in range(engine.workers)]
+        for p in self.procs:
+            p.start()
+
+    def get(self) -> Tuple[int, TaskResult]:
+        """The next finished (ticket, result), in whatever order workers finish."""
+        while True:
+            try:
+                ticket, res, err = self.results.get(timeout=5.0)
+            except queue.Empty:
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:
+                    raise VoxboxError(f"a worker died (exit code {dead[0].exitcode}); "
+                                      "finished work is kept, rerun to resume") from None
+                continue
+            if err is not None:
+                raise VoxboxError(err)
+            return ticket, res
+
+    def close(self) -> None:
+        for _ in self.procs:
+            try:
+                self.tasks.put_nowait(None)
+            except queue.Full:
+                pass
+        for p in self.procs:
+            p.join(timeout=2.0)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=2.0)
+        self.tasks.cancel_join_thread()
+        self.results.cancel_join_thread()
 
 
 class LocalEngine:
@@ -51,7 +130,7 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, stages: Sequence[Stage], audio_format: str, workers: int = 1,
+    def __init__(self, stages: Sequence[Stage], audio_format: Optional[str], workers: int = 1,
                  threads_per_worker: Optional[int] = None, max_in_flight: Optional[int] = None):
         self.stages = list(stages)
         self.audio_format = audio_format
@@ -69,57 +148,28 @@ class LocalEngine:
         yield from self._run_pool(tasks)
 
     def _run_pool(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
-        ctx = mp.get_context("spawn")
-        task_q = ctx.Queue(maxsize=self.max_in_flight)
-        result_q = ctx.Queue()
-        procs = [ctx.Process(target=_worker_main, daemon=True,
-                             args=(self.stages, self.audio_format, self.threads, task_q, result_q, os.getpid()))
-                 for _ in range(self.workers)]
-        for p in procs:
-            p.start()
+        pool = _Pool(self)
         it = iter(tasks)
-        next_ticket = 0     # next ticket to hand out
-        next_yield = 0      # next ticket to give back, in order
+        sent = given = 0    # tickets handed out / given back (in order)
         pending: Dict[int, TaskResult] = {}
-        exhausted = False
         try:
             while True:
                 # Keep the pipe full but bounded.
-                while not exhausted and next_ticket - next_yield < self.max_in_flight:
-                    try:
-                        t = next(it)
-                    except StopIteration:
-                        exhausted = True
+                while sent - given < self.max_in_flight:
+                    t = next(it, None)
+                    if t is None:
                         break
-                    task_q.put((next_ticket, t))
-                    next_ticket += 1
-                if next_yield == next_ticket and exhausted:
+                    pool.tasks.put((sent, t))
+                    sent += 1
+                if given == sent:
                     return
-                while next_yield not in pending:
-                    try:
-                        ticket, res, err = result_q.get(timeout=5.0)
-                    except queue.Empty:
-                        dead = [p for p in procs if not p.is_alive()]
-                        if dead:
-                            raise VoxboxError(
-                                f"a build worker died (exit code {dead[0].exitcode}); "
-                                "finished shards are kept, rerun to resume") from None
-                        continue
-                    if err is not None:
-                        raise VoxboxError(f"build worker failed: {err}")
+                while given not in pending:
+                    ticket, res = pool.get()
                     pending[ticket] = res
-                yield pending.pop(next_yield)
-                next_yield += 1
+                yield pending.pop(given)
+                given += 1
         finally:
-            for _ in procs:
-                try:
-                    task_q.put_nowait(None)
-                except queue.Full:
-                    pass
-            for p in procs:
-                p.join(timeout=2.0)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(timeout=2.0)
-            task_q.cancel_join_thread()
-            result_q.cancel_join_thread()
+            pool.close()
+
+    def close(self) -> None:
+        """Nothing to release: the pool lives only while run() is iterated."""

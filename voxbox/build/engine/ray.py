@@ -10,14 +10,17 @@ pipeline becomes a chain of ``map_batches`` steps:
   GPUs;
 - the audio encoding of the survivors runs as tasks too.
 
-- the rows are then grouped by shard (``groupby("shard").map_groups``) and each group
-  is written by a Ray task: audio encoding, then the same shard committer as the local
-  engine (tmp name, fsync, rename). The task returns the shard's journal entry; the
-  driver appends it to the journal, so shard names, contents, index and resume are
-  identical to a local build.
+- for a build (:meth:`RayEngine.run_shards`) the rows are then grouped by shard
+  (``groupby("shard").map_groups``) and each group is written by a Ray task: audio
+  encoding, then the same shard committer as the local engine (tmp name, fsync,
+  rename). The task returns the shard's journal entry; the driver appends it to the
+  journal, so shard names, contents, index and resume are identical to a local build;
+- for ``voxbox annotate`` / ``voxbox tokenize`` (:meth:`RayEngine.run`) the stage
+  results come back to the driver, in task order, like the local engine's.
 
 Tasks are fed in windows of about ``window`` rows (whole shards only) so the driver
-never holds the whole corpus.
+never holds the whole corpus. A private Ray instance (no ``address``) is shut down by
+:meth:`RayEngine.close`, which the build calls when it ends, however it ends.
 
 Cluster use: start Ray on the machines (``ray start --head`` on one,
 ``ray start --address HEAD:6379`` on the others), then run ``voxbox build --engine ray
@@ -34,7 +37,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 from voxbox.errors import MissingExtraError
 from voxbox.stages import Stage
-from voxbox.build.engine.common import Task
+from voxbox.build.engine.common import Task, TaskResult, encode_all
 
 _COL = "item"
 
@@ -60,10 +63,13 @@ def _apply(stages: Sequence[Stage], blob: bytes) -> bytes:
     from voxbox.record import Utterance
     from voxbox.build.engine.common import run_stages_on
 
+    from voxbox import media
+
     task, slots, stats = pickle.loads(blob)
     live = [i for i, r in enumerate(slots) if isinstance(r, Utterance)]
     if live:
-        out, st = run_stages_on(stages, [slots[i] for i in live])
+        with media.prefetch([slots[i] for i in live]):  # one pass per .tar.gz archive
+            out, st = run_stages_on(stages, [slots[i] for i in live])
         for i, res in zip(live, out):
             slots[i] = res
         stats.update(st)
@@ -92,6 +98,7 @@ def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: s
     def fn(batch):
         import json
 
+        from voxbox import media
         from voxbox.record import Utterance
         from voxbox.shards.encode import encode_record
         from voxbox.shards.writer import ShardCommitter
@@ -108,8 +115,9 @@ def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: s
                     acc = stats.setdefault(name_, [0, 0, 0.0, 0.0])
                     for k in range(4):
                         acc[k] += vals[k]
-                for r in slots:
-                    committer.add(encode_record(r, audio_format) if isinstance(r, Utterance) else r)
+                with media.prefetch([r for r in slots if isinstance(r, Utterance)]):
+                    for r in slots:
+                        committer.add(encode_record(r, audio_format) if isinstance(r, Utterance) else r)
             entry = committer.commit()
         except BaseException:
             if committer is not None:
@@ -150,6 +158,7 @@ class RayEngine:
         self.window = window
         self.num_gpus_per_actor = num_gpus_per_actor
         self._ray = _import_ray()
+        self._private = False  # True once this engine started its own local Ray instance
 
     def _init(self) -> None:
         ray = self._ray
@@ -161,6 +170,7 @@ class RayEngine:
             # A private local instance sized to --workers, quiet and without the dashboard.
             ray.init(num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
                      log_to_driver=False, configure_logging=False)
+            self._private = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -194,6 +204,26 @@ class RayEngine:
         if window:
             yield window
 
+    def _rows(self, window: List[Task]) -> list:
+        from voxbox.build.engine.common import storable
+
+        blob = lambda t: pickle.dumps((t, storable(t.records, self.audio_format), {}),  # noqa: E731
+                                      protocol=pickle.HIGHEST_PROTOCOL)
+        return [{"ticket": i, "shard": t.shard, "seq": t.seq, _COL: blob(t)} for i, t in enumerate(window)]
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+        """Run the stages on Ray and give the results back in task order (one window
+        in memory at a time), the audio encoded when the engine has an audio format."""
+        self._init()
+        ray = self._ray
+        for window in self._windows(tasks):
+            rows = self._rows(window)
+            ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
+            done = {int(row["ticket"]): pickle.loads(row[_COL]) for row in ds.iter_rows()}
+            for i in range(len(window)):
+                task, slots, stats = done[i]
+                yield TaskResult(task, encode_all(slots, self.audio_format), stats)
+
     def run_shards(self, tasks: Iterable[Task], out_dir, name: str, formats: Sequence[str]) -> Iterator[dict]:
         """Run the stages and write every shard on Ray; yield each committed shard's
         journal entry (with its rejects and per-stage ``stats``) as it finishes."""
@@ -202,9 +232,7 @@ class RayEngine:
         self._init()
         ray = self._ray
         for window in self._windows(tasks):
-            rows = [{"shard": t.shard, "seq": t.seq,
-                     _COL: pickle.dumps((t, list(t.records), {}), protocol=pickle.HIGHEST_PROTOCOL)}
-                    for t in window]
+            rows = self._rows(window)
             n_shards = len({t.shard for t in window})
             ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
             ds = ds.groupby("shard", num_partitions=min(n_shards, max(1, self.workers))).map_groups(
@@ -212,6 +240,9 @@ class RayEngine:
             for row in ds.iter_rows():
                 yield json.loads(row["entry"])
 
-    def shutdown(self) -> None:
-        if self._ray.is_initialized() and not self.address:
+    def close(self) -> None:
+        """Shut down the private Ray instance this engine started (a cluster joined by
+        address, or an instance the caller started, is left running)."""
+        if self._private and self._ray.is_initialized():
             self._ray.shutdown()
+        self._private = False

@@ -27,6 +27,8 @@ _REGISTRY: Dict[str, str] = {
     "ravdess": "voxbox.sources.corpora.ravdess:RAVDESS",
     "emovdb": "voxbox.sources.corpora.emovdb:EmoVDB",
     "folder": "voxbox.sources.corpora.folder:Folder",
+    "sample": "voxbox.sources.corpora.sample:Sample",
+    "lhotse": "voxbox.sources.corpora.lhotse:Lhotse",
     # The rest of VoxBox's 29 sources (issue 13).
     "voxbox": "voxbox.sources.corpora.voxbox:VoxBoxRelease",
     "m3ed": "voxbox.sources.corpora.m3ed:M3ED",
@@ -46,6 +48,8 @@ _REGISTRY: Dict[str, str] = {
     "expresso": "voxbox.sources.corpora.expresso:Expresso",
     "emilia": "voxbox.sources.corpora.emilia:Emilia",
     "wenetspeech4tts": "voxbox.sources.corpora.wenetspeech4tts:WenetSpeech4TTS",
+    "gigaspeech": "voxbox.sources.corpora.gigaspeech:GigaSpeech",
+    "hq_conversations": "voxbox.sources.corpora.hq_conversations:HQConversations",
 }
 
 
@@ -74,3 +78,11 @@ def recipe_class(name: str):
 
 def get_recipe(name: str, **options):
     return recipe_class(name)(**options)
+
+
+def default_root(name: str):
+    """Where a recipe reads from when no --root is given: the folder it ships its corpus
+    in (the sample corpus), the working folder (lhotse manifests), or None (then the
+    corpus must be given or downloaded)."""
+    root = getattr(recipe_class(name), "default_root", None)
+    return root() if root is not None else None

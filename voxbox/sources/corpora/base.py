@@ -12,8 +12,11 @@ rejects unreadable, empty or truncated audio and duplicate ids.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import posixpath
+import stat
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from voxbox.errors import VoxboxError
+from voxbox.limits import (MAX_TABLE_BYTES, MAX_TEXT_CHARS, MAX_TRANSCRIPT_BYTES, FileRefused, audio_problem,
+                           open_regular, read_regular)
 from voxbox.record import NATIVE, Rejection, Utterance, age_group, make_index
 
 STAGE = "prepare"
@@ -103,6 +108,12 @@ class Item:
     path: str                       # relative to the corpus root, "/"-separated
     fields: Dict[str, Any] = field(default_factory=dict)  # Utterance fields (speaker, text, ...)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # The header when the recipe already read it (a .tar.gz member, read in the one
+    # sequential pass over its archive), or the InputError it raised; None: read it here.
+    header: Any = None
+    # What the record's index is made from when the path alone is not unique (a segment
+    # of a longer recording: "<path>#<segment id>"); None: the path.
+    key: Optional[str] = None
 
 
 @dataclass
@@ -175,15 +186,16 @@ def _wav_header(fh, size: int):
 def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
     """(sample_rate, frames, channels, format, subtype) from the header only.
 
-    Raises InputError with a reason code for empty, unreadable, sample-less or
-    truncated files. Plain WAVs are parsed directly; everything else goes through
-    libsndfile, and for compressed formats a truncated body is found by decoding the
-    last frame only (one block), not the whole file.
+    Raises InputError with a reason code for missing, special (FIFO, device, link
+    loop), empty, unreadable, sample-less or truncated files (what no shard holds and
+    what is longer than the duration cap is refused by the caller, for a span of the
+    span). Plain WAVs are parsed directly; everything else goes through libsndfile, and
+    for compressed formats a truncated body is found by decoding the last frame only.
     """
     try:
-        fh = open(path, "rb")
-    except OSError as e:
-        raise InputError("missing_audio", e.strerror or str(e)) from None
+        fh = open_regular(path, missing="missing_audio")
+    except FileRefused as e:
+        raise InputError(e.reason, e.detail) from None
     with fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
@@ -192,12 +204,60 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
             parsed = _wav_header(fh, size)
         except struct.error:
             parsed = None
-        if parsed is not None:
-            return parsed
+        if parsed is None:
+            fh.seek(0)
+            parsed = _sf_header(fh, check_tail)
+    return parsed
+
+
+def read_header_bytes(data: bytes, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """:func:`read_header` of audio held in memory (an archive member)."""
+    if not data:
+        raise InputError("empty_file", "zero bytes")
+    try:
+        parsed = _wav_header(io.BytesIO(data), len(data))
+    except struct.error:
+        parsed = None
+    return parsed if parsed is not None else _sf_header(io.BytesIO(data), check_tail)
+
+
+def item_header(root: Path, rel: str, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+    """:func:`read_header` of a corpus file, or of an archive member (``x.tar/member``)
+    read by byte range through :mod:`voxbox.media` (nothing is extracted)."""
+    from voxbox import media
+
+    loc = media.locate(root, rel)
+    if loc.member is None:
+        return read_header(str(loc.file), check_tail)
+    try:
+        return read_header_bytes(media.location_bytes(loc), check_tail)
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
+
+
+def span_header(item: "Item", header):
+    """The header of an item that is a span of its recording: the span's frame count, after
+    checking the span lies inside the recording (InputError span_out_of_range)."""
+    from voxbox import media
+
+    offset, duration = item.fields.get("span_offset"), item.fields.get("span_duration")
+    if offset is None and duration is None:
+        return header
+    sr, frames, channels, fmt, subtype = header
+    try:
+        _, count = media.span_frames(offset, duration, sr, frames)
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
+    return sr, count, channels, fmt, subtype
+
+
+def _sf_header(src, check_tail: bool) -> Tuple[int, int, int, str, str]:
+    """The libsndfile part of :func:`read_header`; ``src`` is an open file (never a path:
+    libsndfile refuses paths over 1 KiB, and the file was checked to be a regular one)."""
     import soundfile as sf
 
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(src) as f:
             sr, frames, channels, fmt, subtype = f.samplerate, f.frames, f.channels, f.format, f.subtype
             if frames <= 0:
                 raise InputError("no_audio_samples", "header reports 0 frames")
@@ -217,23 +277,30 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
 
 
 def read_text_file(path: Union[str, Path]) -> str:
-    """A transcript file, strictly UTF-8 (a BOM is allowed), stripped.
+    """A transcript file, strictly UTF-8 (a BOM is allowed), stripped; a regular file of
+    at most MAX_TRANSCRIPT_BYTES.
 
-    Raises InputError('missing_transcript' | 'text_not_utf8' | 'empty_transcript').
+    Raises InputError('missing_transcript' | 'not_a_regular_file' | 'symlink_loop' |
+    'text_too_long' | 'text_not_utf8' | 'empty_transcript').
     """
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError("missing_transcript", f"{Path(path).name} not found") from None
-    except OSError as e:
-        raise InputError("missing_transcript", str(e)) from None
+        data = read_regular(path, MAX_TRANSCRIPT_BYTES, missing="missing_transcript", too_large="text_too_long")
+    except FileRefused as e:
+        name = Path(path).name
+        raise InputError(e.reason, f"{name} not found" if e.detail == "not found" else f"{name}: {e.detail}") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError("text_not_utf8", f"byte {e.start}: {e.reason}") from None
-    text = " ".join(text.split())
+    return check_text(" ".join(text.split()))
+
+
+def check_text(text: str) -> str:
+    """A transcript as a record may hold it: not empty, at most MAX_TEXT_CHARS."""
     if not text:
         raise InputError("empty_transcript", "transcript is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError("text_too_long", f"{len(text)} characters; a transcript holds at most {MAX_TEXT_CHARS}")
     return text
 
 
@@ -241,14 +308,49 @@ def read_table_lines(path: Union[str, Path]) -> Tuple[List[str], Optional[str]]:
     """Lines of a metadata table, UTF-8. Returns (lines, error) instead of raising, so
     a recipe can reject what depends on the table and carry on."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        return [], f"cannot read: {e}"
+        data = read_regular(path, MAX_TABLE_BYTES)
+    except FileRefused as e:
+        return [], f"cannot read: {e.detail}"
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         return [], f"not UTF-8 at byte {e.start}"
     return text.splitlines(), None
+
+
+def csv_table(text: str, delimiter: str = ",") -> Tuple[List[str], Iterator[Tuple[int, Optional[dict], Optional[str]]]]:
+    """The header of a CSV/TSV text and its rows as (line number, row, error).
+
+    A row csv cannot parse is an error naming its line, never an exception that stops
+    the table. csv's 128 KiB field limit (which used to end a whole prepare without
+    naming the file) is raised to the table limit: the caller checks the values it
+    uses (see :func:`check_text`). No header: ``([], no rows)``.
+    """
+    import csv
+
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_TABLE_BYTES))
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        return [], iter(())
+    return header, _csv_rows(reader, header)
+
+
+def _csv_rows(reader, header: List[str]) -> Iterator[Tuple[int, Optional[dict], Optional[str]]]:
+    import csv
+
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield line, None, f"line {line}: {e}"
+            continue
+        if cells:
+            yield line, dict(zip(header, cells + [""] * (len(header) - len(cells)))), None
 
 
 def table_text(path: str, utt: str, texts: Dict[str, str], err: Optional[str], table: str,
@@ -262,34 +364,94 @@ def table_text(path: str, utt: str, texts: Dict[str, str], err: Optional[str], t
     return texts[utt]
 
 
+class OddPath(str):
+    """A path from :func:`walk` that is no file a layout can use: a link that loops, a
+    link to a folder that holds the corpus (following it would walk the corpus again, or
+    the whole disk for a link to ``/``), a folder listed already through another link,
+    a folder too deep to open. Recipes handle it like any path; :func:`unexplained`
+    turns it into a rejection with its own ``reason`` and ``detail``."""
+
+    reason: str
+    detail: str
+
+    def __new__(cls, path: str, reason: str, detail: str) -> "OddPath":
+        obj = super().__new__(cls, path)
+        obj.reason, obj.detail = reason, detail
+        return obj
+
+
 def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
     """Relative paths ("/"-separated) of all files under root/top, sorted per folder,
-    depth first: deterministic on every file system."""
-    start = root / top if top else root
-    visited = set()
-
-    def _rec(d: Path, rel: str) -> Iterator[str]:
-        try:
-            st = os.stat(d)
-            if (st.st_dev, st.st_ino) in visited:  # a symlink loop: list each folder once
-                return
-            visited.add((st.st_dev, st.st_ino))
-            entries = sorted(os.scandir(d), key=lambda e: e.name)
-        except OSError as e:
-            # Not a rejection: everything below the folder would be lost without a trace.
-            raise VoxboxError(f"{d}: cannot list this folder ({e.strerror or e}); fix its permissions") from None
+    depth first: deterministic on every file system. Iterative, so depth is no limit;
+    links to folders are followed unless they loop or lead to a folder holding the root
+    (those come out as :class:`OddPath`)."""
+    prefix = str(top).replace(os.sep, "/").strip("/") if top else ""
+    root_real = os.path.realpath(root)
+    visited: Dict[Tuple[int, int], str] = {}
+    stack: List[Tuple[str, str]] = [(str(root / top) if top else str(root), prefix)]
+    while stack:
+        d, rel = stack.pop()
+        listed = _list_folder(d, rel, visited)
+        if isinstance(listed, OddPath):
+            yield listed
+            continue
         dirs = []
-        for e in entries:
+        for e in listed:
             r = f"{rel}/{e.name}" if rel else e.name
-            if e.is_dir(follow_symlinks=True):
+            kind = _entry_kind(e, r, root_real)
+            if kind == "dir":
                 dirs.append((e.path, r))
             else:
-                yield r
-        for p, r in dirs:
-            yield from _rec(Path(p), r)
+                yield kind if isinstance(kind, OddPath) else r
+        stack.extend(reversed(dirs))
 
-    prefix = str(top).replace(os.sep, "/").strip("/") if top else ""
-    yield from _rec(start, prefix)
+
+def _list_folder(d: str, rel: str, visited: Dict[Tuple[int, int], str]) -> Union[List[os.DirEntry], OddPath]:
+    """A folder's entries sorted by name; an OddPath when it was listed already (a link
+    loop, or two links to one folder) or cannot be opened for its depth."""
+    try:
+        st = os.stat(d)
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            return OddPath(rel, "duplicate_folder", f"the same folder as {visited[key] or 'the root'!r} "
+                                                   "(through a link); its files are listed there")
+        visited[key] = rel
+        with os.scandir(d) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        if e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            return OddPath(rel, "path_too_long", f"cannot open this folder ({e.strerror})")
+        # Not a rejection: everything below the folder would be lost without a trace.
+        raise VoxboxError(f"{d}: cannot list this folder ({(e.strerror or str(e)).lower()}); "
+                          "fix its permissions or move it out of the corpus") from None
+
+
+def _entry_kind(e: os.DirEntry, rel: str, root_real: str) -> Union[str, OddPath]:
+    """'dir' for a folder to walk into, 'file' for anything a reader will look at (the
+    readers refuse what is not a regular file), or an OddPath for a link not to follow."""
+    try:
+        if not e.is_symlink():
+            return "dir" if e.is_dir(follow_symlinks=False) else "file"
+        st = os.stat(e.path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return OddPath(rel, "symlink_loop", "a symbolic link that leads back to itself")
+        if err.errno == errno.ENOENT:
+            return OddPath(rel, "broken_link", f"a link to {_readlink(e.path)!r}, which does not exist")
+        return "file"
+    if not stat.S_ISDIR(st.st_mode):
+        return "file"
+    target = os.path.realpath(e.path)
+    if root_real == target or root_real.startswith(target.rstrip(os.sep) + os.sep):
+        return OddPath(rel, "link_to_ancestor", f"a link to {target}, a folder that holds the corpus; not followed")
+    return "dir"
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def by_folder(paths: Iterable[str]) -> Iterator[Tuple[str, List[str]]]:
@@ -314,6 +476,8 @@ def reject(path: str, reason: str, detail: Optional[str] = None, corpus: Optiona
 
 
 def unexplained(path: str, what: str = "") -> Rejection:
+    if isinstance(path, OddPath):  # walk() already knows what is wrong with it
+        return Rejection(stage=STAGE, path=str(path), reason=path.reason, detail=path.detail)
     return Rejection(stage=STAGE, path=path, reason="unexplained_file",
                      detail=what or "the corpus layout does not explain this file")
 
@@ -331,6 +495,18 @@ def is_audio(name: str) -> bool:
 class RecipeOption:
     default: Any
     help: str
+
+
+def _option_value(recipe: str, key: str, default: Any, value: Any) -> Any:
+    """A ``-o key=value`` string as the option's type: "false" must not read as true."""
+    if isinstance(default, bool) and isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes", "on"):
+            return True
+        if word in ("false", "0", "no", "off"):
+            return False
+        raise VoxboxError(f"{recipe}: option {key} wants true or false, got {value!r}")
+    return value
 
 
 class Recipe:
@@ -356,7 +532,7 @@ class Recipe:
             known = ", ".join(sorted(self.options)) or "none"
             raise VoxboxError(f"{self.name}: unknown option {', '.join(unknown)} (known: {known})")
         self.opts = {k: o.default for k, o in self.options.items()}
-        self.opts.update(options)
+        self.opts.update({k: _option_value(self.name, k, self.options[k].default, v) for k, v in options.items()})
         self.skipped: Dict[str, int] = {}
         self._entry = None
 
@@ -417,11 +593,14 @@ class Recipe:
                 f[f"{label}_source"] = NATIVE
         if self.non_emotional and f.get("emotion") is None:
             f["emotion"], f["emotion_source"] = "UNKNOWN", NATIVE
+        # The corpus's own id; for most corpora the file name is the id (recipes set it otherwise).
+        f.setdefault("utt_id", posixpath.splitext(posixpath.basename(rel))[0])
         f.setdefault("language", self.language)
         f.setdefault("license", self.license)
         f.setdefault("split", "train")
+        f.setdefault("corpus", self.name)
         return Utterance(
-            index=make_index(self.name, rel), corpus=self.name, source_path=rel,
+            index=make_index(f["corpus"], item.key or rel), source_path=rel,
             corpus_root=str(root), sample_rate=sr, num_samples=frames, channels=channels,
             extra=extra, **f,
         )
@@ -431,8 +610,8 @@ class Recipe:
                 ignore: Tuple[Union[str, Path], ...] = ()) -> Iterator[Union[Utterance, Rejection]]:
         """Stream records and rejections in a deterministic order.
 
-        ``ignore``: files that are not part of the corpus even if they sit inside the
-        root (the manifest being written, its rejects file).
+        ``ignore``: files or folders that are not part of the corpus even if they sit
+        inside the root (the manifest being written, its rejects file, a build's output).
         """
         root = Path(root).expanduser()
         if not root.is_dir():
@@ -441,75 +620,98 @@ class Recipe:
         _ = self.entry  # load the catalog once, before worker threads need it
         base = self.find_root(root)
         self.skipped = {}
-        seen: set = set()
-        stream = self.scan(base, subsets)
-        # Paths from scan() are relative to `base`; records keep them relative to the
-        # root the user gave, so `corpus_root / source_path` always resolves.
-        prefix = base.relative_to(root).as_posix() if base != root else ""
-
-        def full(rel: str) -> str:
-            return f"{prefix}/{rel}" if prefix else rel
-
-        root_str = str(root)
-        ignored = set()
-        for p in ignore:
-            try:
-                ignored.add(Path(os.path.abspath(p)).relative_to(root).as_posix())
-            except ValueError:
-                pass
-
-        def finish(item: Item) -> Union[Utterance, Rejection]:
-            rel = full(item.path)
-            try:
-                header = read_header(os.path.join(root_str, rel), self.check_tail)
-            except InputError as e:
-                return reject(rel, e.reason, e.detail, self.name)
-            item.path = rel
-            return self.make_record(root, item, header)
-
-        def finish_all(items: List[Item]) -> List[Union[Utterance, Rejection]]:
-            return [finish(i) for i in items]
-
-        def run(batch: List) -> Iterator[Union[Utterance, Rejection]]:
-            items = [x for x in batch if isinstance(x, Item)]
-            if pool and len(items) > 1:
-                # One task per worker and batch, not per file: futures cost more than a header read.
-                step = -(-len(items) // workers)
-                parts = pool.map(finish_all, [items[i:i + step] for i in range(0, len(items), step)])
-                done = iter([r for part in parts for r in part])
-            else:
-                done = iter(finish_all(items))
-            for x in batch:
-                if isinstance(x, Item):
-                    res = next(done)
-                elif isinstance(x, Skip):
-                    self.skipped[x.reason] = self.skipped.get(x.reason, 0) + 1
-                    continue
-                else:
-                    if x.reason == "unexplained_file" and full(x.path) in ignored:
-                        continue
-                    res = x if not prefix else Rejection(
-                        x.stage, full(x.path), x.reason,
-                        make_index(self.name, full(x.path)) if x.index else None, x.detail)
-                if isinstance(res, Utterance):
-                    # 64-bit ints, not strings: a 10M-file corpus keeps this set small.
-                    key = int(res.index[-16:], 16)
-                    if key in seen:
-                        res = reject(res.source_path, "duplicate_id", "the layout lists this file twice", self.name)
-                    else:
-                        seen.add(key)
-                yield res
-
-        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        run = _PrepareRun(self, root, base, ignore, workers)
         try:
             batch: List = []
-            for x in stream:
+            for x in self.scan(base, subsets):
                 batch.append(x)
                 if len(batch) >= chunk:
-                    yield from run(batch)
+                    yield from run.batch(batch)
                     batch = []
             if batch:
-                yield from run(batch)
+                yield from run.batch(batch)
         finally:
-            if pool:
-                pool.shutdown(wait=True)
+            run.close()
+
+
+class _PrepareRun:
+    """One streaming prepare: header reads in a thread pool (one task per worker and
+    batch, not per file: futures cost more than a header read), paths made relative to
+    the root the user gave (``scan()`` works below ``base``), duplicate ids rejected."""
+
+    def __init__(self, recipe: Recipe, root: Path, base: Path, ignore, workers: int):
+        self.recipe, self.root, self.workers = recipe, root, workers
+        self.prefix = base.relative_to(root).as_posix() if base != root else ""
+        self.ignored = set()
+        for p in ignore:
+            try:
+                self.ignored.add(Path(os.path.abspath(p)).relative_to(root).as_posix())
+            except ValueError:
+                pass
+        self.seen: set = set()  # 64-bit ints, not strings: a 10M-file corpus keeps this small
+        self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+
+    def is_ignored(self, rel: str) -> bool:
+        """A path that is one of ``ignore`` or inside one of them (the run's own output:
+        a build's --out folder inside its --root must not be read as corpus files)."""
+        full = self.full(rel)
+        return any(full == ig or full.startswith(ig + "/") for ig in self.ignored)
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=True)
+
+    def full(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else str(rel)
+
+    def finish(self, item: Item) -> Union[Utterance, Rejection]:
+        rel = self.full(item.path)
+        try:
+            text = item.fields.get("text")
+            if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+                check_text(text)
+            if isinstance(item.header, InputError):
+                raise item.header
+            header = span_header(item, item.header or item_header(self.root, rel, self.recipe.check_tail))
+            problem = audio_problem(header[0], header[1], header[2])  # of the span, for a span
+            if problem is not None:
+                raise InputError(problem.reason, problem.detail)
+        except InputError as e:
+            # A segment is rejected under its key ("<recording>#<segment id>").
+            return reject(self.full(item.key) if item.key else rel, e.reason, e.detail, self.recipe.name)
+        item.path = rel
+        item.key = self.full(item.key) if item.key else None
+        return self.recipe.make_record(self.root, item, header)
+
+    def finish_all(self, items: List[Item]) -> List[Union[Utterance, Rejection]]:
+        return [self.finish(i) for i in items]
+
+    def headers(self, items: List[Item]) -> Iterator[Union[Utterance, Rejection]]:
+        if not self.pool or len(items) < 2:
+            return iter(self.finish_all(items))
+        step = -(-len(items) // self.workers)
+        parts = self.pool.map(self.finish_all, [items[i:i + step] for i in range(0, len(items), step)])
+        return iter([r for part in parts for r in part])
+
+    def batch(self, batch: List) -> Iterator[Union[Utterance, Rejection]]:
+        batch = [x for x in batch if isinstance(x, Skip) or not self.is_ignored(x.path)]
+        done = self.headers([x for x in batch if isinstance(x, Item)])
+        for x in batch:
+            if isinstance(x, Item):
+                res = next(done)
+            elif isinstance(x, Skip):
+                self.recipe.skipped[x.reason] = self.recipe.skipped.get(x.reason, 0) + 1
+                continue
+            else:
+                res = Rejection(x.stage, self.full(x.path), x.reason,
+                                make_index(self.recipe.name, self.full(x.path)) if x.index else None, x.detail)
+            yield self.dedupe(res)
+
+    def dedupe(self, res: Union[Utterance, Rejection]) -> Union[Utterance, Rejection]:
+        if isinstance(res, Utterance):
+            key = int(res.index[-16:], 16)
+            if key in self.seen:
+                return Rejection(STAGE, res.source_path, "duplicate_id", res.index,
+                                 "the layout lists this file (or segment) twice")
+            self.seen.add(key)
+        return res

@@ -12,15 +12,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import posixpath
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from voxbox.record import Rejection
-from voxbox.sources.corpora.base import map_emotion, read_table_lines, reject
+from voxbox.sources.corpora.base import csv_table, map_emotion, read_table_lines, reject
 
 # Containers libsndfile cannot read; a converted wav/flac beside the file is used instead.
 UNDECODABLE = (".webm", ".m4a", ".mp4", ".avi", ".mkv", ".mov", ".aac")
@@ -78,19 +76,21 @@ def json_lines(path: Path) -> Tuple[List[Tuple[int, Union[dict, str]]], Optional
 
 def csv_rows(path: Path, delimiter: str = ",") -> Tuple[List[dict], Optional[str]]:
     """Rows of a CSV/TSV table with a header line, keys and values stripped; (rows,
-    error) where error names an unreadable file or a row csv cannot parse."""
+    error) where error names an unreadable file or the rows csv cannot parse (the rows
+    after a bad one are still read; a field of any size is read, the caller checks it)."""
     lines, err = read_table_lines(path)
     if err:
         return [], err
+    _, parsed = csv_table("\n".join(lines), delimiter)
     rows: List[dict] = []
-    try:
-        reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter=delimiter)
-        for row in reader:
-            rows.append({(k or "").strip(): (v or "").strip() if isinstance(v, str) else v
-                         for k, v in row.items()})
-    except csv.Error as e:
-        return rows, f"line {reader.line_num}: {e}"
-    return rows, None
+    errors: List[str] = []
+    for _, row, bad in parsed:
+        if bad:
+            errors.append(bad)
+            continue
+        rows.append({(k or "").strip(): v.strip() for k, v in row.items()})
+    more = f" (and {len(errors) - 1} more bad rows)" if len(errors) > 1 else ""
+    return rows, (errors[0] + more) if errors else None
 
 
 def table_error(table: str, err: str, corpus: str) -> Rejection:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from voxbox.sources.corpora.base import Item, Recipe, map_age_years, map_gender, read_table_lines, unexplained, walk
+from voxbox.sources.corpora.base import (Item, Recipe, csv_table, map_age_years, map_gender, read_table_lines,
+                                         unexplained, walk)
 
 # The twelve sentences, by code (CREMA-D README).
 SENTENCES = {
@@ -41,7 +40,9 @@ class CremaD(Recipe):
             raise VoxboxError(f"cremad: no AudioWAV/ folder under {base}")
         demo = {}
         lines, _ = read_table_lines(base / "VideoDemographics.csv")
-        for row in csv.DictReader(io.StringIO("\n".join(lines))):
+        for _, row, _ in csv_table("\n".join(lines))[1]:
+            if row is None:
+                continue
             actor = (row.get("ActorID") or "").strip()
             if actor:
                 demo[actor] = (map_gender(row.get("Sex")), map_age_years(row.get("Age")),

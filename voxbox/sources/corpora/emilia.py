@@ -6,7 +6,8 @@ JSONL keys ``id, wav, text, duration, speaker, language, dnsmos``; mp3 under
 ``<LANG>_B00000/<LANG>_B00000_S00000/mp3/<id>.mp3``; "the HF version is webdataset tar
 shards"). The tar naming ``<LANG>-B000000.tar`` under ``Emilia/`` and ``Emilia-YODAS/``
 follows the issue's description of the HF dataset (amphion/Emilia-Dataset, gated) and is
-NOT CHECKED against the card. Tars are extracted once (see :mod:`.archives`).
+NOT CHECKED against the card. Tar members are read in place, never extracted (see
+:mod:`.archives`; ``-o extract=true`` extracts once instead).
 
 Native labels: text (ASR), speaker (per-video cluster id), language, DNSMOS (kept as
 ``extra["dnsmos"]``, the source's own score). No gender, age or emotion.
@@ -22,8 +23,8 @@ from typing import Iterator, List, Optional
 
 from voxbox.errors import VoxboxError
 from voxbox.record import Rejection
-from voxbox.sources.corpora.archives import extracted
-from voxbox.sources.corpora.base import InputError, Item, Recipe, read_text_file, reject, unexplained, walk
+from voxbox.sources.corpora.archives import EXTRACT_OPTION, list_archive
+from voxbox.sources.corpora.base import Item, Recipe, reject, unexplained, walk
 from voxbox.sources.corpora.common import json_lines, table_error
 
 _TAR = re.compile(r"^(?P<lang>[A-Z]{2})-B\d{6}\.tar$")
@@ -34,6 +35,7 @@ TOPS = ("", "Emilia", "Emilia-YODAS", "raw")
 class Emilia(Recipe):
     name = "emilia"
     subset_help = "language folders (EN, ZH, DE, FR, JA, KO); VoxBox used EN and ZH"
+    options = {"extract": EXTRACT_OPTION}
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         folders = [(top, d.name) for top in TOPS if (base / top).is_dir()
@@ -55,25 +57,31 @@ class Emilia(Recipe):
                     yield unexplained(p)
 
     def _tar(self, base: Path, tar: str, top: str) -> Iterator:
-        dest = extracted(base, tar, self.name)
-        if isinstance(dest, Rejection):
-            yield dest
+        listing = list_archive(base, tar, self.name, self.opts["extract"], self.check_tail)
+        if isinstance(listing, Rejection):
+            yield listing
             return
-        for p in walk(base, dest):
-            if not p.endswith(".mp3"):
-                if not p.endswith(".json") and not p.endswith(".voxbox-complete"):
-                    yield unexplained(p, f"member of {tar} that is neither mp3 nor json")
+        for name in listing.other:
+            if not name.endswith(".json"):
+                yield unexplained(listing.path(name), f"member of {tar} that is neither mp3 nor json")
+        for name in listing.audio:
+            path = listing.path(name)
+            raw = listing.texts.get(posixpath.splitext(name)[0] + ".json")
+            if raw is None:
+                yield reject(path, "bad_metadata", f"{tar}: no json member for {name}", self.name)
                 continue
             try:
-                row = json.loads(read_text_file(base / (p[:-4] + ".json")))
-            except InputError as e:
-                yield reject(p, e.reason if e.reason != "missing_transcript" else "bad_metadata",
-                             f"{tar}: {e.detail or e.reason}", self.name)
+                row = json.loads(raw.decode("utf-8-sig"))
+            except UnicodeDecodeError as e:
+                yield reject(path, "text_not_utf8", f"{tar}: json member, byte {e.start}: {e.reason}", self.name)
                 continue
             except ValueError as e:
-                yield reject(p, "bad_metadata", f"{tar}: json member is not JSON ({e})", self.name)
+                yield reject(path, "bad_metadata", f"{tar}: json member is not JSON ({e})", self.name)
                 continue
-            yield self._item(p, row, top, tar)
+            if not isinstance(row, dict):
+                yield reject(path, "bad_metadata", f"{tar}: json member is not an object", self.name)
+                continue
+            yield self._item(path, row, top, tar)
 
     def _jsonl(self, base: Path, table: str, top: str) -> Iterator:
         rows, err = json_lines(base / table)
@@ -95,6 +103,7 @@ class Emilia(Recipe):
         if not text:
             return reject(path, "missing_transcript", f"{source}: no text for {row.get('id')}", self.name)
         lang = str(row.get("language") or "").lower() or None
-        return Item(path, {"text": text, "speaker": row.get("speaker"), "language": lang},
+        utt_id = str(row.get("id") or posixpath.splitext(posixpath.basename(path))[0])  # Emilia's own id
+        return Item(path, {"text": text, "speaker": row.get("speaker"), "language": lang, "utt_id": utt_id},
                     {"dnsmos": row.get("dnsmos"), "emilia_duration": row.get("duration"),
                      "emilia_id": row.get("id"), "emilia_part": top or "Emilia", "emilia_source": source})

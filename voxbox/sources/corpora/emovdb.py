@@ -58,6 +58,8 @@ class EmoVDB(Recipe):
                     detail = f"{key} not in cmuarctic.data" if prompts else "cmuarctic.data not found in the root"
                     yield reject(p, "missing_transcript", detail, self.name)
                     continue
-                yield Item(p, {"speaker": spk, "text": prompts[key], "emotion": emotion,
+                # File names repeat in every speaker's folder: the speaker makes the id unique.
+                stem = p.split("/")[-1][:-4]
+                yield Item(p, {"speaker": spk, "utt_id": f"{spk}_{stem}", "text": prompts[key], "emotion": emotion,
                                "gender": SPEAKERS[spk]},
                            {"native_emotion": m.group("emo"), "arctic_id": key})

@@ -6,17 +6,16 @@ named by options (``voxbox prepare folder --root DIR -o metadata=meta.csv
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import posixpath
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 from voxbox.errors import VoxboxError
+from voxbox.limits import MAX_TABLE_BYTES, MAX_TEXT_CHARS, FileRefused, read_regular
 from voxbox.record import AGE_GROUPS
-from voxbox.sources.corpora.base import (InputError, Item, Recipe, RecipeOption, is_audio, map_age_years, map_emotion,
-                   map_gender, read_text_file, reject, unexplained, walk)
+from voxbox.sources.corpora.base import (InputError, Item, Recipe, RecipeOption, csv_table, is_audio, map_age_years,
+                                         map_emotion, map_gender, read_text_file, reject, unexplained, walk)
 
 
 def _age(value: str) -> Optional[str]:
@@ -39,6 +38,8 @@ class Folder(Recipe):
         "path_column": RecipeOption("path", "metadata column with the audio path (relative to the root)"),
         "text_column": RecipeOption("text", "metadata column with the transcript"),
         "speaker_column": RecipeOption("", "metadata column with the speaker id"),
+        "id_column": RecipeOption("", "metadata column with your own utterance id (utt_id); "
+                                      "default: the audio path without its extension"),
         "gender_column": RecipeOption("", "metadata column with the gender (f/m/female/male)"),
         "age_column": RecipeOption("", "metadata column with the age in years or a VoxBox age group"),
         "emotion_column": RecipeOption("", "metadata column with an emotion word (mapped to the 25 classes)"),
@@ -61,7 +62,9 @@ class Folder(Recipe):
 
     def _common(self, rel: str) -> Dict:
         spk = self.opts["speaker"] or (rel.split("/")[0] if "/" in rel else None)
-        return {"speaker": spk, "gender": map_gender(self.opts["gender"]) if self.opts["gender"] else None}
+        # The path without its extension is unique in the folder: a fine id for your own data.
+        return {"speaker": spk, "gender": map_gender(self.opts["gender"]) if self.opts["gender"] else None,
+                "utt_id": posixpath.splitext(rel)[0]}
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
@@ -95,9 +98,9 @@ class Folder(Recipe):
     # -- one metadata file ----------------------------------------------------------------
     def _rows(self, path: Path) -> Iterator:
         try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise VoxboxError(f"folder: cannot read metadata {path}: {e}") from None
+            raw = read_regular(path, MAX_TABLE_BYTES)
+        except FileRefused as e:
+            raise VoxboxError(f"folder: cannot read metadata {path}: {e.detail}") from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
@@ -116,20 +119,19 @@ class Folder(Recipe):
                 yield n, row, None
             return
         delim = self.opts["delimiter"] or ("\t" if path.suffix.lower() == ".tsv" else ",")
-        reader = csv.DictReader(io.StringIO(text), delimiter=delim)
-        if reader.fieldnames is None:
+        header, rows = csv_table(text, delim)
+        if not header:
             raise VoxboxError(f"folder: metadata {path} is empty")
         # Every column the options name must exist: a misspelt text_column used to reject
         # every row as missing_transcript instead of saying so.
         for opt in sorted(k for k in self.opts if k.endswith("_column")):
             col = self.opts[opt]
-            if col and col not in reader.fieldnames:
-                shown = ", ".join(reader.fieldnames)
+            if col and col not in header:
+                shown = ", ".join(header)
                 shown = shown if len(shown) <= 120 else shown[:120] + "..."
                 raise VoxboxError(f"folder: metadata {path} has no column '{col}' "
                                   f"(columns: {shown}); set -o {opt}=NAME")
-        for row in reader:
-            yield reader.line_num, row, None
+        yield from rows
 
     def _from_metadata(self, base: Path) -> Iterator:
         meta = Path(self.opts["metadata"]).expanduser()
@@ -152,11 +154,15 @@ class Folder(Recipe):
                 continue
             listed.add(path)
             text = " ".join(str(row.get(o["text_column"]) or "").split())
-            if not text:
-                yield reject(path, "missing_transcript", f"{where}: empty column '{o['text_column']}'", self.name)
+            if not text or len(text) > MAX_TEXT_CHARS:
+                why = f"empty column '{o['text_column']}'" if not text else \
+                    f"column '{o['text_column']}' holds {len(text)} characters (at most {MAX_TEXT_CHARS})"
+                yield reject(path, "text_too_long" if text else "missing_transcript", f"{where}: {why}", self.name)
                 continue
             fields = {**self._common(path), "text": text}
             extra = {}
+            if o["id_column"] and row.get(o["id_column"]) not in (None, ""):
+                fields["utt_id"] = str(row[o["id_column"]]).strip()
             if o["speaker_column"] and row.get(o["speaker_column"]) not in (None, ""):
                 fields["speaker"] = str(row[o["speaker_column"]]).strip()
             if o["gender_column"] and row.get(o["gender_column"]) not in (None, ""):

@@ -68,6 +68,7 @@ class LibriTTS(LibriChapters):
     name = "libritts"
     top_dirs = ("LibriTTS",)
     known_bad: Tuple[str, ...] = ()
+    audio_ext = ".wav"
     options = {
         "text": RecipeOption("normalized", "which transcript to use: normalized or original"),
     }
@@ -95,12 +96,13 @@ class LibriTTS(LibriChapters):
                 if len(cols) >= 3:
                     trans[cols[0]] = (cols[1], cols[2])
         ext = ".normalized.txt" if self.opts["text"] == "normalized" else ".original.txt"
+        audio_ext = self.audio_ext
         for p in paths:
             name = posixpath.basename(p)
             if name.startswith("._"):
                 yield unexplained(p, "macOS resource-fork file")
-            elif name.endswith(".wav"):
-                utt = name[:-4]
+            elif name.endswith(audio_ext):
+                utt = name[:-len(audio_ext)]
                 if not utt.startswith(stem + "_"):
                     yield unexplained(p, f"audio name does not start with {stem}_")
                     continue
@@ -122,7 +124,7 @@ class LibriTTS(LibriChapters):
                 yield self.item(p, folder, text, genders)
             elif name.endswith((".normalized.txt", ".original.txt")):
                 utt = name.rsplit(".", 2)[0]
-                if utt + ".wav" not in names:
+                if utt + audio_ext not in names:
                     yield unexplained(p, "transcript without its audio file")
             elif name in (trans_name, f"{stem}.book.tsv"):
                 continue

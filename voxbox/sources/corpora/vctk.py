@@ -70,4 +70,6 @@ class VCTK(Recipe):
             extra = dict(extra)
             if "mic" in m.groupdict():
                 extra["mic"] = m.group("mic")
-            yield Item(p, {"speaker": spk, "text": text, "gender": gender, "age": age}, extra)
+            # VCTK's own id names the sentence, both microphones share it (extra["mic"] tells them apart).
+            yield Item(p, {"speaker": spk, "utt_id": f"{spk}_{num}", "text": text, "gender": gender, "age": age},
+                       extra)

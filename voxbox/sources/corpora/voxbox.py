@@ -3,8 +3,9 @@
 Layout facts: spec/voxbox.md section 1 "Download" [S1, S4] (per-subset metadata and
 numbered ``.tar.gz`` audio shards, e.g. ``casia_0000.tar.gz``) and [S18] (the shards
 extract flat, without the ``<subset>/`` prefix that ``wav_path`` carries); the record
-format is the 15-key release line [S3]. Shards are extracted once into
-``.voxbox/extracted`` (see :mod:`.archives`); audio already extracted beside the shards
+format is the 15-key release line [S3]. Shard members are read in place, each
+``.tar.gz`` streamed in one sequential pass (see :mod:`.archives`; ``-o extract=true``
+extracts once instead); audio already extracted beside the shards
 (``audios/<subset>/<file>``) is used as it is.
 
 The release's labels come in as native (gender, age, emotion; values outside VoxBox's
@@ -21,7 +22,7 @@ from typing import Dict, Iterator, List, Optional
 
 from voxbox.errors import VoxboxError
 from voxbox.record import AGE_GROUPS, EMOTIONS, GENDERS, Rejection
-from voxbox.sources.corpora.archives import extracted, is_archive
+from voxbox.sources.corpora.archives import EXTRACT_OPTION, is_archive, list_archive
 from voxbox.sources.corpora.base import Item, Recipe, RecipeOption, is_audio, reject, walk
 from voxbox.sources.corpora.common import json_lines, table_error
 
@@ -35,7 +36,8 @@ class VoxBoxRelease(Recipe):
     non_emotional = False
     options = {"keep_release_values": RecipeOption(False, "copy the release's pitch, pitch_std, speed, "
                                                           "durations and syllables into the record "
-                                                          "(always kept in extra.release)")}
+                                                          "(always kept in extra.release)"),
+               "extract": EXTRACT_OPTION}
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         meta = base / "metadata"
@@ -47,25 +49,25 @@ class VoxBoxRelease(Recipe):
             yield from self._rows(base, subset, audio)
 
     def _audio(self, base: Path, subset: str):
-        """basename -> path relative to base, over extracted files and every shard."""
-        found: Dict[str, str] = {}
+        """basename -> (path relative to base, header already read or None), over files
+        beside the shards and every shard's members."""
+        found: Dict[str, tuple] = {}
         folder = f"audios/{subset}"
         if not (base / folder).is_dir():
             return found
         for p in walk(base, folder):
             if is_archive(p):
-                dest = extracted(base, p, self.name)
-                if isinstance(dest, Rejection):
-                    yield dest
+                listing = list_archive(base, p, self.name, self.opts["extract"], self.check_tail)
+                if isinstance(listing, Rejection):
+                    yield listing
                     continue
-                for m in walk(base, dest):
-                    if is_audio(m):
-                        found.setdefault(posixpath.basename(m), m)
+                for m in listing.audio:
+                    found.setdefault(posixpath.basename(m), (listing.path(m), listing.headers.get(m)))
             elif is_audio(p):
-                found.setdefault(posixpath.basename(p), p)
+                found.setdefault(posixpath.basename(p), (p, None))
         return found
 
-    def _rows(self, base: Path, subset: str, audio: Dict[str, str]) -> Iterator:
+    def _rows(self, base: Path, subset: str, audio: Dict[str, tuple]) -> Iterator:
         table = f"metadata/{subset}.jsonl"
         rows, err = json_lines(base / table)
         if err:
@@ -79,7 +81,8 @@ class VoxBoxRelease(Recipe):
                 yield reject(f"audios/{subset}/{name}", "missing_audio",
                              f"{table}:{n} names {row['wav_path']}; not in audios/{subset}/ or its shards", self.name)
                 continue
-            yield Item(audio[name], *self._fields(row, subset))
+            path, header = audio[name]
+            yield Item(path, *self._fields(row, subset), header=header)
 
     def _fields(self, row: dict, subset: str):
         fields = {"text": row.get("text") or None, "language": row.get("language") or None,

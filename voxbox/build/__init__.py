@@ -1,0 +1,1 @@
+"""The build: pipeline definition, input spool, the run loop and the engines that run stages."""
