@@ -144,6 +144,13 @@ REASONS: Dict[str, Reason] = _table(
     ("no_native_label", "null", "the corpus gives no such label and no model predicted one", False),
     ("native_label", "null", "the label is the corpus's own, so no model or confidence applies", False),
     ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
+    ("not_requested", "null", "an optional value nobody asked for (embedding: annotate without --embeddings)",
+     False),
+    ("not_a_duplicate", "null", "duplicate_of: not a known duplicate (unique, the copy kept, or no `voxbox dedup` "
+                                "report applied)", False),
+    ("corpus_speaker", "null", "speaker_source: the speaker id is the corpus's own (or it has none)", False),
+    ("no_model_answer", "null", "gender_clip: the gender model did not run on the clip (no model, or a native "
+                                "label with --no-check-native) or gave no answer (see gender's reason)", False),
     ("label_corrected", "null", "a label or the text was corrected by hand (build --corrections); a field "
                                 "derived from it waits for a stage to recompute it", False),
 )

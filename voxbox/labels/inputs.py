@@ -45,9 +45,8 @@ def records(path: Union[str, Path]) -> Iterator[Utterance]:
 
 
 def records_with_audio(path: Union[str, Path]) -> Iterator[Tuple[Utterance, AudioLoader]]:
-    """(record, loader) pairs; a built folder's audio comes from its shards."""
-    from voxbox.annotate.frontend import read_audio
-
+    """(record, loader) pairs; a built folder's audio comes from its shards, a manifest's
+    from its files (spans and archive members through :mod:`voxbox.media`)."""
     if is_built_folder(path):
         from voxbox.dataset.reader import open_dataset
 
@@ -60,7 +59,16 @@ def records_with_audio(path: Union[str, Path]) -> Iterator[Tuple[Utterance, Audi
             if not rec.source_path:
                 yield rec, _missing(rec)
             else:
-                yield rec, (lambda rec=rec: read_audio(rec.audio_path)[:2])
+                yield rec, (lambda rec=rec: _record_audio(rec))
+
+
+def _record_audio(rec: Utterance) -> Tuple[np.ndarray, int]:
+    from voxbox import media
+    from voxbox.annotate.frontend import read_audio, read_record_channel0
+
+    if media.is_plain(rec):
+        return read_audio(rec.audio_path)[:2]
+    return read_record_channel0(rec)[:2]
 
 
 def _decode(data: bytes) -> Tuple[np.ndarray, int]:

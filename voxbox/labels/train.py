@@ -137,7 +137,7 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
                     skipped[code] = skipped.get(code, 0) + 1
                     continue
                 try:
-                    fe = front_end(rec.audio_path)
+                    fe = front_end(rec)
                 except AudioError as e:
                     skipped[e.reason] = skipped.get(e.reason, 0) + 1
                     continue
