@@ -313,6 +313,10 @@ def _decode_arrow_row(row: dict) -> Any:
                 row[k] = json.loads(row[k])
             except (TypeError, ValueError):
                 return _Unparsable(f"column {k!r} holds no JSON object")
+    for k in _HALF_LIST_FIELDS:
+        v = row.get(k)
+        if isinstance(v, list) and all(isinstance(x, float) for x in v):  # else the record check says why
+            row[k] = half_floats(v)
     return row
 
 

@@ -247,8 +247,7 @@ class EcapaEncoder:
             self.model = load_bicodec(Path(model_dir)).to(torch.device(device))
         except TokenizerError as e:
             raise VoxboxError(str(e)) from None
-        hop = int(config["latent_hop_length"])
-        self.ref_length = int(SAMPLE_RATE * config["ref_segment_duration"]) // hop * hop
+        self.ref_length = config.ref_length  # the tokenizer's 6 s reference segment, in samples
         self.device = torch.device(device)
         self.name = f"ecapa-bicodec:{Path(model_dir).name}"
 
