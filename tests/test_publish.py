@@ -334,6 +334,7 @@ def test_a_shard_damaged_after_the_build_is_not_published(hub, online, tmp_path)
     assert not any(p.startswith("parquet/") for p in hub.repo_files("dataset", "alice/damaged"))
 
 
+@pytest.mark.slow
 def test_publish_with_xet_enabled_falls_back_to_lfs_where_the_server_has_no_xet(built, hub, tmp_path):
     """Real users publish with hf_xet installed and Xet on (voxbox does not turn it off), so
     huggingface_hub asks for a Xet write token first. The local server has no Xet storage

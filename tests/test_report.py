@@ -295,6 +295,7 @@ def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
     assert not (tmp_path / "x.html").exists()
 
 
+@pytest.mark.slow
 def test_listening_rows_name_each_clip_once_with_its_audio(tmp_path, monkeypatch):
     """On a small dataset the 5 slowest and 5 fastest overlap: each clip is listed once, at the
     end of the scale it is nearer to, and every row plays its own audio from the shards."""

@@ -142,6 +142,7 @@ def test_bad_tokens_are_refused(tok):
         tok.detokenize_batch([g], [s, s])
 
 
+@pytest.mark.slow
 def test_speaker_embedding(tok, clips, tiny_bicodec):
     e1 = tok.speaker_embedding(clips[0][0])
     speech, sr = sf.read(clips[0][0], dtype="float64")
@@ -152,6 +153,7 @@ def test_speaker_embedding(tok, clips, tiny_bicodec):
     assert np.abs(e1 - e3).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_nan_weights_are_caught_when_tokens_are_made(tiny_bicodec, clips):
     # NaN weights quantise to -2**31; those tokens used to be written with exit 0.
     t = BiCodecTokenizer(tiny_bicodec)

@@ -173,6 +173,7 @@ def test_collate_masks_prompts_and_restarts_positions():
     assert "attention_mask" not in b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_packed_batch_gives_the_same_logits_and_loss_as_unpacked(model_dir, built, tokenizer, attn):
     import torch.nn.functional as F
