@@ -125,6 +125,7 @@ def test_embeddings_stored_as_float16_in_every_format(tmp_path, shared):
         assert back == {r.index: r.embedding for r in out}, fmt
 
 
+@pytest.mark.slow
 def test_ecapa_backend_from_a_spark_tts_folder(tiny_bicodec, shared):
     """The second backend: BiCodec's ECAPA x-vector of the clip's 6 s reference segment,
     the vector the tokenizer's own speaker_embedding gives, unit-normalised."""
