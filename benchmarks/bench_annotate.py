@@ -2,9 +2,10 @@
 
     python benchmarks/bench_annotate.py [--n 300] [--repeat 2] [--data ../shared/data/voxbox-m3ed]
 
-- "bare kernels": the same set-up (CMU dictionary, gender model) and computations
-  (front end, WORLD pitch, syllables, loudness, gender features + model) in a plain
-  Python loop over the files: no records, no manifest, no stage;
+- "bare kernels": the same set-up (CMU dictionary, gender model, GE2E encoder) and
+  computations (front end, WORLD pitch, syllables, loudness, GE2E embeddings in batches
+  of 8 as the runner's chunks, robust F0, gender model) in a plain Python loop over the
+  files: no records, no manifest, no stage;
 - "annotate, 1 worker" / "annotate, 2 workers": annotate_manifest on a manifest of the
   same clips (reading, stage, writing the output manifest and rejects included).
 
@@ -39,8 +40,12 @@ def main() -> None:
 
     import soundfile as sf
 
-    from voxbox.annotate.features import gender_features
-    from voxbox.annotate.gender import GenderModel
+    import numpy as np
+
+    from voxbox.annotate.embeddings import GE2EEncoder
+    from voxbox.annotate.features import robust_f0
+    from voxbox.annotate.gender import builtin_model_path
+    from voxbox.labels.classifier import LabelModel
     from voxbox.annotate.loudness import integrated_lufs
     from voxbox.annotate.pitch import f0_world, import_pyworld, pitch_stats
     from voxbox.annotate.runner import annotate_manifest
@@ -59,15 +64,21 @@ def main() -> None:
         # The same one-off set-up annotate pays (per worker), then the kernels.
         pw = import_pyworld()
         syl = Syllabifier()
-        model = GenderModel.load("builtin")
-        for p, r in zip(paths, rows):
-            fe = front_end(p)
-            sp = fe.speech
-            f0 = f0_world(sp, fe.sr, pw)
-            pitch_stats(f0)
-            syl(r["text"])
-            integrated_lufs(sp, fe.sr)
-            model.predict(gender_features(sp, fe.sr, f0, model.features))
+        model = LabelModel.load(builtin_model_path())
+        encoder = GE2EEncoder()
+        for k in range(0, len(paths), 8):
+            speeches, f0s = [], []
+            for p, r in zip(paths[k:k + 8], rows[k:k + 8]):
+                fe = front_end(p)
+                sp = fe.speech
+                f0 = f0_world(sp, fe.sr, pw)
+                pitch_stats(f0)
+                syl(r["text"])
+                integrated_lufs(sp, fe.sr)
+                speeches.append(sp)
+                f0s.append(f0)
+            for emb, f0 in zip(encoder.embed_batch(speeches), f0s):
+                model.predict(emb.astype(np.float16), [robust_f0(f0)])
 
     import resource
 

@@ -55,7 +55,9 @@ def release_spells_text(row: dict) -> bool:
 def results(shared):
     root = shared / "data" / "voxbox-m3ed"
     rows = [json.loads(line) for line in (root / "m3ed.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    stage = AnnotateStage()
+    # Genders are native here; checking them with the gender model (speaker embeddings for
+    # 653 clips) is not what this test is about.
+    stage = AnnotateStage(check_native=False)
     stage.ensure_setup()
     out = []
     for row in rows:

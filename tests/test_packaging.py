@@ -31,7 +31,9 @@ def test_wheel_ships_pipelines_catalog_and_sample_corpus(wheel):
     assert "voxbox/pipelines/voxbox.yaml" in names
     assert "voxbox/manifests/libritts.yaml" in names and "voxbox/manifests/sample.yaml" in names
     assert "spark_tokenize/__init__.py" in names
-    assert any(n.startswith("voxbox/models/") and not n.endswith(".py") for n in names), "shipped gender model missing"
+    for model in ("gender_ge2e.json", "gender_ge2e.recipe.yaml", "gender_f0.json"):
+        assert f"voxbox/models/{model}" in names, f"shipped {model} missing"
+    assert "voxbox/labels/classifier.py" in names
     for asset in ("index.html", "app.js", "app.css", "favicon.svg"):  # voxbox serve works offline
         assert f"voxbox/serve/static/{asset}" in names
     assert "voxbox/build/corrections.py" in names

@@ -6,7 +6,10 @@ build split were merged) built the same input the same way (``_build`` below, 1 
 and gave exactly these sha256 values; the refactored code gives the same. (Before that,
 the code at 2d5c0b1, before issue 10's layout move, gave the values this file first pinned,
 and the refactor reproduced them too; main's stored-record layout change,
-``shards.finalize.RECORD_FORMAT``, then changed them deliberately.) A refactor must leave
+``shards.finalize.RECORD_FORMAT``, then changed them deliberately, and so did issue 12:
+record format 3 adds speaker_source, gender_clip(_confidence), duplicate_of and
+embedding(_model), and the default annotate checks the native genders with the GE2E gender
+model, filling gender_clip.) A refactor must leave
 them alone. A deliberate change of the output (record fields, their order or rounding,
 the FLAC or shard encoders, an annotation value) must update them here, and its commit
 must say so.
@@ -32,14 +35,14 @@ PYARROW_PINNED = "26.0.1"  # the pyarrow that wrote the pinned Parquet bytes
 
 # shard -> sha256 of the file, and of the Parquet rows (see _parquet_rows_sha256).
 ANNOTATE = {
-    "webdataset/voxbox-000000.tar": "11107f985ec418a53f5af27475855c9ed6255991d112510f5ed752174419229c",
-    "parquet/voxbox-000000.parquet": "8eff6b1ceb432877a82befd26f37f4b3f3bf2e066b06bc8dbb78aa68bf15a88a",
-    "parquet rows": "dd9e6eb19c126c1853aa631c104944c0830a027965092ce71c24f62a8c68341f",
+    "webdataset/voxbox-000000.tar": "04db462a6d8f69877b533f883750be780472293c7746fa7cdde36a44de49a3cf",
+    "parquet/voxbox-000000.parquet": "41c196157cb9fc8474655fadbf902dc21a9e7dfd2fa4f9d849758ecc49d8dee1",
+    "parquet rows": "8391e340de04f193699fa663bb5b25d2f12be01d860cf671b5188a7e520841b3",
 }
 ANNOTATE_TOKENIZE = {  # tokens from ../shared/fixtures/bicodec-tiny
-    "webdataset/voxbox-000000.tar": "630f81f7364b68721816dd046cfea6a203bacf0e3360150df0b1348cd76aa0e9",
-    "parquet/voxbox-000000.parquet": "e9f28a55916e9780bd2e7cf55b1a16ff38d59b27e1daef1506d1f46ef96653aa",
-    "parquet rows": "cd4f61f9c77ec731fd7b4918bafe8e6e76a2735858151623ce757e1054eb453b",
+    "webdataset/voxbox-000000.tar": "df2b4a84562a2b66914cc9d3e625463fe0758786fb87653ce7fda6aee867d1dc",
+    "parquet/voxbox-000000.parquet": "62e978054926a0052afe457116005f31efa2f4ca938ae73ec2cc95a6eca0df20",
+    "parquet rows": "e15ae9d2e759fffcc51a7028f0d3775219f38c6914a84e5c134daaaf84fbd6bd",
 }
 
 

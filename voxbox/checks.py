@@ -17,6 +17,7 @@ What is checked (every field is optional unless said):
 - string fields: strings, ``text`` at most MAX_TEXT_CHARS characters, others 4096;
 - ``global_tokens`` / ``semantic_tokens``: lists of integers in 0..4095 / 0..8191,
   exactly 32 global tokens;
+- ``embedding``: a list of at most 4096 finite numbers within float16's range;
 - ``extra`` / ``null_reasons``: objects;
 - for commands that read audio: a ``source_path`` that stays inside ``corpus_root``
   (relative, no ``..``) unless absolute paths are allowed explicitly. An absolute path
@@ -53,6 +54,7 @@ def _kinds() -> Dict[str, str]:
     for f in fields(Utterance):
         hint = str(hints[f.name])
         out[f.name] = next((k for k in ("int", "float", "list", "dict", "str") if k in hint), "str")
+    out["embedding"] = "floats"  # the one list that is not tokens
     return out
 
 
@@ -123,13 +125,28 @@ def _list(name: str, v: Any) -> list:
     return v
 
 
+MAX_EMBEDDING = 4096
+FLOAT16_MAX = 65504.0
+
+
+def _floats(name: str, v: Any) -> list:
+    if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+        raise BadRecord("bad_record", name, f"{_show(v)} is not a list of numbers")
+    if len(v) > MAX_EMBEDDING:
+        raise BadRecord("bad_record", name, f"{len(v)} values, more than {MAX_EMBEDDING}")
+    bad = next((x for x in v if not (math.isfinite(x) and abs(x) <= FLOAT16_MAX)), None)
+    if bad is not None:
+        raise BadRecord("bad_record", name, f"{bad!r} is not a finite float16 value")
+    return v
+
+
 def _dict(name: str, v: Any) -> dict:
     if not isinstance(v, dict):
         raise BadRecord("bad_record", name, f"{_show(v)} is not an object")
     return v
 
 
-_CHECKS = {"int": _int, "float": _float, "str": _str, "list": _list, "dict": _dict}
+_CHECKS = {"int": _int, "float": _float, "str": _str, "list": _list, "floats": _floats, "dict": _dict}
 
 
 def _check_ranges(d: dict) -> None:

@@ -21,6 +21,7 @@ from voxbox.record import Rejection, Result, Utterance, format_reason_counts
 
 
 _INT_LIST_FIELDS = ("global_tokens", "semantic_tokens")
+_HALF_LIST_FIELDS = ("embedding",)  # float16 values: exact in Parquet's float16, short in JSON
 _DICT_FIELDS = ("null_reasons", "extra")
 
 
@@ -59,6 +60,8 @@ def _arrow_schema():
         hint = str(hints[f.name])
         if f.name in _INT_LIST_FIELDS:
             t = pa.list_(pa.int32())
+        elif f.name in _HALF_LIST_FIELDS:
+            t = pa.list_(pa.float16())
         elif f.name in _DICT_FIELDS:
             t = pa.string()  # JSON text: schemas of free-form dicts vary per record
         elif "float" in hint:
@@ -79,10 +82,21 @@ def _to_arrow_row(rec: Utterance) -> dict:
     return row
 
 
+def half_floats(values) -> list:
+    """float16 values as short floats (5 significant digits always read back to the same
+    float16): Parquet gives exact doubles such as 0.0999755859375, JSON keeps 0.099976."""
+    import numpy as np
+
+    return [float(f"{v:.5g}") for v in np.asarray(values, dtype=np.float16).astype(np.float64).tolist()]
+
+
 def _from_arrow_row(row: dict) -> Utterance:
     for k in _DICT_FIELDS:
         if row.get(k) is not None:
             row[k] = json.loads(row[k])
+    for k in _HALF_LIST_FIELDS:
+        if row.get(k) is not None:
+            row[k] = half_floats(row[k])
     return Utterance.from_dict(row)
 
 
@@ -299,6 +313,10 @@ def _decode_arrow_row(row: dict) -> Any:
                 row[k] = json.loads(row[k])
             except (TypeError, ValueError):
                 return _Unparsable(f"column {k!r} holds no JSON object")
+    for k in _HALF_LIST_FIELDS:
+        v = row.get(k)
+        if isinstance(v, list) and all(isinstance(x, float) for x in v):  # else the record check says why
+            row[k] = half_floats(v)
     return row
 
 

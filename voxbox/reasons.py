@@ -94,6 +94,8 @@ REASONS: Dict[str, Reason] = _table(
     ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
                                     "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
+    ("duplicate", "reject", "build --dedup: the same utterance as another record of the dedup report (detail "
+                            "names the copy kept, chosen by corpus priority)", False),
     ("segment_not_supported", "reject", "lhotse: the supervision covers only part of its recording (or a cut "
                                         "holds several); voxbox records are whole files", False),
     ("unsupported_audio_source", "reject", "lhotse: the recording is not read from a plain file (a URL, bytes "
@@ -123,11 +125,15 @@ REASONS: Dict[str, Reason] = _table(
     ("over_max_tokens", "skip", "export, train: the example is longer than --max-tokens", False),
     ("bad_row", "skip", "train: an `export sparktts` row lacks its prompt or target, or names no known task", False),
     ("no_gender_label", "skip", "train-gender: the record has no male/female label", False),
+    ("no_age_label", "skip", "train-age: the record has no native VoxBox age group", False),
+    ("no_emotion_label", "skip", "train-emotion: the record has no native emotion (or UNKNOWN)", False),
     # -- null fields -----------------------------------------------------------------------
     ("no_voiced_frames", "null", "pitch: no voiced frame in the speech", False),
     ("unknown_gender", "null", "pitch levels: gender unknown, so no boundaries apply", False),
     ("no_boundaries_for_group", "null", "levels: the boundaries file has no row for the record's group", False),
     ("no_label_no_model", "null", "no native label and no model configured to predict one", False),
+    ("no_embedding", "null", "no speaker embedding: the audio could not be read, or no part of it gave the "
+                             "encoder a direction (embedding, speaker, or a label from an embedding model)", False),
     ("unmapped_model_label", "null", "the model predicted a label the VoxBox label set lacks", False),
     ("empty_text", "null", "syllables/speed: the record has no text", False),
     ("no_pronounceable_text", "null", "syllables/speed: the text has no pronounceable word", False),
@@ -138,6 +144,13 @@ REASONS: Dict[str, Reason] = _table(
     ("no_native_label", "null", "the corpus gives no such label and no model predicted one", False),
     ("native_label", "null", "the label is the corpus's own, so no model or confidence applies", False),
     ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
+    ("not_requested", "null", "an optional value nobody asked for (embedding: annotate without --embeddings)",
+     False),
+    ("not_a_duplicate", "null", "duplicate_of: not a known duplicate (unique, the copy kept, or no `voxbox dedup` "
+                                "report applied)", False),
+    ("corpus_speaker", "null", "speaker_source: the speaker id is the corpus's own (or it has none)", False),
+    ("no_model_answer", "null", "gender_clip: the gender model did not run on the clip (no model, or a native "
+                                "label with --no-check-native) or gave no answer (see gender's reason)", False),
     ("label_corrected", "null", "a label or the text was corrected by hand (build --corrections); a field "
                                 "derived from it waits for a stage to recompute it", False),
 )

@@ -109,6 +109,8 @@ class Utterance:
     corpus: Optional[str] = None
     utt_id: Optional[str] = None  # the corpus's own utterance id (e.g. 260_123440_000010_000004)
     speaker: Optional[str] = None
+    # None: the corpus's own speaker id; "predicted": a cluster id from `voxbox speakers`.
+    speaker_source: Optional[str] = None
     source_path: Optional[str] = None  # relative to corpus_root, "/"-separated
     # Where source_path resolves; set by prepare. Local to the builder: built shards leave
     # it out (provenance.json keeps it), see voxbox.shards.finalize.
@@ -125,6 +127,10 @@ class Utterance:
     gender_source: Optional[str] = None
     gender_model: Optional[str] = None
     gender_confidence: Optional[float] = None
+    # The gender model's own answer for this clip, whenever it ran: equal to the predicted
+    # gender, or beside a native label (a check of the corpus) or a speaker vote.
+    gender_clip: Optional[str] = None
+    gender_clip_confidence: Optional[float] = None
     age_source: Optional[str] = None
     age_model: Optional[str] = None
     age_confidence: Optional[float] = None
@@ -148,6 +154,11 @@ class Utterance:
     dnsmos_bak: Optional[float] = None
     dnsmos_ovrl: Optional[float] = None
     dnsmos_p808: Optional[float] = None
+    # Index of the record this one duplicates (`voxbox dedup`); null when unique or the keeper.
+    duplicate_of: Optional[str] = None
+    # --- speaker embedding (annotate --embeddings): unit vector, float16 values -----
+    embedding: Optional[list] = None
+    embedding_model: Optional[str] = None
     # Explicit nulls carry a reason code, e.g. {"pitch": "no_voiced_frames"}.
     null_reasons: Optional[dict] = None
     # --- BiCodec tokens ----------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Acoustic features for the built-in gender classifier.
+"""Acoustic features for the label classifiers.
+
+The embedding classifiers (:mod:`voxbox.labels.classifier`) use the speaker embedding
+plus one scalar, :func:`robust_f0` (the octave-guarded median F0). The F0/formant
+features below belong to the earlier F0 gender model (``voxbox-gender-f0-v1``), which
+stays available by name.
 
 Two cues separate adult female and male voices and survive a change of language,
 corpus and microphone: the fundamental frequency (larynx size) and the formant
@@ -27,6 +32,39 @@ FEATURE_NAMES: List[str] = [
 
 
 FORMANT_FEATURES = ("f1", "f2", "f3", "f4", "dispersion")
+
+#: A frame further than this (in octaves) from the clip's median F0 is taken for an
+#: octave error of the tracker (DIO halves and doubles; real intonation in read speech
+#: rarely strays 0.75 octave from the speaker's median) and folded back by one octave.
+OCTAVE_GUARD = 0.75
+
+
+def robust_f0(f0: np.ndarray) -> float:
+    """log2 of the clip's median F0 after folding octave jumps; NaN without voiced frames.
+
+    Not VoxBox's ``pitch`` (the mean, which a few doubled frames pull up by tens of
+    Hz): frames more than :data:`OCTAVE_GUARD` octave from the median are moved one
+    octave toward it and the median is taken again, until it settles (at most three
+    passes; jumped frames pull the first median toward them, so one pass can miss some).
+    A whole clip spoken high (a man reading a child's line) stays high: that is the
+    embedding's job, not F0's.
+    """
+    voiced = np.asarray(f0)[np.asarray(f0) > 0]
+    if voiced.size == 0:
+        return float("nan")
+    raw = np.log2(voiced)
+    m = float(np.median(raw))
+    for _ in range(3):
+        lf = np.where(raw > m + OCTAVE_GUARD, raw - 1.0, np.where(raw < m - OCTAVE_GUARD, raw + 1.0, raw))
+        m, prev = float(np.median(lf)), m
+        if m == prev:
+            break
+    return m
+
+
+#: Scalar features an embedding classifier may add to the embedding, computed from the
+#: 5 ms F0 track of the trimmed speech.
+SCALAR_FEATURES = {"f0_median": robust_f0}
 
 
 def formant_medians(audio: np.ndarray, sr: int, f0: np.ndarray, frame_s: float = 0.005) -> np.ndarray:

@@ -1,10 +1,20 @@
-"""The built-in gender classifier: features -> standardise -> logistic regression.
+"""Gender models by name, and the earlier F0 gender model.
 
-The model is a small JSON file (feature names, imputation means, scaling, weights,
-what it was trained on and its held-out scores), so it ships inside the package
-and loads without any download. :func:`train_gender` fits one from any manifest
-whose records carry native gender labels; the shipped model is
-``voxbox/models/gender_builtin.json`` (see its ``trained_on`` and ``evaluation``).
+Names ``--gender-model`` accepts (:func:`resolve_gender_model`):
+
+- ``builtin`` = ``voxbox-gender-ge2e-v1``: the default, a calibrated classifier on the
+  GE2E speaker embedding plus the octave-guarded median F0
+  (:mod:`voxbox.labels.classifier`), ``voxbox/models/gender_ge2e.json``, rebuilt
+  exactly by ``voxbox train-gender --recipe voxbox/models/gender_ge2e.recipe.yaml``.
+- ``voxbox-gender-f0-v1`` (or ``f0``): the earlier model, a logistic regression on the
+  median F0 alone (``voxbox/models/gender_f0.json``). On unseen read English it is
+  beaten by a plain 165 Hz threshold; kept for comparison and old pipelines.
+- a JSON file from ``voxbox train-gender`` (either kind), or a Hugging Face
+  audio-classification model (anything else).
+
+The F0 kind (:class:`GenderModel`, format ``voxbox-gender/1``): features ->
+standardise -> logistic regression, trained by :func:`train_gender` with
+``train-gender --kind f0``.
 """
 
 from __future__ import annotations
@@ -22,12 +32,22 @@ from voxbox.record import GENDERS, PREDICTED, Utterance
 from voxbox.annotate.features import FEATURE_NAMES
 
 FORMAT = "voxbox-gender/1"
-BUILTIN = "builtin"
 DEFAULT_TRAIN_FEATURES = ("f0_median", "dispersion")
 
 
-def builtin_model_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "models" / "gender_builtin.json"
+BUILTIN_MODELS = {
+    "builtin": "gender_ge2e.json", "voxbox-gender-ge2e-v1": "gender_ge2e.json",
+    "voxbox-gender-f0-v1": "gender_f0.json", "f0": "gender_f0.json",
+}
+
+
+def builtin_model_path(name: str = "builtin") -> Path:
+    return Path(__file__).resolve().parent.parent / "models" / BUILTIN_MODELS[name]
+
+
+def resolve_gender_model(spec: str) -> Optional[Path]:
+    """The shipped model file a ``--gender-model`` name means, else None."""
+    return builtin_model_path(spec) if spec in BUILTIN_MODELS else None
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> Tuple[np.ndarray, float]:
@@ -80,8 +100,8 @@ class GenderModel:
         return path
 
     @classmethod
-    def load(cls, path: Union[str, Path, None] = None) -> "GenderModel":
-        p = builtin_model_path() if path in (None, BUILTIN) else Path(path)
+    def load(cls, path: Union[str, Path] = "f0") -> "GenderModel":
+        p = builtin_model_path(path) if path in BUILTIN_MODELS else Path(path)
         data = read_json_file(p, "gender model")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise VoxboxError(f"{p}: not a voxbox gender model (format {FORMAT} expected)")

@@ -32,9 +32,9 @@ app = typer.Typer(
 
 # One module per command group; each defines register(app). Order = order in --help.
 COMMAND_MODULES = (
-    "corpora", "download", "prepare", "annotate", "levels", "train_gender", "tokenize", "detokenize",
-    "build", "stages", "validate", "report", "serve", "publish", "fetch_model", "synth", "export", "reasons",
-    "train",
+    "corpora", "download", "prepare", "annotate", "levels", "train_gender", "train_age", "train_emotion",
+    "speakers", "dedup", "tokenize", "detokenize", "build", "stages", "validate", "report", "serve", "publish",
+    "fetch_model", "synth", "export", "reasons", "train",
 )
 
 _state = {"debug": bool(os.environ.get("VOXBOX_DEBUG"))}

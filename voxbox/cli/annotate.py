@@ -34,29 +34,50 @@ def annotate(
                                                    "Default: VoxBox's own boundaries."),
     gender_model: str = typer.Option("builtin", "--gender-model",
                                      help="For records without a native gender: 'builtin' (the shipped "
-                                          "F0 classifier), 'none' (leave unknown), a model JSON from "
+                                          "classifier on the GE2E speaker embedding + robust F0, "
+                                          "= voxbox-gender-ge2e-v1), 'voxbox-gender-f0-v1' (the earlier "
+                                          "F0-only model), 'none' (leave unknown), a model JSON from "
                                           "`voxbox train-gender`, or a Hugging Face audio-classification "
                                           "model (local folder or Hub id)."),
+    gender_by: str = typer.Option("clip", "--gender-by",
+                                  help="clip: each clip's own prediction. speaker: every clip of a speaker "
+                                       "(corpus speaker id or `voxbox speakers` cluster) gets the speaker's "
+                                       "confidence-weighted vote; the clip's answer stays in gender_clip and "
+                                       "speakers whose clips disagree are listed."),
+    check_native: bool = typer.Option(True, "--check-native/--no-check-native",
+                                      help="Also run the gender model on clips with a native gender and keep "
+                                           "its answer in gender_clip, so `voxbox report` can show where the "
+                                           "corpus labels and the model disagree per speaker."),
+    embeddings: bool = typer.Option(False, "--embeddings",
+                                    help="Store each clip's speaker embedding (unit vector, float16) in "
+                                         "the record's 'embedding' field (for `voxbox speakers`, `dedup`, "
+                                         "`train-*`)."),
+    embedding_model: str = typer.Option("ge2e", "--embedding-model",
+                                        help="Embedding backend for --embeddings: ge2e (Resemblyzer's "
+                                             "pretrained GE2E, 256-d) or ecapa:DIR (BiCodec's ECAPA x-vector "
+                                             "from a Spark-TTS model folder)."),
     gender_labels: Optional[str] = typer.Option(None, "--gender-labels",
                                                 help="Label map for a Hugging Face gender model: "
                                                      "'LABEL_0=female,LABEL_1=male' or a JSON file. "
                                                      "Default: match the model's label names."),
     age_model: Optional[str] = typer.Option(None, "--age-model",
-                                            help="Hugging Face audio-classification model for age groups. "
-                                                 "Default: none (age stays null unless native)."),
+                                            help="Age-group model: a JSON from `voxbox train-age` or a Hugging "
+                                                 "Face audio-classification model. Default: none (age stays "
+                                                 "null unless native)."),
     age_labels: Optional[str] = typer.Option(None, "--age-labels", help="Label map for --age-model "
                                                                         "(onto Child, Teenager, Youth-Adult, "
                                                                         "Middle-aged, Elderly)."),
     emotion_model: Optional[str] = typer.Option(None, "--emotion-model",
-                                                help="Hugging Face audio-classification model for emotion. "
-                                                     "Default: none (emotion is UNKNOWN unless native)."),
+                                                help="Emotion model: a JSON from `voxbox train-emotion` or a "
+                                                     "Hugging Face audio-classification model. Default: none "
+                                                     "(emotion is UNKNOWN unless native)."),
     emotion_labels: Optional[str] = typer.Option(None, "--emotion-labels",
                                                  help="Label map for --emotion-model (onto the 25 VoxBox "
                                                       "emotions, e.g. 'ang=ANGRY,neu=NEUTRAL')."),
     zh_numbers: str = typer.Option("voxbox", "--zh-numbers",
                                    help="Chinese digit reading: voxbox (as the release: 3+ digit numbers "
                                         "digit by digit, 100 -> 幺零零) or cardinal (100 -> 一百)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for Hugging Face models."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for embeddings and Hugging Face models."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Annotate only the first N records."),
     allow_absolute_paths: bool = typer.Option(
         False, "--allow-absolute-paths",
@@ -76,11 +97,24 @@ def annotate(
         allow_absolute_paths=allow_absolute_paths, pitch_backend=pitch_backend,
         boundaries=str(boundaries) if boundaries else None, gender_model=gender_model,
         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
-        emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device)
+        emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device,
+        gender_by=gender_by, check_native=check_native, embeddings=embeddings, embedding_model=embedding_model)
     from voxbox.cli.output import result
 
     result(summary, f"annotated {summary['records']} records ({summary['audio_hours']} h) -> {out}; "
-                    f"{summary['reject_summary']}")
+                    f"{summary['reject_summary']}" + _votes_text(summary.get("speaker_votes")))
+
+
+def _votes_text(votes) -> str:
+    """The --gender-by speaker lines: speakers voted, and those whose clips disagree."""
+    if votes is None:
+        return ""
+    bad = votes["inconsistent"]
+    lines = [f"\ngender by speaker: {votes['speakers']} speakers voted; {len(bad)} with clips that disagree "
+             "strongly" + (":" if bad else "")]
+    lines += [f"  {v['speaker']}: {v['gender']} by vote, {v['disagree_rate']:.0%} of {v['clips']} clips disagree "
+              f"{v['counts']}" for v in bad[:20]]
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:

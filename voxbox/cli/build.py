@@ -104,6 +104,12 @@ def build_command(
              "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
+    dedup_report: Optional[Path] = typer.Option(
+        None, "--dedup", help="A `voxbox dedup` report: of each duplicate group keep one record (by "
+                              "--dedup-priority) and send the others to rejects.jsonl as 'duplicate'."),
+    dedup_priority: Optional[str] = typer.Option(
+        None, "--dedup-priority", help="Comma-separated corpora, the copy to keep first. Default: the report's "
+                                       "choice (voxbox dedup --priority; see `voxbox dedup --help`)."),
 ) -> None:
     """Build a dataset: prepare -> annotate -> tokenize -> WebDataset/Parquet shards.
 
@@ -135,8 +141,13 @@ def build_command(
         from voxbox.build.corrections import load_corrections
 
         fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
+    dups = _duplicates(dedup_report, dedup_priority)  # a bad report stops here too
     source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option), out,
                      allow_absolute_paths)
+    if dups is not None:
+        from voxbox.labels.dedup import drop_duplicates
+
+        source = drop_duplicates(source, dups)
     if fixes is not None:
         from voxbox.build.corrections import corrected_source
 
@@ -145,6 +156,20 @@ def build_command(
                   force=force, ray_address=ray_address, command=command_line(), log=_echo)
     text = "\n".join([format_build_summary(index), _tokens_line(pipe), f"built {out}"])
     result({"out": str(out), "tokens": not pipe.skipped_stage("tokenize"), **index}, text)
+
+
+def _duplicates(report, priority):
+    """index -> (kept index, evidence) of the records --dedup drops, or None."""
+    from voxbox.errors import VoxboxError
+
+    if report is None:
+        if priority:
+            raise VoxboxError("--dedup-priority needs --dedup REPORT")
+        return None
+    from voxbox.labels.dedup import duplicate_map, load_report
+
+    prio = [p.strip().lower() for p in priority.split(",") if p.strip()] if priority else None
+    return duplicate_map(load_report(report), prio)
 
 
 def _source(corpus, manifests, subset, root, download_dir, mirror, options, out, allow_absolute_paths):

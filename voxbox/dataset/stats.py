@@ -119,6 +119,12 @@ class OddRecord:
     where: Optional[str]
 
 
+def _gender_consistency():
+    from voxbox.labels.speakers import GenderConsistency
+
+    return GenderConsistency()
+
+
 @dataclass
 class DatasetStats:
     """Everything the card and the report show, gathered in one pass."""
@@ -145,6 +151,8 @@ class DatasetStats:
     rejects: Counter = field(default_factory=Counter)  # "stage: reason" -> count
     corrected: Counter = field(default_factory=Counter)  # field -> records corrected by hand (build --corrections)
     boundaries: Optional[dict] = None  # the level boundaries the records were compared with
+    # Per speaker: the gender model's clip answers against native labels and speaker votes.
+    gender_consistency: object = field(default_factory=lambda: _gender_consistency())
     _odd: Dict[str, list] = field(default_factory=lambda: defaultdict(list))  # kind -> heap
     _seq: int = 0
 
@@ -181,6 +189,7 @@ class DatasetStats:
             self.speed_hist.setdefault(lang, _Hist(SPEED_MAX, SPEED_BIN)).add(min(float(rec.speed), SPEED_MAX))
         self._tokens(rec, dur)
         self._oddities(rec, dur, boundaries)
+        self.gender_consistency.add(rec)
 
     def _tokens(self, rec: Utterance, dur: float) -> None:
         if rec.global_tokens is None and rec.semantic_tokens is None:

@@ -51,6 +51,8 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "utt_id": "The corpus's own utterance id (e.g. LibriTTS `260_123440_000010_000004`), for joins with other "
               "manifests (lhotse, ESPnet, Hugging Face).",
     "speaker": "Speaker id within the corpus.",
+    "speaker_source": "null: the corpus's own speaker id; `predicted`: a cluster of speaker embeddings "
+                      "(`voxbox speakers`).",
     "source_path": "Path of the source file inside the corpus.",
     "sample_rate": "Sample rate of the source file (Hz).",
     "num_samples": "Length of the source file (of the span, for a span record), samples per channel.",
@@ -64,7 +66,11 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "license": "License of the source corpus.",
     "gender_source": "`native` (from the corpus) or `predicted` (by a model).",
     "gender_model": "Model that predicted the gender (null when native).",
-    "gender_confidence": "Confidence of the predicted gender.",
+    "gender_confidence": "Confidence of the predicted gender (calibrated probability; for a speaker vote, the "
+                         "share of the speaker's clip confidence behind the label).",
+    "gender_clip": "The gender model's answer for this clip whenever it ran: beside a native label (a check "
+                   "of the corpus) or a speaker vote.",
+    "gender_clip_confidence": "Confidence of `gender_clip`.",
     "age_source": "`native` or `predicted`.",
     "age_model": "Model that predicted the age group.",
     "age_confidence": "Confidence of the predicted age group.",
@@ -80,6 +86,9 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "speed_value": "Spark-TTS speed token: int(syllables/s), 0-10.",
     "loudness": "Loudness, dB.",
     "clipping_ratio": "Fraction of samples at full scale.",
+    "duplicate_of": "Index of the record this one duplicates (`voxbox dedup`); null otherwise.",
+    "embedding": "Speaker embedding (unit vector, float16), when annotated with `--embeddings`.",
+    "embedding_model": "The embedding backend (`ge2e-resemblyzer`, `ecapa-bicodec:<folder>`).",
     "null_reasons": "JSON object: for every null field, why it is null (e.g. `no_voiced_frames`, `not_tokenized`).",
     "global_tokens": "BiCodec global (speaker) tokens: 32 ints.",
     "semantic_tokens": "BiCodec semantic tokens: 50 per second of audio.",
@@ -377,6 +386,7 @@ def _limitations_section(stats) -> List[str]:
         fixed = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.corrected.items()))
         lines += [f"Labels corrected by hand (with `voxbox serve`, applied by `voxbox build --corrections`): "
                   f"{fixed}. They count as native; `extra.corrected` keeps the old value, who and when.", ""]
+    lines += _consistency_lines(stats.gender_consistency.summary())
     return lines + [
         "- Predicted labels (see the `*_source`, `*_model` and `*_confidence` fields) are model outputs and "
         "carry the model's errors and biases; native labels are only as good as the corpus metadata.",
@@ -389,6 +399,22 @@ def _limitations_section(stats) -> List[str]:
         "splits is all `train`.",
         "",
     ]
+
+
+def _consistency_lines(summary: Dict[str, dict]) -> List[str]:
+    """Gender labels against the gender model's clip answers, per speaker."""
+    what = {"native": "native gender labels checked by the gender model",
+            "vote": "genders set by speaker vote, against each clip's own prediction"}
+    lines: List[str] = []
+    for kind, s in summary.items():
+        lines += [f"Speaker consistency ({what[kind]}): {s['speakers']:,} speakers, {s['clips']:,} clips, "
+                  f"{s['disagree']:,} disagreeing ({s['rate']:.1%}); {s['flagged_total']:,} speakers flagged"
+                  + (":" if s["flagged"] else "."), ""]
+        if s["flagged"]:
+            lines += [_md_table(("speaker", "gender", "clips", "disagree"),
+                                [(f"`{f['speaker']}`", f["gender"], f["clips"], f"{f['rate']:.0%}")
+                                 for f in s["flagged"]]), ""]
+    return lines
 
 
 def split_front_matter(text: str) -> Tuple[dict, str]:

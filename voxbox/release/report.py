@@ -377,8 +377,34 @@ def render_html(stats: DatasetStats, *, title: str, source: str, facts: Optional
     audio embedded (``audio``: index -> (bytes, ext), see :meth:`BuiltDataset.audio_of`)."""
     bounds = boundaries or stats.boundaries or level_boundaries()
     parts = _headline(stats, title, source, facts) + _plot_sections(stats, bounds)
+    parts.append(_consistency_html(stats.gender_consistency.summary()))
     parts += _listening_section(listening_rows(stats), audio or {})
     parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+_CONSISTENCY_TEXT = {
+    "native": ("Native gender labels checked", "Clips whose corpus label the gender model contradicts, per "
+               "speaker: a speaker most of whose clips disagree probably has a wrong label in the corpus "
+               "metadata."),
+    "vote": ("Speakers whose clips disagree", "Genders set by speaker vote (annotate --gender-by speaker): "
+             "speakers whose clips the model splits strongly (mixed recordings, or a wrong speaker id)."),
+}
+
+
+def _consistency_html(summary: Dict[str, dict]) -> str:
+    parts = []
+    for kind, s in summary.items():
+        title, caption = _CONSISTENCY_TEXT[kind]
+        parts.append(f"<h2>{_esc(title)}</h2><p class=muted>{_esc(caption)} {s['speakers']:,} speakers, "
+                     f"{s['clips']:,} clips; the model disagrees on {s['disagree']:,} ({s['rate']:.1%}); "
+                     f"{s['flagged_total']:,} speakers flagged.</p>")
+        if s["flagged"]:
+            parts.append("<table><tr><th>speaker</th><th>gender</th><th>clips</th><th>disagree</th></tr>")
+            for f in s["flagged"]:
+                parts.append(f"<tr><td>{_esc(f['speaker'])}</td><td>{_esc(f['gender'])}</td>"
+                             f"<td class=n>{f['clips']}</td><td class=n>{f['rate']:.0%}</td></tr>")
+            parts.append("</table>")
     return "".join(parts)
 
 

@@ -28,11 +28,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from voxbox.errors import MissingExtraError, VoxboxError
 
-TABLE_VERSION = 2  # bump when the table's columns change, so old caches are rebuilt
+TABLE_VERSION = 3  # bump when the table's columns change, so old caches are rebuilt
 # Columns the table leaves out: audio and long or nested values (read from the shard
 # when one record is opened).
 SKIPPED = frozenset(("audio", "syllables", "null_reasons", "extra", "global_tokens", "semantic_tokens",
-                     "wav_path", "source_path"))
+                     "wav_path", "source_path", "embedding"))  # embedding: float16, which DuckDB cannot read
 # Categorical columns offered as filters (those present in the table).
 CATEGORICAL = ("corpus", "split", "language", "speaker", "gender", "gender_source", "age", "age_source",
                "emotion", "emotion_source", "pitch_level", "pitch_std_level", "speed_level", "pitch_backend",
@@ -364,7 +364,9 @@ class _ArrowShard:
     """A WebDataset shard's records as an Arrow table registered with DuckDB."""
 
     def __init__(self, table, name: str):
-        self.table, self.name = table, name
+        # DuckDB cannot read a float16 column at all: the (skipped) embedding goes first.
+        self.table = table.drop_columns([c for c in table.column_names if c == "embedding"])
+        self.name = name
         self._con = None
 
     def __enter__(self):

@@ -24,8 +24,9 @@ from voxbox.record import NATIVE, Utterance
 
 # The layout of a stored record; part of a build's pipeline fingerprint, so a folder whose
 # shards were written with another layout is not resumed into a mix. 2: utt_id, wav_path
-# filled, every null explained, no corpus_root, shards grouped by split.
-RECORD_FORMAT = 2
+# filled, every null explained, no corpus_root, shards grouped by split. 3: speaker_source,
+# gender_clip(_confidence), duplicate_of, embedding(_model).
+RECORD_FORMAT = 3
 
 # Fields a shard never stores (they only mean something on the builder's machine).
 SHARD_EXCLUDED = ("corpus_root",)
@@ -37,6 +38,12 @@ NOT_COMPUTED = check("not_computed", "null")        # annotate ran but gave no v
 NO_NATIVE_LABEL = check("no_native_label", "null")  # the corpus has no such label, no model ran
 NATIVE_LABEL = check("native_label", "null")        # model/confidence of a label the corpus gave
 NOT_IN_SOURCE = check("not_in_source", "null")      # the corpus (or manifest) does not provide it
+# Fields that are null in the normal case, with what their null means (voxbox/labels).
+_NULL_MEANS = {
+    "embedding": check("not_requested", "null"), "embedding_model": check("not_requested", "null"),
+    "duplicate_of": check("not_a_duplicate", "null"), "speaker_source": check("corpus_speaker", "null"),
+    "gender_clip": check("no_model_answer", "null"), "gender_clip_confidence": check("no_model_answer", "null"),
+}
 
 _TOKEN_FIELDS = ("global_tokens", "semantic_tokens")
 _LABELS = ("gender", "age", "emotion")
@@ -64,6 +71,8 @@ def null_reason(rec: Utterance, name: str, reasons: Dict[str, str]) -> str:
         return NOT_COMPUTED if annotated else NOT_ANNOTATED
     if name in _LABELS:
         return NOT_COMPUTED if annotated else NO_NATIVE_LABEL
+    if name in _NULL_MEANS:
+        return _NULL_MEANS[name] if annotated or name in ("duplicate_of", "speaker_source") else NOT_ANNOTATED
     label, _, part = name.rpartition("_")
     if label in _LABELS and part in ("source", "model", "confidence"):
         value, source = getattr(rec, label), getattr(rec, f"{label}_source")

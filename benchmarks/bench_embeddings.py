@@ -1,0 +1,111 @@
+"""What speaker embeddings cost in annotate: with vs without, per audio-hour, side by side.
+
+    python benchmarks/bench_embeddings.py [--n 300] [--repeat 2] [--data ../shared/data/voxbox-m3ed]
+
+Four runs of `annotate_manifest` (1 worker) on the same clips, records without a gender:
+
+- "no embedding": the earlier F0 gender model (``--gender-model voxbox-gender-f0-v1``),
+  so no embedding is computed at all: the cost of annotate before embeddings;
+- "default": the shipped gender model, which needs the GE2E embedding of every clip it
+  labels (computed in batches, not stored);
+- "--embeddings": the default plus the embedding stored in every record (float16);
+- "GE2E alone": the encoder on the front end's speech, nothing else (the kernel).
+
+Ratios: default / no embedding and --embeddings / no embedding (the price of the new
+gender model and of stored embeddings), plus CPU-seconds per audio-hour of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import Harness  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_seconds() -> float:
+    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
+               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=300, help="clips to use (default 300)")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "voxbox-m3ed",
+                    help="a folder with m3ed.jsonl and audios/ (default: the shared M3ED sample)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts (default 2)")
+    args = ap.parse_args()
+
+    import soundfile as sf
+    import torch
+
+    from voxbox.annotate.embeddings import GE2EEncoder
+    from voxbox.annotate.frontend import front_end
+    from voxbox.annotate.runner import annotate_manifest
+    from voxbox.manifest import write_manifest
+    from voxbox.record import Utterance
+
+    torch.set_num_threads(1)  # one core, as each annotate worker runs
+    rows = [json.loads(line) for line in (args.data / "m3ed.jsonl").read_text(encoding="utf-8").splitlines()
+            if line][: args.n]
+    audio_root = args.data / "audios"
+    paths = [audio_root / r["wav_path"] for r in rows]
+    seconds = sum(sf.info(str(p)).duration for p in paths)
+    h = Harness("embeddings")
+    h.note(f"{len(rows)} clips, {seconds / 3600:.3f} h of audio from {args.data.name}, 1 worker, 1 torch thread")
+    cpu: dict = {}
+
+    def timed(label, fn):
+        def run():
+            t0 = cpu_seconds()
+            fn()
+            cpu[label] = cpu_seconds() - t0
+        return run
+
+    encoder = GE2EEncoder()
+    speeches = [front_end(p).speech for p in paths]
+
+    def ge2e_alone():
+        for k in range(0, len(speeches), 8):
+            encoder.embed_batch(speeches[k:k + 8])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        man = Path(tmp) / "in.jsonl"
+        write_manifest(man, [Utterance(index=r["index"], text=r["text"], source_path=r["wav_path"],
+                                       corpus_root=str(audio_root)) for r in rows])
+        runs = {
+            "no embedding (F0 gender model)": dict(gender_model="voxbox-gender-f0-v1"),
+            "default (GE2E gender model)": {},
+            "--embeddings (stored)": dict(embeddings=True),
+        }
+        annotate_manifest(man, Path(tmp) / "warm.jsonl", workers=1)  # page cache, imports, weights
+        got = {}
+        for label, opts in runs.items():
+            out = Path(tmp) / f"{len(got)}.jsonl"
+            got[label] = h.measure(label, timed(label, lambda o=opts, out=out: annotate_manifest(man, out, **o)),
+                                   audio_seconds=seconds, items=len(rows), repeat=args.repeat)
+            h.note(f"{label}: output manifest {out.stat().st_size / 1e6:.2f} MB")
+        alone = h.measure("GE2E alone (batches of 8)", timed("GE2E alone (batches of 8)", ge2e_alone),
+                          audio_seconds=seconds, items=len(rows), repeat=args.repeat)
+    base = got["no embedding (F0 gender model)"]
+    h.ratio("default / no embedding", got["default (GE2E gender model)"], base)
+    h.ratio("--embeddings / no embedding", got["--embeddings (stored)"], base)
+    h.ratio("GE2E alone / no embedding", alone, base)
+    for label, m in list(got.items()) + [("GE2E alone (batches of 8)", alone)]:
+        h.note(f"{label}: {m.seconds / (seconds / 3600):.0f} wall-s and {cpu[label] / (seconds / 3600):.0f} "
+               f"CPU-s per audio-hour ({m.audio_hours_per_core_hour:.0f} audio-hours per core-hour)")
+    h.note(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    h.report()
+
+
+if __name__ == "__main__":
+    main()
