@@ -1,8 +1,12 @@
 """The prepared input of a build: the source streamed to disk, with flat memory.
 
 The source (a recipe's prepare output or a manifest) is written to
-``OUT/.work/prepared.jsonl``; only ``(offset, length, size estimate)`` per index stays
-in memory. Duplicate indices are rejected. The sorted records, a content signature
+``OUT/.work/prepared.jsonl``; each record's planning key (index, offset, length, size
+estimate, split, hash) goes to an on-disk sort (:mod:`voxbox.build.extsort`), never to
+an in-memory table, so a 47 M-record input plans in bounded memory. Duplicate indices
+are found as neighbours in index order and rejected. The plan (:meth:`PreparedInput.plan`)
+streams the keys sorted by split, then index, into shards and writes each shard's
+members to ``plan.bin``; only per-shard entries stay in memory. The sorted records, a content signature
 of each record's audio (:mod:`voxbox.build.signature`) and the rejects define the
 *input fingerprint*, so a resumed build knows it is given the same input, audio
 re-processed in place included; each shard's own input hash (its records and their
@@ -13,40 +17,87 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, List, Tuple
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from voxbox.build.extsort import RUN_ITEMS, ExternalSort, read_items, write_items
 from voxbox.errors import VoxboxError
 from voxbox.manifest import read_rejects
 from voxbox.record import Rejection, Result, Utterance, audio_seconds, format_reason_counts
 from voxbox.shards import index as ix
-from voxbox.shards.writer import estimate_bytes, rejects_sort_key
+from voxbox.shards.writer import cut_shards, estimate_bytes, rejects_sort_key
 
 PREPARED_NAME = "prepared.jsonl"
 REJECTS_NAME = "prepare.rejects.jsonl"
+PLAN_NAME = "plan.bin"
+
+
+@dataclass
+class ShardPlan:
+    """One planned shard: counts and estimates for the plan, the input hash for the
+    journal, and where its members start in the plan file."""
+    records: int
+    seconds: float
+    est_bytes: int
+    split: str
+    first: str
+    last: str
+    input: str = ""   # sha256 of its records (sorted, as planned) and their audio
+    offset: int = -1  # byte offset of its members in the plan file; -1 when not kept
+
+
+@dataclass
+class Plan:
+    shards: List[ShardPlan]
+    path: Optional[Path] = None  # (index, offset, length) per record in plan order
+
+    def members(self, k: int) -> List[Tuple[str, int, int]]:
+        """Shard ``k``'s records as (index, offset, length) in the prepared file."""
+        s = self.shards[k]
+        with open(self.path, "rb") as fh:
+            fh.seek(s.offset)
+            return list(read_items(fh, s.records))
 
 
 @dataclass
 class PreparedInput:
+    """The prepared input: ``path`` holds the records (input order), ``keys`` the
+    planning tuples sorted by split, then index (on disk, duplicates already rejected)."""
     path: Path
     rejects_path: Path
-    keys: Dict[str, Tuple[int, int, int, str]] = field(default_factory=dict)  # index -> (offset, length, est, split)
+    keys: Optional[ExternalSort] = None  # (split, index, est, offset, length, seconds, hash)
+    count: int = 0
     fingerprint: str = ""
     roots: set = field(default_factory=set)  # (corpus, corpus_root): for provenance.json, not the records
-    hashes: Dict[str, bytes] = field(default_factory=dict)  # index -> hash of its record line and audio
 
-    def shard_input(self, members: List[str]) -> str:
-        """The input hash of one shard: its records (sorted, as planned) and their audio."""
-        h = hashlib.sha256()
-        for idx in members:
-            h.update(idx.encode("utf-8") + b" " + self.hashes[idx])
-        return h.hexdigest()
+    def plan(self, shard_mb: float, shard_records: int, keep_members: bool = True) -> Plan:
+        """Cut the sorted records into shards (:func:`cut_shards`), streaming; with
+        ``keep_members`` each shard's members go to a plan file for the build's tasks."""
+        path = self.path.with_name(PLAN_NAME) if keep_members else None
+        shards: List[ShardPlan] = []
+        with ExitStack() as stack:
+            fh = stack.enter_context(open(path, "wb", buffering=1 << 20)) if path else None
+            offset = 0
+            for members in cut_shards(self.keys, shard_mb, shard_records):
+                h = hashlib.sha256()
+                for m in members:
+                    h.update(m[1].encode("utf-8") + b" " + m[6])
+                shards.append(ShardPlan(len(members), sum(m[5] for m in members), sum(m[2] for m in members),
+                                        members[0][0], members[0][1], members[-1][1], h.hexdigest(), offset))
+                if fh is not None:
+                    offset += write_items(fh, ((m[1], m[3], m[4]) for m in members))
+        return Plan(shards, path)
 
-    def read(self, fh: BinaryIO, index: str) -> Utterance:
-        off, length = self.keys[index][:2]
-        fh.seek(off)
+    def read(self, fh: BinaryIO, offset: int, length: int) -> Utterance:
+        fh.seek(offset)
         return Utterance.from_dict(json.loads(fh.read(length).decode("utf-8")))
+
+    def close(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _line_identity(d: dict) -> bytes:
@@ -55,69 +106,108 @@ def _line_identity(d: dict) -> bytes:
     return hashlib.sha256(ix.canonical_json(d).encode("utf-8")).digest()
 
 
-def prepare_input(source: Iterable[Result], work: Path, audio_format: str) -> PreparedInput:
-    """Stream ``source`` into ``work``; return the prepared input with its fingerprint."""
+def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, hashes: bool = True,
+                  keep_records: bool = True, run_items: int = RUN_ITEMS) -> PreparedInput:
+    """Stream ``source`` into ``work``; return the prepared input with its fingerprint.
+
+    Memory stays bounded whatever the input size: records go to ``prepared.jsonl``,
+    their planning keys to an on-disk sort (runs of ``run_items``). ``hashes=False``
+    (a dry run) reads no audio and leaves the fingerprint empty; ``keep_records=False``
+    writes no copy of the records (nothing to run).
+    """
     work.mkdir(parents=True, exist_ok=True)
     prep = PreparedInput(work / PREPARED_NAME, work / REJECTS_NAME)
-    hashes = prep.hashes
+    by_index = ExternalSort(work / "sort-index", run_items)
     try:
-        rejects = _spool(source, prep, hashes, audio_format)
+        rejects, splits = _spool(source, prep, by_index, audio_format, hashes, keep_records)
+        fp = hashlib.sha256()
+        prep.keys = ExternalSort(work / "sort-plan", run_items)
+        unique = _unique(by_index, rejects, fp, prep)
+        if len(splits) <= 1:
+            prep.keys.add_sorted(unique)  # one split: index order is already plan order
+        else:
+            for item in unique:
+                prep.keys.add(item)
+        by_index.close()
         rejects.sort(key=rejects_sort_key)
         with open(prep.rejects_path, "w", encoding="utf-8") as fh:
             for r in rejects:
                 fh.write(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+                fp.update((ix.canonical_json(r.to_dict()) + "\n").encode("utf-8"))
     except OSError as e:
+        by_index.close()
+        prep.close()
         raise ix.io_error(work, e) from None
-    prep.fingerprint = _fingerprint(hashes, rejects)
+    prep.fingerprint = fp.hexdigest() if hashes else ""
     return prep
 
 
-def _spool(source: Iterable[Result], prep: PreparedInput, hashes: Dict[str, bytes],
-           audio_format: str) -> List[Rejection]:
-    """Write the records to ``prep.path``, fill ``prep.keys``; return the rejections."""
+def _unique(by_index: ExternalSort, rejects: List[Rejection], fp, prep: PreparedInput) -> Iterator[tuple]:
+    """The records sorted by index, the first of each index kept (input order breaks
+    ties) and the others rejected; feeds the fingerprint in index order."""
+    prev = None
+    for idx, _seq, off, length, est, split, secs, h, src in by_index:
+        if idx == prev:
+            rejects.append(Rejection("prepare", src, "duplicate_index", idx))
+            continue
+        prev = idx
+        prep.count += 1
+        fp.update(f"{idx} {h.hex()}\n".encode())
+        yield (split, idx, est, off, length, secs, h)
+
+
+def _spool(source: Iterable[Result], prep: PreparedInput, keys: ExternalSort, audio_format: str,
+           hashes: bool, keep_records: bool) -> Tuple[List[Rejection], set]:
+    """Write the records to ``prep.path`` and their keys ``(index, seq, offset, length,
+    est, split, seconds, hash, source_path)`` to ``keys``; return the rejections and the
+    splits seen."""
     from voxbox.progress import Progress
 
     rejects: List[Rejection] = []
-    audio = _AudioHashes(hashes)
-    with open(prep.path, "wb") as fh, Progress("prepare") as bar:
+    splits: set = set()
+    audio = _AudioHashes(keys.add, hashes)
+    with open(prep.path if keep_records else os.devnull, "wb") as fh, Progress("prepare") as bar:
         offset = 0
-        for res in source:
+        for seq, res in enumerate(source):
             if isinstance(res, Rejection):
                 rejects.append(res)
                 continue
             if not isinstance(res, Utterance):
                 raise VoxboxError(f"the source yielded a {type(res).__name__}, not an Utterance or Rejection")
-            if res.index in prep.keys:
-                rejects.append(Rejection("prepare", res.source_path or "", "duplicate_index", res.index))
-                continue
             d = res.to_dict()
             line = (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
             fh.write(line)
-            prep.keys[res.index] = (offset, len(line), estimate_bytes(res, audio_format), res.split or "")
+            secs = audio_seconds(res)
+            splits.add(res.split or "")
+            audio.add(res, d, (res.index, seq, offset, len(line), estimate_bytes(res, audio_format, stat=hashes),
+                               res.split or "", secs, res.source_path or ""))
             if res.corpus_root:
                 prep.roots.add((res.corpus or "", res.corpus_root))
-            audio.add(res, _line_identity(d))
             offset += len(line)
-            bar.update(1, audio_seconds(res))
+            bar.update(1, secs)
         audio.flush()
-    return rejects
+    return rejects, splits
 
 
 class _AudioHashes:
     """Each record's hash: its line identity and its audio's content signature, the
     signatures read in batches by a few threads (the reads wait on the disk). A file
-    many records are cut from (a long recording with spans, an archive) is read once."""
+    many records are cut from (a long recording with spans, an archive) is read once.
+    Each key leaves through ``emit`` with its hash put in (before the source path)."""
 
     BATCH = 256
 
-    def __init__(self, hashes: Dict[str, bytes]):
-        self.hashes = hashes
-        self.pending: List[Tuple[str, bytes, str, bool]] = []  # index, identity, audio file, shared
-        self.shared: Dict[str, str] = {}                        # shared file -> signature
+    def __init__(self, emit, enabled: bool = True):
+        self.emit, self.enabled = emit, enabled
+        self.pending: List[Tuple[tuple, bytes, str, bool]] = []  # key, identity, audio file, shared
+        self.shared: Dict[str, str] = {}                          # shared file -> signature
 
-    def add(self, rec: Utterance, identity: bytes) -> None:
+    def add(self, rec: Utterance, d: dict, key: tuple) -> None:
+        if not self.enabled:
+            self.emit(key[:-1] + (b"", key[-1]))
+            return
         path, shared = _audio_file(rec)
-        self.pending.append((rec.index, identity, path, shared))
+        self.pending.append((key, _line_identity(d), path, shared))
         if len(self.pending) >= self.BATCH:
             self.flush()
 
@@ -126,12 +216,12 @@ class _AudioHashes:
 
         own = [path for _, _, path, shared in self.pending if path and not shared]
         sigs = dict(zip(own, audio_signatures(own)))
-        for idx, identity, path, shared in self.pending:
+        for key, identity, path, shared in self.pending:
             if shared:
                 sig = self.shared.get(path) or self.shared.setdefault(path, audio_signature(path))
             else:
                 sig = sigs.get(path, "no-audio")
-            self.hashes[idx] = hashlib.sha256(identity + sig.encode()).digest()
+            self.emit(key[:-1] + (hashlib.sha256(identity + sig.encode()).digest(), key[-1]))
         self.pending = []
 
 
@@ -148,15 +238,6 @@ def _audio_file(rec: Utterance) -> Tuple[str, bool]:
         return str(media.record_location(rec).file), True
     except (media.MediaError, OSError):
         return "", False
-
-
-def _fingerprint(hashes: Dict[str, bytes], rejects: List[Rejection]) -> str:
-    h = hashlib.sha256()
-    for idx in sorted(hashes):
-        h.update(f"{idx} {hashes[idx].hex()}\n".encode())
-    for r in rejects:
-        h.update((ix.canonical_json(r.to_dict()) + "\n").encode("utf-8"))
-    return h.hexdigest()
 
 
 def no_usable_records(prep: PreparedInput) -> VoxboxError:

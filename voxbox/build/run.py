@@ -9,8 +9,9 @@ The flow of one build:
    (:mod:`voxbox.build.input`); the sorted records define the *input fingerprint*.
 3. **Resume or refuse.** A folder built from another pipeline or input is refused
    unless ``force``; one from the same pipeline and input is resumed.
-4. **Plan.** Indices sorted by split, then index, are cut into shards
-   (:func:`voxbox.shards.writer.plan_shards`), so shard contents depend only on the input.
+4. **Plan.** Indices sorted by split, then index (an on-disk sort, bounded memory), are
+   cut into shards (:func:`voxbox.shards.writer.cut_shards`), so shard contents depend
+   only on the input.
 5. **Run.** Shards that the journal lists and whose files still match their sha256
    are skipped; the others are streamed through the engine (stages + audio encoding)
    and committed one by one (:mod:`voxbox.build.commit`: tmp name, fsync, rename,
@@ -34,13 +35,13 @@ from voxbox.build.engine import check_engine, make_engine
 from voxbox.build.engine.common import fault_point
 from voxbox.build.guards import (WORK_DIR, check_existing, check_foreign, check_out_dir, make_writable,
                                  remove_unplanned)
-from voxbox.build.input import PreparedInput, no_usable_records, prepare_input
+from voxbox.build.input import Plan, PreparedInput, no_usable_records, prepare_input
 from voxbox.build.pipeline import Pipeline, load_pipeline, make_stages
 from voxbox.lock import OutputLock
 from voxbox.manifest import read_rejects
 from voxbox.record import Result
 from voxbox.shards import index as ix
-from voxbox.shards.writer import ShardCommitter, finish, plan_shards
+from voxbox.shards.writer import ShardCommitter, finish
 
 Log = Callable[[str], None]
 
@@ -67,25 +68,27 @@ def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, wor
            ray_address: Optional[str], command: Optional[Sequence[str]], log: Log) -> dict:
     stages = _ready(out, pipe, force, log)
     prep = prepare_input(source, out / WORK_DIR, pipe.audio_format)
-    if not prep.keys:
+    if not prep.count:
         error = no_usable_records(prep)  # counts the rejects before the work folder goes
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
         raise error
     fingerprint = {"input": prep.fingerprint, "pipeline": pipe.fingerprint()}
     journal = _open_journal(out, pipe, fingerprint, force, log)
-    plan = plan_shards(((i, k[2], k[3]) for i, k in prep.keys.items()), pipe.shard_mb, pipe.shard_records)
-    remove_unplanned(out, pipe.name, len(plan))
-    inputs = [prep.shard_input(members) for members in plan]
-    done = finished(journal, out, [len(s) for s in plan], log, inputs=inputs)
+    plan = prep.plan(pipe.shard_mb, pipe.shard_records)
+    prep.close()
+    n_shards = len(plan.shards)
+    remove_unplanned(out, pipe.name, n_shards)
+    inputs = [s.input for s in plan.shards]
+    done = finished(journal, out, [s.records for s in plan.shards], log, inputs=inputs)
     if done:
-        log(f"resuming: {len(done)} of {len(plan)} shard(s) already finished and verified")
+        log(f"resuming: {len(done)} of {n_shards} shard(s) already finished and verified")
     eng = make_engine(engine, stages, pipe.audio_format, workers, ray_address)
     try:
         _run(eng, prep, plan, done, pipe, out, journal, inputs)
     finally:
         eng.close()  # a private Ray instance must not outlive the build
     index = finish(out, name=pipe.name, formats=pipe.formats, audio_format=pipe.audio_format,
-                   shard_entries=[done[k] for k in range(len(plan))], rejects=read_rejects(prep.rejects_path),
+                   shard_entries=[done[k] for k in range(n_shards)], rejects=read_rejects(prep.rejects_path),
                    fingerprint=fingerprint, pipeline_yaml=pipe.to_yaml(), command=command,
                    sources=[{"corpus": c, "root": r} for c, r in sorted(prep.roots)])
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
@@ -115,15 +118,16 @@ def _open_journal(out: Path, pipe: Pipeline, fingerprint: Dict[str, str], force:
     return journal
 
 
-def _tasks(prep: PreparedInput, plan: List[List[str]], todo: List[int], batch_size: int) -> Iterator:
+def _tasks(prep: PreparedInput, plan: Plan, todo: List[int], batch_size: int) -> Iterator:
     from voxbox.build.engine.common import Task
 
     with open(prep.path, "rb") as fh:
         for k in todo:
-            members = plan[k]
+            members = plan.members(k)  # one shard's (index, offset, length) at a time
             batches = [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
             for j, b in enumerate(batches):
-                yield Task(shard=k, seq=j, last=j == len(batches) - 1, records=[prep.read(fh, i) for i in b])
+                yield Task(shard=k, seq=j, last=j == len(batches) - 1,
+                           records=[prep.read(fh, off, length) for _, off, length in b])
 
 
 class _Bars:
@@ -150,11 +154,11 @@ class _Bars:
         self.shard_bar.close()
 
 
-def _run(eng, prep: PreparedInput, plan: List[List[str]], done: Dict[int, dict], pipe: Pipeline, out: Path,
+def _run(eng, prep: PreparedInput, plan: Plan, done: Dict[int, dict], pipe: Pipeline, out: Path,
          journal: ix.Journal, inputs: List[str]) -> None:
     """Run the shards not done yet; each committed shard is journalled (with the hash of
     its input) and added to ``done``."""
-    bars = _Bars(len(plan), len(done))
+    bars = _Bars(len(plan.shards), len(done))
 
     def record(entry: dict) -> None:
         fault_point("before_journal")
@@ -164,7 +168,7 @@ def _run(eng, prep: PreparedInput, plan: List[List[str]], done: Dict[int, dict],
         bars.shard_bar.update(1)
         fault_point("shard_commit")
 
-    tasks = _tasks(prep, plan, [k for k in range(len(plan)) if k not in done], pipe.batch_size)
+    tasks = _tasks(prep, plan, [k for k in range(len(plan.shards)) if k not in done], pipe.batch_size)
     try:
         if getattr(eng, "writes_shards", False):
             # The engine writes and commits whole shards itself (Ray); we journal them.

@@ -16,7 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Utterance, audio_seconds, format_reason_counts
@@ -48,10 +48,13 @@ def check_formats(formats: Sequence[str], audio_format: str) -> Tuple[str, ...]:
     return tuple(f for f in FORMATS if f in formats)  # canonical order
 
 
-def estimate_bytes(rec: Utterance, audio_format: str = "flac") -> int:
-    """Shard-size estimate for one record from its header facts only (deterministic)."""
+def estimate_bytes(rec: Utterance, audio_format: str = "flac", stat: bool = True) -> int:
+    """Shard-size estimate for one record from its header facts only (deterministic);
+    without them the file's size, unless ``stat`` is False (a dry run touches no audio)."""
     if rec.num_samples and rec.channels:
         raw = rec.num_samples * rec.channels * 2
+    elif not stat:
+        raw = 0
     else:
         try:
             raw = os.path.getsize(rec.audio_path)
@@ -67,24 +70,34 @@ def plan_shards(items: Iterable[Tuple], shard_mb: float = DEFAULT_SHARD_MB,
     shards of indices, sorted by split, then index.
 
     A shard never mixes splits, so each corpus split is a set of whole shard files that
-    can be published as its own Hub split (``voxbox.release.card``).
+    can be published as its own Hub split (``voxbox.release.card``). In memory: for
+    small inputs; a build plans from an on-disk sort (:mod:`voxbox.build.input`) by
+    the same rule, :func:`cut_shards`.
     """
-    limit = max(1, int(shard_mb * 1e6))
     keyed = sorted(((item[2] if len(item) > 2 else "") or "", item[0], item[1]) for item in items)
-    shards: List[List[str]] = []
-    cur: List[str] = []
+    return [[idx for _, idx, _ in shard] for shard in cut_shards(keyed, shard_mb, shard_records)]
+
+
+def cut_shards(keyed: Iterable[Tuple], shard_mb: float = DEFAULT_SHARD_MB,
+               shard_records: int = DEFAULT_SHARD_RECORDS) -> Iterator[List[Tuple]]:
+    """The one cutting rule, streamed: ``keyed`` items ``(split, index, estimated_bytes,
+    ...)`` already sorted by split, then index, are grouped greedily into shards: a new
+    shard starts at a new split, past ``shard_mb`` estimated megabytes or at
+    ``shard_records`` records. Only the shard being cut is held in memory."""
+    limit = max(1, int(shard_mb * 1e6))
+    cur: List[Tuple] = []
     size = 0
     group = None
-    for split, idx, est in keyed:
+    for item in keyed:
+        split, est = item[0], item[2]
         if cur and (split != group or size + est > limit or len(cur) >= shard_records):
-            shards.append(cur)
+            yield cur
             cur, size = [], 0
-        cur.append(idx)
+        cur.append(item)
         size += est
         group = split
     if cur:
-        shards.append(cur)
-    return shards
+        yield cur
 
 
 class ShardCommitter:
