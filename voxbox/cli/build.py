@@ -41,7 +41,9 @@ def check_out_path(out: Path) -> None:
 
 
 def build_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; rerun the same command to resume)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output folder (created; rerun the same command to resume). Required, except "
+                                  "with --dry-run."),
     corpus: Optional[str] = typer.Option(None, "--corpus", "-c",
                                          help="Corpus recipe to build from (see `voxbox corpora`), e.g. libritts."),
     subset: Optional[List[str]] = typer.Option(None, "--subset", "-s",
@@ -110,6 +112,11 @@ def build_command(
     dedup_priority: Optional[str] = typer.Option(
         None, "--dedup-priority", help="Comma-separated corpora, the copy to keep first. Default: the report's "
                                        "choice (voxbox dedup --priority; see `voxbox dedup --help`)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run",
+        help="Prepare and plan only: print the number of shards, records, hours and the largest shard, then stop. "
+             "Processes no audio (from --manifest it does not even open or stat the audio files) and writes "
+             "nothing to --out; scratch files go to a temporary folder ($TMPDIR) and are removed."),
 ) -> None:
     """Build a dataset: prepare -> annotate -> tokenize -> WebDataset/Parquet shards.
 
@@ -128,22 +135,26 @@ def build_command(
 
     if (corpus is None) == (not manifest):
         raise VoxboxError("give exactly one of --corpus or --manifest")
-    check_out_path(out)
+    if out is None and not dry_run:
+        raise VoxboxError("give --out (-o), the output folder (or --dry-run to plan without building)")
+    if out is not None:
+        check_out_path(out)
     stage_list = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     pipe = load_pipeline(pipeline, name=name, formats=formats or None, audio_format=audio_format,
                          shard_mb=shard_mb, shard_records=shard_records, batch_size=batch_size,
                          model_dir=model_dir, device=device, stages=stage_list)
     if model_dir is not None and not Path(model_dir).is_dir():
         raise VoxboxError(f"{model_dir}: model folder not found")
-    check_out_dir(out, force)
+    if not dry_run:
+        check_out_dir(out, force)
     fixes = None
     if corrections is not None:
         from voxbox.build.corrections import load_corrections
 
         fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
     dups = _duplicates(dedup_report, dedup_priority)  # a bad report stops here too
-    source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option), out,
-                     allow_absolute_paths)
+    source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option),
+                     () if out is None else (out,), allow_absolute_paths)
     if dups is not None:
         from voxbox.labels.dedup import drop_duplicates
 
@@ -152,6 +163,12 @@ def build_command(
         from voxbox.build.corrections import corrected_source
 
         source, _ = corrected_source(source, fixes, log=_echo, where=str(corrections))
+    if dry_run:
+        from voxbox.build.dryrun import dry_run as plan_build, format_dry_run
+
+        summary = plan_build(source, pipe)
+        result(summary, format_dry_run(summary))
+        return
     index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers,
                   force=force, ray_address=ray_address, command=command_line(), log=_echo)
     text = "\n".join([format_build_summary(index), _tokens_line(pipe), f"built {out}"])
@@ -172,7 +189,7 @@ def _duplicates(report, priority):
     return duplicate_map(load_report(report), prio)
 
 
-def _source(corpus, manifests, subset, root, download_dir, mirror, options, out, allow_absolute_paths):
+def _source(corpus, manifests, subset, root, download_dir, mirror, options, ignore, allow_absolute_paths):
     """The build input: a corpus recipe (its scan leaves out the output folder, should it
     sit inside --root), voxbox manifests, or lhotse manifests."""
     from voxbox.build.sources import corpus_source, lhotse_manifests, manifest_source
@@ -180,7 +197,7 @@ def _source(corpus, manifests, subset, root, download_dir, mirror, options, out,
 
     if corpus is not None:
         return corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo,
-                             options=options, ignore=(out,))
+                             options=options, ignore=ignore)
     lhotse = lhotse_manifests(manifests)
     if lhotse is not None:
         return corpus_source("lhotse", subset, root=root, log=_echo, options={**options, **lhotse})
