@@ -174,8 +174,7 @@ def _spool(source: Iterable[Result], prep: PreparedInput, keys: ExternalSort, au
                 continue
             if not isinstance(res, Utterance):
                 raise VoxboxError(f"the source yielded a {type(res).__name__}, not an Utterance or Rejection")
-            d = res.to_dict()
-            line = (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+            d, line = _line(res, hashes or keep_records)
             fh.write(line)
             secs = audio_seconds(res)
             splits.add(res.split or "")
@@ -187,6 +186,14 @@ def _spool(source: Iterable[Result], prep: PreparedInput, keys: ExternalSort, au
             bar.update(1, secs)
         audio.flush()
     return rejects, splits
+
+
+def _line(res: Utterance, needed: bool) -> Tuple[dict, bytes]:
+    """The record as a dict and its JSON line; nothing when neither is used (dry run)."""
+    if not needed:
+        return {}, b""
+    d = res.to_dict()
+    return d, (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 class _AudioHashes:
