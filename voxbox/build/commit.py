@@ -18,8 +18,10 @@ Log = Callable[[str], None]
 
 
 def finished(journal: ix.Journal, root, sizes: Sequence[int], log: Log, unit: str = "shard",
-             inputs: Optional[Sequence[str]] = None) -> Dict[int, dict]:
-    """Journal entries of units that are done: files verified, as many records plus
+             inputs: Optional[Sequence[str]] = None,
+             verify: Callable[[object, dict], Optional[str]] = ix.verify_shard_entry) -> Dict[int, dict]:
+    """Journal entries of units that are done: files verified (``verify``: by default
+    under ``root``; an object store's copy for a remote build), as many records plus
     rejects as planned (``sizes[k]``), and, when ``inputs`` is given, made from the
     planned input (``inputs[k]``: the unit's records and their audio). Others are logged
     and left to redo."""
@@ -27,7 +29,7 @@ def finished(journal: ix.Journal, root, sizes: Sequence[int], log: Log, unit: st
     for k, entry in sorted(journal.shards().items()):
         if k >= len(sizes):
             continue
-        problem = ix.verify_shard_entry(root, entry)
+        problem = verify(root, entry)
         if problem is None and entry.get("records", 0) + len(entry.get("rejects", [])) != sizes[k]:
             problem = "record count differs from the plan"
         if problem is None and inputs is not None and entry.get("input") != inputs[k]:

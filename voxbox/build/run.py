@@ -42,6 +42,7 @@ from voxbox.manifest import read_rejects
 from voxbox.record import Result
 from voxbox.shards import index as ix
 from voxbox.shards.writer import ShardCommitter, finish
+from voxbox.storage.output import RemoteOutput, is_output_url
 
 Log = Callable[[str], None]
 
@@ -59,13 +60,18 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     log = log or (lambda msg: None)
     pipe = pipeline or load_pipeline()
     check_engine(engine, workers)
+    if is_output_url(out_dir):
+        # Object storage: the build runs in a local staging folder that mirrors the store.
+        with RemoteOutput(str(out_dir), force, log) as remote, OutputLock(remote.staging, log):
+            return _build(source, remote.staging, pipe, engine, workers, force, ray_address, command, log, remote)
     out = Path(out_dir)
     with OutputLock(out, log):  # two builds into one folder would interleave their shards
         return _build(source, out, pipe, engine, workers, force, ray_address, command, log)
 
 
 def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, workers: int, force: bool,
-           ray_address: Optional[str], command: Optional[Sequence[str]], log: Log) -> dict:
+           ray_address: Optional[str], command: Optional[Sequence[str]], log: Log,
+           remote: Optional[RemoteOutput] = None) -> dict:
     stages = _ready(out, pipe, force, log)
     prep = prepare_input(source, out / WORK_DIR, pipe.audio_format)
     if not prep.count:
@@ -78,19 +84,24 @@ def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, wor
     prep.close()
     n_shards = len(plan.shards)
     remove_unplanned(out, pipe.name, n_shards)
+    if remote is not None:
+        remote.sync_start(n_shards, pipe.name)
     inputs = [s.input for s in plan.shards]
-    done = finished(journal, out, [s.records for s in plan.shards], log, inputs=inputs)
+    done = finished(journal, out, [s.records for s in plan.shards], log, inputs=inputs,
+                    **({"verify": remote.verify} if remote is not None else {}))
     if done:
         log(f"resuming: {len(done)} of {n_shards} shard(s) already finished and verified")
     eng = make_engine(engine, stages, pipe.audio_format, workers, ray_address)
     try:
-        _run(eng, prep, plan, done, pipe, out, journal, inputs)
+        _run(eng, prep, plan, done, pipe, out, journal, inputs, remote)
     finally:
         eng.close()  # a private Ray instance must not outlive the build
     index = finish(out, name=pipe.name, formats=pipe.formats, audio_format=pipe.audio_format,
                    shard_entries=[done[k] for k in range(n_shards)], rejects=read_rejects(prep.rejects_path),
                    fingerprint=fingerprint, pipeline_yaml=pipe.to_yaml(), command=command,
                    sources=[{"corpus": c, "root": r} for c, r in sorted(prep.roots)])
+    if remote is not None:
+        remote.finish()
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     return index
 
@@ -155,15 +166,19 @@ class _Bars:
 
 
 def _run(eng, prep: PreparedInput, plan: Plan, done: Dict[int, dict], pipe: Pipeline, out: Path,
-         journal: ix.Journal, inputs: List[str]) -> None:
+         journal: ix.Journal, inputs: List[str], remote: Optional[RemoteOutput] = None) -> None:
     """Run the shards not done yet; each committed shard is journalled (with the hash of
-    its input) and added to ``done``."""
+    its input) and added to ``done``; with a remote output, uploaded before its line."""
     bars = _Bars(len(plan.shards), len(done))
 
     def record(entry: dict) -> None:
+        if remote is not None:
+            remote.committed(entry)
         fault_point("before_journal")
         entry["input"] = inputs[entry["shard"]]
         journal.append(entry)
+        if remote is not None:
+            remote.journalled(entry)
         done[entry["shard"]] = entry
         bars.shard_bar.update(1)
         fault_point("shard_commit")

@@ -41,9 +41,10 @@ def check_out_path(out: Path) -> None:
 
 
 def build_command(
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output folder (created; rerun the same command to resume). Required, except "
-                                  "with --dry-run."),
+    out: Optional[str] = typer.Option(
+        None, "--out", "-o", help="Output folder (created; rerun the same command to resume), or an object-store "
+                                  "URL such as s3://bucket/prefix (any fsspec URL; shards are staged locally and "
+                                  "uploaded one by one). Required, except with --dry-run."),
     corpus: Optional[str] = typer.Option(None, "--corpus", "-c",
                                          help="Corpus recipe to build from (see `voxbox corpora`), e.g. libritts."),
     subset: Optional[List[str]] = typer.Option(None, "--subset", "-s",
@@ -137,7 +138,10 @@ def build_command(
         raise VoxboxError("give exactly one of --corpus or --manifest")
     if out is None and not dry_run:
         raise VoxboxError("give --out (-o), the output folder (or --dry-run to plan without building)")
-    if out is not None:
+    from voxbox.storage.output import is_output_url
+
+    if out is not None and not is_output_url(out):
+        out = Path(out)
         check_out_path(out)
     stage_list = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     pipe = load_pipeline(pipeline, name=name, formats=formats or None, audio_format=audio_format,
@@ -145,7 +149,7 @@ def build_command(
                          model_dir=model_dir, device=device, stages=stage_list)
     if model_dir is not None and not Path(model_dir).is_dir():
         raise VoxboxError(f"{model_dir}: model folder not found")
-    if not dry_run:
+    if not dry_run and isinstance(out, Path):
         check_out_dir(out, force)
     fixes = None
     if corrections is not None:
@@ -154,7 +158,7 @@ def build_command(
         fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
     dups = _duplicates(dedup_report, dedup_priority)  # a bad report stops here too
     source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option),
-                     () if out is None else (out,), allow_absolute_paths)
+                     (out,) if isinstance(out, Path) else (), allow_absolute_paths)
     if dups is not None:
         from voxbox.labels.dedup import drop_duplicates
 

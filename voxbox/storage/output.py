@@ -1,0 +1,319 @@
+"""Writing a built folder to object storage: ``voxbox build --out s3://bucket/prefix``.
+
+Any fsspec URL works as ``--out`` (``s3://``, ``gs://``, ``hf://``, ``memory://``,
+...; the scheme's package, e.g. s3fs, and its credentials from the environment). A
+local path never comes here: local builds write the folder directly, as always.
+
+The build itself runs unchanged against a local *staging* folder (a fresh temporary
+folder: the prepared input, the plan, the shard being written); :class:`RemoteOutput`
+keeps the store the truth:
+
+- **pull** at the start: the store's journal (``journal.jsonl`` plus the per-line
+  objects ``.journal/NNNNNNNNN.json`` a running build appends, in order) and
+  ``index.json`` come down, so the build's guards and resume rules see the store's
+  state. No shard is downloaded. A prefix holding other objects is refused as foreign;
+  ``*.partial`` keys of a killed upload are removed.
+- **commit**: a shard committed in staging is uploaded under ``NAME.partial``, its size
+  checked, then moved to its final key (a server-side copy on S3: the final key never
+  holds a partial object), the local copy removed; only then is its journal line
+  written, as its own object (object stores cannot append).
+- **resume**: a journalled shard is kept only if the object under its final key has the
+  journalled size and sha256 (read back from the store); else it is redone.
+- **finish**: rejects.jsonl, pipeline.yaml, provenance.json and the whole journal
+  (``journal.jsonl``; the line objects then go) are uploaded, ``index.json`` last, so a
+  prefix without ``index.json`` is an unfinished build, as for a local folder.
+
+The lock is a lease: the object ``.voxbox-lock`` names its holder and is renewed every
+``LEASE_S / 5`` seconds by a thread; a build finding a lease renewed less than
+``LEASE_S`` ago (``VOXBOX_LEASE_S``, default 300) refuses to start, an older one (a
+killed build) is taken over. Limit: object stores give no atomic create here, so two
+builds started within the same second on one prefix are not reliably told apart, and
+hosts' clocks must agree to within the lease; run one build per prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from voxbox.build.engine.common import fault_point
+from voxbox.errors import VoxboxError
+from voxbox.shards import index as ix
+
+JOURNAL_DIR = ".journal"
+LOCK_NAME = ".voxbox-lock"
+_OWN = {ix.INDEX_NAME, ix.JOURNAL_NAME, ix.PIPELINE_NAME, ix.PROVENANCE_NAME, ix.REJECTS_NAME, LOCK_NAME}
+_OWN_DIRS = {JOURNAL_DIR, *ix.FORMAT_DIRS.values()}
+_CHUNK = 8 << 20
+Log = Callable[[str], None]
+
+
+def is_output_url(out) -> bool:
+    """True for ``scheme://...`` other than ``file://`` (a local folder stays a path)."""
+    text = str(out) if not isinstance(out, Path) else ""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.isidentifier() and scheme.lower() not in ("file", "local")
+
+
+def lease_s() -> float:
+    try:
+        return max(1.0, float(os.environ.get("VOXBOX_LEASE_S", "300")))
+    except ValueError:
+        raise VoxboxError(f"VOXBOX_LEASE_S={os.environ['VOXBOX_LEASE_S']!r}: not a number of seconds") from None
+
+
+class Store:
+    """An output prefix in an fsspec file system, addressed by relative names."""
+
+    def __init__(self, url: str):
+        try:
+            from fsspec.core import url_to_fs
+
+            self.fs, self.root = url_to_fs(url)
+        except (ImportError, ValueError) as e:
+            raise VoxboxError(f"--out {url}: cannot open this storage ({e}); install the scheme's fsspec "
+                              "package (s3fs for s3://, gcsfs for gs://)") from None
+        self.url = url.rstrip("/")
+        self.root = self.root.rstrip("/")
+
+    def key(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def files(self) -> List[str]:
+        """Every object under the prefix, relative, sorted."""
+        self.fs.invalidate_cache()
+        if not self.fs.exists(self.root):
+            return []
+        return sorted(p[len(self.root) + 1:] for p in self.fs.find(self.root) if p.startswith(self.root + "/"))
+
+    def size(self, rel: str) -> Optional[int]:
+        self.fs.invalidate_cache()
+        try:
+            return int(self.fs.info(self.key(rel))["size"])
+        except FileNotFoundError:
+            return None
+
+    def sha256(self, rel: str) -> str:
+        h = hashlib.sha256()
+        with self.fs.open(self.key(rel), "rb", block_size=_CHUNK) as fh:
+            for block in iter(lambda: fh.read(_CHUNK), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    def read_text(self, rel: str) -> Optional[str]:
+        try:
+            return self.fs.cat_file(self.key(rel)).decode("utf-8")
+        except FileNotFoundError:
+            return None
+
+    def put_file(self, local: Path, rel: str) -> None:
+        """Upload under a temporary key, check its size, move it to ``rel``."""
+        tmp = rel + ix.PARTIAL_SUFFIX
+        want = local.stat().st_size
+        self.fs.put_file(str(local), self.key(tmp))
+        fault_point("upload")  # test hook: a kill here leaves only the temporary key
+        got = self.size(tmp)
+        if got != want:
+            raise VoxboxError(f"{self.url}/{rel}: uploaded {got} bytes of {want}; rerun to resume")
+        self.fs.mv(self.key(tmp), self.key(rel))
+
+    def put_text(self, rel: str, text: str) -> None:
+        with tempfile.NamedTemporaryFile("wb", delete=False) as fh:
+            fh.write(text.encode("utf-8"))
+        try:
+            self.put_file(Path(fh.name), rel)
+        finally:
+            os.unlink(fh.name)
+
+    def remove(self, rels: List[str]) -> None:
+        if rels:
+            self.fs.rm([self.key(r) for r in rels])
+
+
+class StoreLock:
+    """The lease on an output prefix (see the module docstring)."""
+
+    def __init__(self, store: Store, log: Log):
+        self.store, self.log = store, log
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _body(self) -> str:
+        return json.dumps({"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
+                           "renewed": time.time()})
+
+    def acquire(self) -> None:
+        old = self.store.read_text(LOCK_NAME)
+        if old is not None:
+            held = _parse_lock(old)
+            age = time.time() - float(held.get("renewed", 0))
+            if age < lease_s():
+                raise VoxboxError(f"{self.store.url} is being written by another voxbox run "
+                                  f"(host {held.get('host', '?')}, pid {held.get('pid', '?')}, lease renewed "
+                                  f"{age:.0f} s ago; a killed run's lease expires after {lease_s():.0f} s)")
+            self.log(f"note: took over the expired lease of {self.store.url} (host {held.get('host', '?')}, "
+                     f"pid {held.get('pid', '?')}, {age:.0f} s old)")
+        self.store.put_text(LOCK_NAME, self._body())
+        if _parse_lock(self.store.read_text(LOCK_NAME) or "").get("owner") != self.token:
+            raise VoxboxError(f"{self.store.url}: another voxbox run took the lease at the same moment")
+        self._thread = threading.Thread(target=self._renew, name="voxbox-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(lease_s() / 5):
+            try:
+                self.store.put_text(LOCK_NAME, self._body())
+            except Exception as e:  # noqa: BLE001 - a missed renewal is retried; the build goes on
+                self.log(f"note: could not renew the lease on {self.store.url}: {e}")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            try:
+                if _parse_lock(self.store.read_text(LOCK_NAME) or "").get("owner") == self.token:
+                    self.store.remove([LOCK_NAME])
+            except Exception:  # noqa: BLE001 - an expired lease is taken over anyway
+                pass
+
+
+def _parse_lock(text: str) -> dict:
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, dict) else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def journal_line(entry: dict) -> str:
+    """The journal's own line format (:class:`voxbox.shards.index.Journal`)."""
+    return json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+class RemoteOutput:
+    """A build's output in a store, staged locally (see the module docstring)."""
+
+    def __init__(self, url: str, force: bool = False, log: Optional[Log] = None):
+        self.log = log or (lambda msg: None)
+        self.store = Store(url)
+        self.force = force
+        self.lock = StoreLock(self.store, self.log)
+        self.staging = Path(tempfile.mkdtemp(prefix="voxbox-out-"))
+        self.lines = 0  # journal lines the store holds
+
+    def __enter__(self) -> "RemoteOutput":
+        try:
+            self._check_foreign()
+            self.lock.acquire()
+            self.pull()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.lock.release()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _check_foreign(self) -> None:
+        names = self.store.files()
+        ours = {n for n in names if n in _OWN or n.split("/", 1)[0] in _OWN_DIRS}
+        built = {ix.INDEX_NAME, ix.JOURNAL_NAME} & set(names) or any(n.startswith(JOURNAL_DIR + "/") for n in names)
+        others = [n for n in names if n not in ours]
+        if others and not built and not self.force:
+            raise VoxboxError(f"{self.store.url}: holds objects that no voxbox build wrote "
+                              f"(found {', '.join(others[:3])}); choose another --out")
+
+    def pull(self) -> None:
+        """The store's index.json and journal into the staging folder; partial uploads go."""
+        names = self.store.files()
+        partial = [n for n in names if n.endswith(ix.PARTIAL_SUFFIX)]
+        for n in partial:
+            self.log(f"removed unfinished upload {n}")
+        self.store.remove(partial)
+        index = self.store.read_text(ix.INDEX_NAME)
+        if index is not None:
+            (self.staging / ix.INDEX_NAME).write_text(index, encoding="utf-8")
+        text = self.store.read_text(ix.JOURNAL_NAME) or ""
+        for n in sorted(n for n in names if n.startswith(JOURNAL_DIR + "/") and n.endswith(".json")):
+            text += self.store.read_text(n) or ""
+        text = text[: text.rfind("\n") + 1]  # a torn tail is dropped, as the local journal does
+        if text:
+            (self.staging / ix.JOURNAL_NAME).write_text(text, encoding="utf-8")
+        self.pulled = text
+        self.lines = text.count("\n")
+
+    def sync_start(self, shards: int, name: str) -> None:
+        """After the guards and the journal start: mirror what they changed in staging
+        (a cleaned or restarted journal, a removed index) and drop unplanned shards."""
+        if not (self.staging / ix.INDEX_NAME).exists():
+            self.store.remove([ix.INDEX_NAME] if self.store.size(ix.INDEX_NAME) is not None else [])
+        path = self.staging / ix.JOURNAL_NAME
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        if not text.startswith(self.pulled):
+            self._replace_journal(text)
+        else:
+            for line in text[len(self.pulled):].splitlines(keepends=True):
+                self._put_line(line)
+        self.store.remove([n for n in self.store.files() if _unplanned(n, name, shards)])
+
+    def _replace_journal(self, text: str) -> None:
+        self.store.put_text(ix.JOURNAL_NAME, text)
+        self.store.remove([n for n in self.store.files() if n.startswith(JOURNAL_DIR + "/")])
+        self.pulled, self.lines = text, text.count("\n")
+
+    def _put_line(self, line: str) -> None:
+        self.store.put_text(f"{JOURNAL_DIR}/{self.lines:09d}.json", line)
+        self.lines += 1
+
+    def verify(self, _root, entry: dict) -> Optional[str]:
+        """The store's copy of a journalled shard: None when every file matches."""
+        for _fmt, info in sorted(entry.get("files", {}).items()):
+            size = self.store.size(info["path"])
+            if size is None:
+                return f"{info['path']}: missing in {self.store.url}"
+            if size != info["bytes"]:
+                return f"{info['path']}: size {size} != {info['bytes']} in the journal"
+            if self.store.sha256(info["path"]) != info["sha256"]:
+                return f"{info['path']}: sha256 does not match the journal"
+        return None
+
+    def committed(self, entry: dict) -> None:
+        """Upload a shard committed in staging (before its journal line is written)."""
+        for _fmt, info in sorted(entry["files"].items()):
+            local = self.staging / info["path"]
+            self.store.put_file(local, info["path"])
+            local.unlink()
+
+    def journalled(self, entry: dict) -> None:
+        self._put_line(journal_line(entry))
+
+    def finish(self) -> None:
+        """The folder's small files, the whole journal, and index.json last."""
+        for name in (ix.REJECTS_NAME, ix.PIPELINE_NAME, ix.PROVENANCE_NAME):
+            if (self.staging / name).exists():
+                self.store.put_file(self.staging / name, name)
+        self._replace_journal((self.staging / ix.JOURNAL_NAME).read_text(encoding="utf-8"))
+        self.store.put_file(self.staging / ix.INDEX_NAME, ix.INDEX_NAME)
+
+
+def _unplanned(rel: str, name: str, shards: int) -> bool:
+    folder, _, base = rel.partition("/")
+    if folder not in ix.FORMAT_DIRS.values() or not base.startswith(name + "-"):
+        return False
+    num = base[len(name) + 1:].split(".", 1)[0]
+    return num.isdigit() and int(num) >= shards and base.endswith((".tar", ".parquet"))
