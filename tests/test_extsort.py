@@ -92,3 +92,36 @@ def test_fingerprint_and_plan_do_not_depend_on_run_size(tmp_path):
     plans = [p.plan(0.1, 9) for p in preps]
     assert len({p.fingerprint for p in preps}) == 1
     assert len({tuple((s.input, s.records, s.first) for s in pl.shards) for pl in plans}) == 1
+
+
+def test_recipe_repeats_found_by_the_sort_as_the_recipe_would(tmp_path, monkeypatch):
+    """A build from a corpus keeps no set of ids: the recipe passes repeats on and the
+    build's sort rejects them with the recipe's own duplicate_id rejection."""
+    import numpy as np
+    import soundfile as sf
+
+    from voxbox.cli import main
+    from voxbox.dataset.reader import open_dataset
+    from voxbox.sources.corpora import get_recipe
+
+    root = tmp_path / "c"
+    root.mkdir()
+    for i, name in enumerate(("a", "b")):
+        sf.write(root / f"{name}.wav", np.random.default_rng(i).uniform(-0.3, 0.3, 8000), 16000)
+    (root / "meta.csv").write_text("path,text\na.wav,first\nb.wav,second\na.wav,again\n")
+    recipe_rejects = [r.to_dict() for r in get_recipe("folder", metadata="meta.csv").prepare(root)
+                      if isinstance(r, Rejection)]
+    assert [r["reason"] for r in recipe_rejects] == ["duplicate_id"]
+
+    def no_set(self, res):
+        raise AssertionError("the build kept a set of ids")
+
+    from voxbox.sources.corpora import base
+
+    monkeypatch.setattr(base._PrepareRun, "dedupe", no_set)
+    out = tmp_path / "out"
+    assert main(["build", "--corpus", "folder", "--root", str(root), "-O", "metadata=meta.csv", "--stages", "",
+                 "-j", "1", "-o", str(out), "-q"]) == 0
+    ds = open_dataset(out)
+    assert sorted(r.text for r in ds.records("parquet")) == ["first", "second"]
+    assert [r.to_dict() for r in ds.rejects()] == recipe_rejects

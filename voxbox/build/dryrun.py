@@ -17,22 +17,22 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, Tuple, Union
 
 from voxbox.build.extsort import RUN_ITEMS
-from voxbox.build.input import Plan, ShardPlan, no_usable_records, prepare_input
+from voxbox.build.input import DUPLICATE_INDEX, Plan, ShardPlan, no_usable_records, prepare_input
 from voxbox.build.pipeline import Pipeline
 from voxbox.manifest import read_rejects
 from voxbox.record import Result, format_reason_counts
 
 
 def dry_run(source: Iterable[Result], pipe: Pipeline, work: Optional[Union[str, Path]] = None,
-            run_items: int = RUN_ITEMS) -> dict:
+            run_items: int = RUN_ITEMS, duplicate: Tuple[str, Optional[str]] = DUPLICATE_INDEX) -> dict:
     """Plan the build of ``source`` with ``pipe``'s shard settings; return the summary
     (shards, records, hours, estimated bytes, rejects, per split, the largest shard)."""
     with tempfile.TemporaryDirectory(prefix="voxbox-dry-run-", dir=work) as tmp:
         prep = prepare_input(source, Path(tmp), pipe.audio_format, hashes=False, keep_records=False,
-                             run_items=run_items)
+                             run_items=run_items, duplicate=duplicate)
         try:
             if not prep.count:
                 raise no_usable_records(prep)

@@ -33,6 +33,9 @@ from voxbox.shards.writer import cut_shards, estimate_bytes, rejects_sort_key
 PREPARED_NAME = "prepared.jsonl"
 REJECTS_NAME = "prepare.rejects.jsonl"
 PLAN_NAME = "plan.bin"
+# (reason, detail) of a record whose index an earlier record has; a recipe source passes
+# its own (voxbox.sources.corpora.base.DUPLICATE_ID).
+DUPLICATE_INDEX: Tuple[str, Optional[str]] = ("duplicate_index", None)
 
 
 @dataclass
@@ -107,13 +110,15 @@ def _line_identity(d: dict) -> bytes:
 
 
 def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, hashes: bool = True,
-                  keep_records: bool = True, run_items: int = RUN_ITEMS) -> PreparedInput:
+                  keep_records: bool = True, run_items: int = RUN_ITEMS,
+                  duplicate: Tuple[str, Optional[str]] = DUPLICATE_INDEX) -> PreparedInput:
     """Stream ``source`` into ``work``; return the prepared input with its fingerprint.
 
     Memory stays bounded whatever the input size: records go to ``prepared.jsonl``,
     their planning keys to an on-disk sort (runs of ``run_items``). ``hashes=False``
     (a dry run) reads no audio and leaves the fingerprint empty; ``keep_records=False``
-    writes no copy of the records (nothing to run).
+    writes no copy of the records (nothing to run). ``duplicate``: the (reason, detail)
+    of the rejection of a repeated index (the first record in input order is kept).
     """
     work.mkdir(parents=True, exist_ok=True)
     prep = PreparedInput(work / PREPARED_NAME, work / REJECTS_NAME)
@@ -122,7 +127,7 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, ha
         rejects, splits = _spool(source, prep, by_index, audio_format, hashes, keep_records)
         fp = hashlib.sha256()
         prep.keys = ExternalSort(work / "sort-plan", run_items)
-        unique = _unique(by_index, rejects, fp, prep)
+        unique = _unique(by_index, rejects, fp, prep, duplicate)
         if len(splits) <= 1:
             prep.keys.add_sorted(unique)  # one split: index order is already plan order
         else:
@@ -142,13 +147,14 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, ha
     return prep
 
 
-def _unique(by_index: ExternalSort, rejects: List[Rejection], fp, prep: PreparedInput) -> Iterator[tuple]:
+def _unique(by_index: ExternalSort, rejects: List[Rejection], fp, prep: PreparedInput,
+            duplicate: Tuple[str, Optional[str]]) -> Iterator[tuple]:
     """The records sorted by index, the first of each index kept (input order breaks
     ties) and the others rejected; feeds the fingerprint in index order."""
     prev = None
     for idx, _seq, off, length, est, split, secs, h, src in by_index:
         if idx == prev:
-            rejects.append(Rejection("prepare", src, "duplicate_index", idx))
+            rejects.append(Rejection("prepare", src, duplicate[0], idx, duplicate[1]))
             continue
         prev = idx
         prep.count += 1

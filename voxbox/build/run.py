@@ -28,14 +28,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox.build.commit import commit_in_order, finished
 from voxbox.build.engine import check_engine, make_engine
 from voxbox.build.engine.common import fault_point
 from voxbox.build.guards import (WORK_DIR, check_existing, check_foreign, check_out_dir, make_writable,
                                  remove_unplanned)
-from voxbox.build.input import Plan, PreparedInput, no_usable_records, prepare_input
+from voxbox.build.input import DUPLICATE_INDEX, Plan, PreparedInput, no_usable_records, prepare_input
 from voxbox.build.pipeline import Pipeline, load_pipeline, make_stages
 from voxbox.lock import OutputLock
 from voxbox.manifest import read_rejects
@@ -49,13 +49,15 @@ Log = Callable[[str], None]
 
 def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optional[Pipeline] = None, *,
           engine: str = "local", workers: int = 1, force: bool = False, ray_address: Optional[str] = None,
-          command: Optional[Sequence[str]] = None, log: Optional[Log] = None) -> dict:
+          command: Optional[Sequence[str]] = None, log: Optional[Log] = None,
+          duplicate: Tuple[str, Optional[str]] = DUPLICATE_INDEX) -> dict:
     """Build (or resume) a dataset folder from ``source`` records; return its index.
 
     ``source`` yields :class:`Utterance` and :class:`Rejection` values (a recipe's
     ``prepare`` output, or :func:`voxbox.build.sources.manifest_source`). ``pipeline``
     defaults to the shipped VoxBox pipeline. Rerun with the same arguments to resume
-    after a crash.
+    after a crash. ``duplicate``: the (reason, detail) a repeated index is rejected with
+    (a recipe source run with ``dedupe=False`` passes its ``DUPLICATE_ID``).
     """
     log = log or (lambda msg: None)
     pipe = pipeline or load_pipeline()
@@ -63,17 +65,18 @@ def build(source: Iterable[Result], out_dir: Union[str, Path], pipeline: Optiona
     if is_output_url(out_dir):
         # Object storage: the build runs in a local staging folder that mirrors the store.
         with RemoteOutput(str(out_dir), force, log) as remote, OutputLock(remote.staging, log):
-            return _build(source, remote.staging, pipe, engine, workers, force, ray_address, command, log, remote)
+            return _build(source, remote.staging, pipe, engine, workers, force, ray_address, command, log,
+                          duplicate, remote)
     out = Path(out_dir)
     with OutputLock(out, log):  # two builds into one folder would interleave their shards
-        return _build(source, out, pipe, engine, workers, force, ray_address, command, log)
+        return _build(source, out, pipe, engine, workers, force, ray_address, command, log, duplicate)
 
 
 def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, workers: int, force: bool,
            ray_address: Optional[str], command: Optional[Sequence[str]], log: Log,
-           remote: Optional[RemoteOutput] = None) -> dict:
+           duplicate: Tuple[str, Optional[str]] = DUPLICATE_INDEX, remote: Optional[RemoteOutput] = None) -> dict:
     stages = _ready(out, pipe, force, log)
-    prep = prepare_input(source, out / WORK_DIR, pipe.audio_format)
+    prep = prepare_input(source, out / WORK_DIR, pipe.audio_format, duplicate=duplicate)
     if not prep.count:
         error = no_usable_records(prep)  # counts the rejects before the work folder goes
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)

@@ -36,12 +36,14 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
                   download_dir: Optional[Union[str, Path]] = None, mirror: Optional[str] = None,
                   log: Optional[Callable[[str], None]] = None,
                   options: Optional[Dict[str, Any]] = None,
-                  ignore: Sequence[Union[str, Path]] = ()) -> Iterator[Result]:
+                  ignore: Sequence[Union[str, Path]] = (), dedupe: bool = True) -> Iterator[Result]:
     """A corpus recipe's prepare output as a build source; downloads first (resumable,
     checksummed) when no local ``root`` is given and the corpus does not ship with voxbox.
     ``options`` are the recipe's own (``voxbox corpora NAME`` lists them). ``ignore``:
     paths the scan leaves out, with everything inside them (the build's own output
     folder, should it sit inside the root: its files are no corpus files).
+    ``dedupe=False``: repeated ids are left to the caller (the build rejects them from
+    its on-disk sort as ``duplicate_id``, with no in-memory set of ids).
 
     The download and the root check run now, not when the source is first iterated:
     a failed download must stop ``voxbox build`` before it touches the output folder.
@@ -66,7 +68,7 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
     from voxbox.lock import lock_path
 
     skip = tuple(ignore) + tuple(lock_path(p) for p in ignore)
-    return recipe.prepare(root, subsets, ignore=skip)
+    return recipe.prepare(root, subsets, ignore=skip, dedupe=dedupe)
 
 
 def lhotse_manifests(paths: Sequence[Union[str, Path]]) -> Optional[Dict[str, str]]:

@@ -157,7 +157,7 @@ def build_command(
 
         fixes = load_corrections(corrections)  # a bad file stops here, before any download or work
     dups = _duplicates(dedup_report, dedup_priority)  # a bad report stops here too
-    source = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option),
+    source, duplicate = _source(corpus, manifest, subset, root, download_dir, mirror, parse_options(option),
                      (out,) if isinstance(out, Path) else (), allow_absolute_paths)
     if dups is not None:
         from voxbox.labels.dedup import drop_duplicates
@@ -170,11 +170,11 @@ def build_command(
     if dry_run:
         from voxbox.build.dryrun import dry_run as plan_build, format_dry_run
 
-        summary = plan_build(source, pipe)
+        summary = plan_build(source, pipe, duplicate=duplicate)
         result(summary, format_dry_run(summary))
         return
     index = build(source, out, pipe, engine=engine, workers=(os.cpu_count() or 1) if workers is None else workers,
-                  force=force, ray_address=ray_address, command=command_line(), log=_echo)
+                  force=force, ray_address=ray_address, command=command_line(), log=_echo, duplicate=duplicate)
     text = "\n".join([format_build_summary(index), _tokens_line(pipe), f"built {out}"])
     result({"out": str(out), "tokens": not pipe.skipped_stage("tokenize"), **index}, text)
 
@@ -195,19 +195,24 @@ def _duplicates(report, priority):
 
 def _source(corpus, manifests, subset, root, download_dir, mirror, options, ignore, allow_absolute_paths):
     """The build input: a corpus recipe (its scan leaves out the output folder, should it
-    sit inside --root), voxbox manifests, or lhotse manifests."""
+    sit inside --root), voxbox manifests, or lhotse manifests; and the (reason, detail)
+    of a repeated index. A recipe's repeated ids are found by the build's on-disk sort
+    (no set of ids in memory) and rejected as the recipe would (``duplicate_id``)."""
+    from voxbox.build.input import DUPLICATE_INDEX
     from voxbox.build.sources import corpus_source, lhotse_manifests, manifest_source
     from voxbox.errors import VoxboxError
+    from voxbox.sources.corpora.base import DUPLICATE_ID
 
     if corpus is not None:
         return corpus_source(corpus, subset, root=root, download_dir=download_dir, mirror=mirror, log=_echo,
-                             options=options, ignore=ignore)
+                             options=options, ignore=ignore, dedupe=False), DUPLICATE_ID
     lhotse = lhotse_manifests(manifests)
     if lhotse is not None:
-        return corpus_source("lhotse", subset, root=root, log=_echo, options={**options, **lhotse})
+        return corpus_source("lhotse", subset, root=root, log=_echo, options={**options, **lhotse},
+                             dedupe=False), DUPLICATE_ID
     if len(manifests) != 1 or options:
         raise VoxboxError("--manifest: one voxbox manifest (recipe --option values apply to --corpus)")
-    return manifest_source(manifests[0], allow_absolute_paths=allow_absolute_paths)
+    return manifest_source(manifests[0], allow_absolute_paths=allow_absolute_paths), DUPLICATE_INDEX
 
 
 def _tokens_line(pipe) -> str:

@@ -29,6 +29,8 @@ from voxbox.limits import (MAX_TABLE_BYTES, MAX_TEXT_CHARS, MAX_TRANSCRIPT_BYTES
 from voxbox.record import NATIVE, Rejection, Utterance, age_group, make_index
 
 STAGE = "prepare"
+# (reason, detail) of a record whose id the layout repeats; the first one is kept.
+DUPLICATE_ID = ("duplicate_id", "the layout lists this file (or segment) twice")
 # What `voxbox download` adds next to the corpus; never part of a layout.
 DOWNLOAD_DIRS = ("archives", ".voxbox")
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
@@ -607,11 +609,15 @@ class Recipe:
 
     def prepare(self, root: Union[str, Path], subsets: Optional[List[str]] = None,
                 workers: int = 4, chunk: int = 1024,
-                ignore: Tuple[Union[str, Path], ...] = ()) -> Iterator[Union[Utterance, Rejection]]:
+                ignore: Tuple[Union[str, Path], ...] = (),
+                dedupe: bool = True) -> Iterator[Union[Utterance, Rejection]]:
         """Stream records and rejections in a deterministic order.
 
         ``ignore``: files or folders that are not part of the corpus even if they sit
         inside the root (the manifest being written, its rejects file, a build's output).
+        ``dedupe=False``: repeated ids are passed on, for a caller that finds them itself
+        in bounded memory (``voxbox build`` does, from its on-disk sort, with the same
+        rejection: :data:`DUPLICATE_ID`); the default keeps a set of 64-bit ids.
         """
         root = Path(root).expanduser()
         if not root.is_dir():
@@ -620,7 +626,7 @@ class Recipe:
         _ = self.entry  # load the catalog once, before worker threads need it
         base = self.find_root(root)
         self.skipped = {}
-        run = _PrepareRun(self, root, base, ignore, workers)
+        run = _PrepareRun(self, root, base, ignore, workers, dedupe)
         try:
             batch: List = []
             for x in self.scan(base, subsets):
@@ -639,7 +645,7 @@ class _PrepareRun:
     batch, not per file: futures cost more than a header read), paths made relative to
     the root the user gave (``scan()`` works below ``base``), duplicate ids rejected."""
 
-    def __init__(self, recipe: Recipe, root: Path, base: Path, ignore, workers: int):
+    def __init__(self, recipe: Recipe, root: Path, base: Path, ignore, workers: int, dedupe: bool = True):
         self.recipe, self.root, self.workers = recipe, root, workers
         self.prefix = base.relative_to(root).as_posix() if base != root else ""
         self.ignored = set()
@@ -648,6 +654,7 @@ class _PrepareRun:
                 self.ignored.add(Path(os.path.abspath(p)).relative_to(root).as_posix())
             except ValueError:
                 pass
+        self.dedupe_ids = dedupe
         self.seen: set = set()  # 64-bit ints, not strings: a 10M-file corpus keeps this small
         self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
@@ -705,13 +712,12 @@ class _PrepareRun:
             else:
                 res = Rejection(x.stage, self.full(x.path), x.reason,
                                 make_index(self.recipe.name, self.full(x.path)) if x.index else None, x.detail)
-            yield self.dedupe(res)
+            yield self.dedupe(res) if self.dedupe_ids else res
 
     def dedupe(self, res: Union[Utterance, Rejection]) -> Union[Utterance, Rejection]:
         if isinstance(res, Utterance):
             key = int(res.index[-16:], 16)
             if key in self.seen:
-                return Rejection(STAGE, res.source_path, "duplicate_id", res.index,
-                                 "the layout lists this file (or segment) twice")
+                return Rejection(STAGE, res.source_path, DUPLICATE_ID[0], res.index, DUPLICATE_ID[1])
             self.seen.add(key)
         return res
