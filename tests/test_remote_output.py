@@ -151,3 +151,22 @@ def test_foreign_prefix_is_refused(s3, setup):
     assert r.returncode == 1 and "no voxbox build wrote" in r.stderr
     fs.invalidate_cache()
     assert fs.find(f"{BUCKET}/foreign") == [f"{BUCKET}/foreign/notes.txt"]
+
+
+@pytest.mark.slow
+def test_force_rebuild_with_another_pipeline(s3, setup, tmp_path):
+    s3env, fs = s3
+    tmp, args, ref = setup
+    prefix = f"s3://{BUCKET}/force"
+    assert _run(args, prefix, s3env).returncode == 0
+    other = write_pipeline(tmp / "p2.yaml", shard_mb=1.0, shard_records=5)
+    args2 = [a if a != str(tmp / "p.yaml") else str(other) for a in args]
+    refused = _run(args2, prefix, s3env)
+    assert refused.returncode == 1 and "--force" in refused.stderr
+    forced = _run([*args2, "--force"], prefix, s3env)
+    assert forced.returncode == 0, forced.stderr
+    ref2 = tmp / "ref2"
+    r = subprocess.run(voxbox_cmd(*args2, "--out", str(ref2)), env=subprocess_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = _files(_download(fs, "force", tmp_path / "got"))
+    assert got == _files(ref2)  # the old pipeline's extra shards are gone

@@ -269,7 +269,12 @@ class RemoteOutput:
         else:
             for line in text[len(self.pulled):].splitlines(keepends=True):
                 self._put_line(line)
-        self.store.remove([n for n in self.store.files() if _unplanned(n, name, shards)])
+        # Shard objects the journal does not list (a --force rebuild cleared it, or a kill
+        # came between upload and journal line) are redone anyway: they go now, as a
+        # local rebuild deletes its files, and so do shards numbered beyond the plan.
+        listed = {f["path"] for e in ix.Journal(path).shards().values() for f in e.get("files", {}).values()}
+        self.store.remove([n for n in self.store.files()
+                           if _unplanned(n, name, shards) or (_is_shard(n) and n not in listed)])
 
     def _replace_journal(self, text: str) -> None:
         self.store.put_text(ix.JOURNAL_NAME, text)
@@ -309,6 +314,11 @@ class RemoteOutput:
                 self.store.put_file(self.staging / name, name)
         self._replace_journal((self.staging / ix.JOURNAL_NAME).read_text(encoding="utf-8"))
         self.store.put_file(self.staging / ix.INDEX_NAME, ix.INDEX_NAME)
+
+
+def _is_shard(rel: str) -> bool:
+    folder, _, base = rel.partition("/")
+    return folder in ix.FORMAT_DIRS.values() and base.endswith((".tar", ".parquet"))
 
 
 def _unplanned(rel: str, name: str, shards: int) -> bool:
