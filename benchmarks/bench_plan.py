@@ -43,7 +43,8 @@ def write_manifest(path: Path, n: int) -> None:
 
 
 def run_dry(manifest: Path, work: Path) -> tuple:
-    """(wall seconds, peak RSS MiB of the dry-run process, its JSON summary)."""
+    """(wall seconds, CPU seconds and peak RSS MiB of the dry-run process, its summary).
+    CPU seconds (user + system) are the fair time on a shared machine."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(work), "OMP_NUM_THREADS": "1"}
     out_path = work / "summary.json"
     t0 = time.perf_counter()
@@ -54,7 +55,7 @@ def run_dry(manifest: Path, work: Path) -> tuple:
     wall = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"dry run failed ({status}) on {manifest}")
-    return wall, usage.ru_maxrss / 1024.0, json.loads(out_path.read_text())
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, json.loads(out_path.read_text())
 
 
 def main() -> None:
@@ -72,17 +73,20 @@ def main() -> None:
             write_manifest(m, n)
             print(f"wrote {n} records ({m.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s",
                   flush=True)
-            wall, rss, summary = run_dry(m, Path(tmp))
+            wall, cpu, rss, summary = run_dry(m, Path(tmp))
             m.unlink()
             meas = Measurement(f"dry run {n:,} records", wall, summary["hours"] * 3600.0, n, 1, rss,
-                               {"shards": summary["shards"], "rejected": summary["rejects"]["count"],
-                                "largest_shard": summary["largest_shard"]})
+                               {"cpu_seconds": cpu, "shards": summary["shards"],
+                                "rejected": summary["rejects"]["count"], "largest_shard": summary["largest_shard"]})
             h.add(meas)
             runs.append(meas)
-            print(f"{n:,} records: {wall:.1f} s, peak RSS {rss:.0f} MiB, {summary['shards']} shards, "
-                  f"{summary['hours']:.0f} h", flush=True)
+            print(f"{n:,} records: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {rss:.0f} MiB, "
+                  f"{summary['shards']} shards, {summary['hours']:.0f} h", flush=True)
         for small, big in zip(runs, runs[1:]):
-            h.ratio(f"time {big.items:,} / {small.items:,} (records x{big.items / small.items:g})", big, small)
+            x = f"{big.items:,} / {small.items:,} (records x{big.items / small.items:g})"
+            h.ratio(f"wall time {x}", big, small)
+            h.ratios[f"CPU time {x}"] = big.extra["cpu_seconds"] / small.extra["cpu_seconds"]
+            h.ratios[f"peak RSS {x}"] = big.peak_rss_mb / small.peak_rss_mb
     h.report()
 
 

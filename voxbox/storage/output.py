@@ -298,11 +298,11 @@ class RemoteOutput:
         return None
 
     def committed(self, entry: dict) -> None:
-        """Upload a shard committed in staging (before its journal line is written)."""
-        for _fmt, info in sorted(entry["files"].items()):
-            local = self.staging / info["path"]
-            self.store.put_file(local, info["path"])
-            local.unlink()
+        """Upload a shard committed in staging (before its journal line is written),
+        unless the process that wrote it uploaded it already (``entry["uploaded"]``, set
+        by :func:`upload_shard` on a worker that does not share the staging folder)."""
+        if not entry.pop("uploaded", False):
+            upload_shard(self.store, self.staging, entry)
 
     def journalled(self, entry: dict) -> None:
         self._put_line(journal_line(entry))
@@ -314,6 +314,17 @@ class RemoteOutput:
                 self.store.put_file(self.staging / name, name)
         self._replace_journal((self.staging / ix.JOURNAL_NAME).read_text(encoding="utf-8"))
         self.store.put_file(self.staging / ix.INDEX_NAME, ix.INDEX_NAME)
+
+
+def upload_shard(store, root: Path, entry: dict) -> None:
+    """Upload the files of a shard committed under ``root`` (a local folder) to ``store``
+    (a :class:`Store` or its URL) and remove the local copies; for an engine whose
+    workers commit shards on their own disks, then mark ``entry["uploaded"] = True``."""
+    store = store if isinstance(store, Store) else Store(store)
+    for _fmt, info in sorted(entry["files"].items()):
+        local = Path(root) / info["path"]
+        store.put_file(local, info["path"])
+        local.unlink()
 
 
 def _is_shard(rel: str) -> bool:
