@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import Harness  # noqa: E402
+from benchmarks.harness import Harness, cpu_timed  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,23 +80,8 @@ def main() -> None:
             for emb, f0 in zip(encoder.embed_batch(speeches), f0s):
                 model.predict(emb.astype(np.float16), [robust_f0(f0)])
 
-    import resource
-
-    def cpu_seconds() -> float:
-        total = 0.0
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-            ru = resource.getrusage(who)
-            total += ru.ru_utime + ru.ru_stime
-        return total
-
     def with_cpu(label, fn):
-        # Wall time on a shared machine depends on the neighbours; CPU seconds
-        # (this process + finished workers) show the work itself.
-        def run():
-            t0 = cpu_seconds()
-            fn()
-            cpu[label] = cpu_seconds() - t0
-        return run
+        return cpu_timed(cpu, label, fn)
 
     cpu: dict = {}
     h = Harness("annotate")

@@ -20,21 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import Harness  # noqa: E402
+from benchmarks.harness import Harness, cpu_timed  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_seconds() -> float:
-    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
-               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 def main() -> None:
@@ -65,11 +59,7 @@ def main() -> None:
     cpu: dict = {}
 
     def timed(label, fn):
-        def run():
-            t0 = cpu_seconds()
-            fn()
-            cpu[label] = cpu_seconds() - t0
-        return run
+        return cpu_timed(cpu, label, fn)
 
     encoder = GE2EEncoder()
     speeches = [front_end(p).speech for p in paths]

@@ -37,6 +37,22 @@ def peak_rss_mb(children: bool = True) -> float:
     return max(own, kids) / 1024.0
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
+               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+def cpu_timed(into: Dict[str, float], label: str, fn: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap fn so that its CPU seconds land in into[label]. Wall time on a shared machine
+    depends on the neighbours; CPU seconds (this process + finished workers) show the work."""
+    def run() -> None:
+        t0 = cpu_seconds()
+        fn()
+        into[label] = cpu_seconds() - t0
+    return run
+
+
 @dataclass
 class Measurement:
     label: str

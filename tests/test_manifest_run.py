@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import re
 
 from voxbox.build.manifest_run import run_manifest, stream_records, work_dir
 from voxbox.errors import VoxboxError
@@ -201,15 +202,10 @@ def test_a_malformed_record_is_a_reject_naming_line_and_field_and_the_rest_runs(
 
 
 def test_a_second_annotate_on_the_same_output_is_refused(corpus, tmp_path):
-    from adversarial import hold_lock
+    from adversarial import busy, held_lock
 
     src, _ = corpus
     out = tmp_path / "o.jsonl"
-    holder = hold_lock(out)
-    try:
-        with pytest.raises(VoxboxError, match=rf"{out} is being written by another voxbox run \(pid {holder.pid}\)"):
-            run_manifest(src, out, [TinyStage()])
-    finally:
-        holder.kill()
-        holder.wait()
+    with held_lock(out) as pid, pytest.raises(VoxboxError, match=re.escape(busy(out, pid))):
+        run_manifest(src, out, [TinyStage()])
     assert not out.exists() and not work_dir(out).exists()
