@@ -170,3 +170,28 @@ def test_force_rebuild_with_another_pipeline(s3, setup, tmp_path):
     assert r.returncode == 0, r.stderr
     got = _files(_download(fs, "force", tmp_path / "got"))
     assert got == _files(ref2)  # the old pipeline's extra shards are gone
+
+
+@pytest.mark.slow
+def test_ray_build_to_s3_equals_local(s3, setup, tmp_path, monkeypatch):
+    """The Ray engine commits shards in the staging folder (workers on this machine);
+    the driver uploads them: the store holds a local build's bytes."""
+    ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'voxbox[ray]'")
+    import os
+
+    from voxbox_build_fixtures import TESTS
+
+    s3env, fs = s3
+    tmp, args, ref = setup
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(TESTS.parent)]))
+    monkeypatch.setenv("RAY_DEDUP_LOGS", "0")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    try:
+        r = _run([*args[:-2], "--engine", "ray", "--workers", "2"], f"s3://{BUCKET}/ray", s3env)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert r.returncode == 0, r.stderr
+    got, want = _files(_download(fs, "ray", tmp_path / "got")), _files(ref)
+    del got["journal.jsonl"], want["journal.jsonl"]  # Ray journals shards in completion order
+    assert got == want
