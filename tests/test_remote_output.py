@@ -195,3 +195,27 @@ def test_ray_build_to_s3_equals_local(s3, setup, tmp_path, monkeypatch):
     got, want = _files(_download(fs, "ray", tmp_path / "got")), _files(ref)
     del got["journal.jsonl"], want["journal.jsonl"]  # Ray journals shards in completion order
     assert got == want
+
+
+@pytest.mark.slow
+def test_build_to_the_hub_equals_local(setup, tmp_path):
+    """--out hf://datasets/OWNER/NAME/PREFIX against the test Hub server: every upload a
+    commit, the same bytes as a local build."""
+    pytest.importorskip("huggingface_hub")
+    import os
+
+    from hub_server import DEFAULT_TOKEN, HubServer
+
+    tmp, args, ref = setup
+    with HubServer() as hub:
+        env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": DEFAULT_TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0"}
+        mk = subprocess.run([os.sys.executable, "-c", "from huggingface_hub import HfApi; "
+                             "HfApi().create_repo('alice/built', repo_type='dataset')"],
+                            env=subprocess_env(**env), capture_output=True, text=True, timeout=120)
+        assert mk.returncode == 0, mk.stderr
+        r = _run(args, "hf://datasets/alice/built/v1", env)
+        assert r.returncode == 0, r.stderr
+        files = hub.repo_files("dataset", "alice/built")
+    got = {k[len("v1/"):]: _sha(v) for k, v in files.items() if k.startswith("v1/")}
+    got.pop("provenance.json")
+    assert got == _files(ref)

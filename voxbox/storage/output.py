@@ -135,7 +135,12 @@ class Store:
             os.unlink(fh.name)
 
     def remove(self, rels: List[str]) -> None:
-        if rels:
+        if not rels:
+            return
+        if self.url.startswith("hf://"):  # HfFileSystem removes one path per call (one commit each)
+            for r in rels:
+                self.fs.rm(self.key(r))
+        else:
             self.fs.rm([self.key(r) for r in rels])
 
 
