@@ -125,3 +125,23 @@ def test_recipe_repeats_found_by_the_sort_as_the_recipe_would(tmp_path, monkeypa
     ds = open_dataset(out)
     assert sorted(r.text for r in ds.records("parquet")) == ["first", "second"]
     assert [r.to_dict() for r in ds.rejects()] == recipe_rejects
+
+
+def test_rejects_sort_equals_a_stable_sort(tmp_path):
+    from voxbox.shards.writer import RejectsSort, rejects_sort_key
+
+    rng = random.Random(7)
+    rejs = [Rejection(rng.choice(["prepare", "shard"]), f"p{rng.randrange(5)}.wav",
+                      rng.choice(["missing_audio", "duplicate_index"]),
+                      rng.choice([None, "c_1", "c_2", "c_3"]), f"detail {i}") for i in range(300)]
+    s = RejectsSort(tmp_path / "r", run_items=8)
+    for r in rejs:
+        s.add(r)
+    assert len(s.sort.runs) > 10
+    expected = [json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+                for r in sorted(rejs, key=rejects_sort_key)]  # ties keep their order (stable)
+    assert list(s) == expected
+    s.write(tmp_path / "rejects.jsonl")
+    assert (tmp_path / "rejects.jsonl").read_text() == "".join(expected)
+    assert sum(s.by_reason.values()) == 300
+    s.close()

@@ -28,7 +28,7 @@ from voxbox.errors import VoxboxError
 from voxbox.manifest import read_rejects
 from voxbox.record import Rejection, Result, Utterance, audio_seconds, format_reason_counts
 from voxbox.shards import index as ix
-from voxbox.shards.writer import cut_shards, estimate_bytes, rejects_sort_key
+from voxbox.shards.writer import RejectsSort, cut_shards, estimate_bytes
 
 PREPARED_NAME = "prepared.jsonl"
 REJECTS_NAME = "prepare.rejects.jsonl"
@@ -124,7 +124,8 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, ha
     prep = PreparedInput(work / PREPARED_NAME, work / REJECTS_NAME)
     by_index = ExternalSort(work / "sort-index", run_items)
     try:
-        rejects, splits = _spool(source, prep, by_index, audio_format, hashes, keep_records)
+        rejects = RejectsSort(work / "sort-rejects", run_items)
+        splits = _spool(source, prep, by_index, rejects, audio_format, hashes, keep_records)
         fp = hashlib.sha256()
         prep.keys = ExternalSort(work / "sort-plan", run_items)
         unique = _unique(by_index, rejects, fp, prep, duplicate)
@@ -134,11 +135,12 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, ha
             for item in unique:
                 prep.keys.add(item)
         by_index.close()
-        rejects.sort(key=rejects_sort_key)
-        with open(prep.rejects_path, "w", encoding="utf-8") as fh:
-            for r in rejects:
-                fh.write(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
-                fp.update((ix.canonical_json(r.to_dict()) + "\n").encode("utf-8"))
+        rejects.write(prep.rejects_path)
+        rejects.close()
+        if hashes:
+            with open(prep.rejects_path, encoding="utf-8") as fh:
+                for line in fh:
+                    fp.update((ix.canonical_json(json.loads(line)) + "\n").encode("utf-8"))
     except OSError as e:
         by_index.close()
         prep.close()
@@ -147,14 +149,14 @@ def prepare_input(source: Iterable[Result], work: Path, audio_format: str, *, ha
     return prep
 
 
-def _unique(by_index: ExternalSort, rejects: List[Rejection], fp, prep: PreparedInput,
+def _unique(by_index: ExternalSort, rejects: RejectsSort, fp, prep: PreparedInput,
             duplicate: Tuple[str, Optional[str]]) -> Iterator[tuple]:
     """The records sorted by index, the first of each index kept (input order breaks
     ties) and the others rejected; feeds the fingerprint in index order."""
     prev = None
     for idx, _seq, off, length, est, split, secs, h, src in by_index:
         if idx == prev:
-            rejects.append(Rejection("prepare", src, duplicate[0], idx, duplicate[1]))
+            rejects.add(Rejection("prepare", src, duplicate[0], idx, duplicate[1]))
             continue
         prev = idx
         prep.count += 1
@@ -162,21 +164,20 @@ def _unique(by_index: ExternalSort, rejects: List[Rejection], fp, prep: Prepared
         yield (split, idx, est, off, length, secs, h)
 
 
-def _spool(source: Iterable[Result], prep: PreparedInput, keys: ExternalSort, audio_format: str,
-           hashes: bool, keep_records: bool) -> Tuple[List[Rejection], set]:
+def _spool(source: Iterable[Result], prep: PreparedInput, keys: ExternalSort, rejects: RejectsSort,
+           audio_format: str, hashes: bool, keep_records: bool) -> set:
     """Write the records to ``prep.path`` and their keys ``(index, seq, offset, length,
-    est, split, seconds, hash, source_path)`` to ``keys``; return the rejections and the
-    splits seen."""
+    est, split, seconds, hash, source_path)`` and the rejections to their sorts; return
+    the splits seen."""
     from voxbox.progress import Progress
 
-    rejects: List[Rejection] = []
     splits: set = set()
     audio = _AudioHashes(keys.add, hashes)
     with open(prep.path if keep_records else os.devnull, "wb") as fh, Progress("prepare") as bar:
         offset = 0
         for seq, res in enumerate(source):
             if isinstance(res, Rejection):
-                rejects.append(res)
+                rejects.add(res)
                 continue
             if not isinstance(res, Utterance):
                 raise VoxboxError(f"the source yielded a {type(res).__name__}, not an Utterance or Rejection")
@@ -191,7 +192,7 @@ def _spool(source: Iterable[Result], prep: PreparedInput, keys: ExternalSort, au
             offset += len(line)
             bar.update(1, secs)
         audio.flush()
-    return rejects, splits
+    return splits
 
 
 def _line(res: Utterance, needed: bool) -> Tuple[dict, bytes]:

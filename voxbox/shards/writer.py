@@ -268,20 +268,62 @@ def rejects_sort_key(r: Rejection):
     return (r.index or "", r.stage, r.path, r.reason)
 
 
+class RejectsSort:
+    """Rejections sorted by :func:`rejects_sort_key` (ties in the order added, as a
+    stable sort keeps them) on disk, so millions of them never sit in memory; iterate
+    to get each one's ``rejects.jsonl`` line, in order."""
+
+    def __init__(self, work: Union[str, Path], run_items: Optional[int] = None):
+        from voxbox.build.extsort import RUN_ITEMS, ExternalSort
+
+        self.sort = ExternalSort(work, run_items or RUN_ITEMS)
+        self.by_reason: Counter = Counter()  # "stage: reason" -> count
+
+    def add(self, r: Rejection) -> None:
+        line = json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        self.sort.add((*rejects_sort_key(r), self.sort.count, line))
+        self.by_reason[f"{r.stage}: {r.reason}"] += 1
+
+    def __iter__(self) -> Iterator[str]:
+        return (item[-1] for item in self.sort)
+
+    def write(self, path: Path) -> None:
+        """Write the sorted lines to ``path`` (temporary name, fsync, rename)."""
+        tmp = path.with_name(path.name + ix.PARTIAL_SUFFIX)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for line in self:
+                    fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            ix.fsync_dir(path.parent)
+        except OSError as e:
+            raise ix.io_error(path, e) from None
+
+    def close(self) -> None:
+        self.sort.close()
+
+
 def finish(out_dir: Union[str, Path], *, name: str, formats: Sequence[str], audio_format: str,
            shard_entries: Sequence[dict], rejects: Iterable[Rejection], fingerprint: Dict[str, str],
            pipeline_yaml: Optional[str] = None, command: Optional[Sequence[str]] = None,
            sources: Sequence[dict] = ()) -> dict:
     """Write rejects.jsonl (``rejects`` plus every shard entry's), provenance.json (with
     ``sources``, the corpus roots), pipeline.yaml (if given) and, last, index.json."""
+    import tempfile
+
     out_dir = Path(out_dir)
-    rej = list(rejects)
-    for e in shard_entries:
-        rej.extend(Rejection.from_dict(r) for r in e.get("rejects", []))
-    rej.sort(key=rejects_sort_key)
-    by_reason = Counter(f"{r.stage}: {r.reason}" for r in rej)
-    text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for r in rej)
-    ix.write_text_atomic(out_dir / ix.REJECTS_NAME, text)
+    with tempfile.TemporaryDirectory(prefix="voxbox-rejects-") as tmp:
+        rej = RejectsSort(tmp)  # on disk: a build may reject millions of records
+        for r in rejects:
+            rej.add(r)
+        for e in shard_entries:
+            for r in e.get("rejects", []):
+                rej.add(Rejection.from_dict(r))
+        rej.write(out_dir / ix.REJECTS_NAME)
+        by_reason = rej.by_reason
+        rej.close()
     if pipeline_yaml is not None:
         ix.write_text_atomic(out_dir / ix.PIPELINE_NAME, pipeline_yaml)
     ix.write_text_atomic(out_dir / ix.PROVENANCE_NAME, json.dumps(provenance(command, sources), indent=2) + "\n")
