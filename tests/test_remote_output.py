@@ -219,3 +219,12 @@ def test_build_to_the_hub_equals_local(setup, tmp_path):
     got = {k[len("v1/"):]: _sha(v) for k, v in files.items() if k.startswith("v1/")}
     got.pop("provenance.json")
     assert got == _files(ref)
+
+
+def test_storage_failure_is_one_clear_line(s3, setup):
+    s3env, _ = s3
+    _, args, _ = setup
+    r = _run(args, "s3://no-such-bucket/x", s3env)
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: s3://no-such-bucket/x: ") and "rerun" in last and "Traceback" not in r.stderr

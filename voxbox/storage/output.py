@@ -57,6 +57,24 @@ _CHUNK = 8 << 20
 Log = Callable[[str], None]
 
 
+def _reported(method):
+    """Storage failures (network, permissions, a missing bucket) become one clear line:
+    what is in the store stays, and a rerun resumes from it."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except VoxboxError:
+            raise
+        except Exception as e:  # noqa: BLE001 - every backend raises its own types
+            url = self.store.url if hasattr(self, "store") else self.url
+            raise VoxboxError(f"{url}: {type(e).__name__}: {e}; committed shards stay in the store, "
+                              "rerun to resume") from e
+    return wrapper
+
+
 def is_output_url(out) -> bool:
     """True for ``scheme://...`` other than ``file://`` (a local folder stays a path)."""
     text = str(out) if not isinstance(out, Path) else ""
@@ -217,6 +235,7 @@ class RemoteOutput:
         self.staging = Path(tempfile.mkdtemp(prefix="voxbox-out-"))
         self.lines = 0  # journal lines the store holds
 
+    @_reported
     def __enter__(self) -> "RemoteOutput":
         try:
             self._check_foreign()
@@ -262,6 +281,7 @@ class RemoteOutput:
         self.pulled = text
         self.lines = text.count("\n")
 
+    @_reported
     def sync_start(self, shards: int, name: str) -> None:
         """After the guards and the journal start: mirror what they changed in staging
         (a cleaned or restarted journal, a removed index) and drop unplanned shards."""
@@ -290,6 +310,7 @@ class RemoteOutput:
         self.store.put_text(f"{JOURNAL_DIR}/{self.lines:09d}.json", line)
         self.lines += 1
 
+    @_reported
     def verify(self, _root, entry: dict) -> Optional[str]:
         """The store's copy of a journalled shard: None when every file matches."""
         for _fmt, info in sorted(entry.get("files", {}).items()):
@@ -302,6 +323,7 @@ class RemoteOutput:
                 return f"{info['path']}: sha256 does not match the journal"
         return None
 
+    @_reported
     def committed(self, entry: dict) -> None:
         """Upload a shard committed in staging (before its journal line is written),
         unless the process that wrote it uploaded it already (``entry["uploaded"]``, set
@@ -309,9 +331,11 @@ class RemoteOutput:
         if not entry.pop("uploaded", False):
             upload_shard(self.store, self.staging, entry)
 
+    @_reported
     def journalled(self, entry: dict) -> None:
         self._put_line(journal_line(entry))
 
+    @_reported
     def finish(self) -> None:
         """The folder's small files, the whole journal, and index.json last."""
         for name in (ix.REJECTS_NAME, ix.PIPELINE_NAME, ix.PROVENANCE_NAME):
