@@ -95,8 +95,13 @@ class PreparedInput:
         return Plan(shards, path)
 
     def read(self, fh: BinaryIO, offset: int, length: int) -> Utterance:
+        return Utterance.from_dict(json.loads(self.read_line(fh, offset, length).decode("utf-8")))
+
+    def read_line(self, fh: BinaryIO, offset: int, length: int) -> bytes:
+        """A record's prepared JSON line, as bytes (newline included), where the plan
+        (:meth:`Plan.members`) says it is."""
         fh.seek(offset)
-        return Utterance.from_dict(json.loads(fh.read(length).decode("utf-8")))
+        return fh.read(length)
 
     def close(self) -> None:
         if self.keys is not None:
