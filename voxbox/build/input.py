@@ -234,12 +234,12 @@ class _AudioHashes:
         from voxbox.build.signature import audio_signature, audio_signatures
 
         own = [path for _, _, path, shared in self.pending if path and not shared]
-        sigs = dict(zip(own, audio_signatures(own)))
+        sigs = dict(zip(map(str, own), audio_signatures(own)))
         for key, identity, path, shared in self.pending:
             if shared:
-                sig = self.shared.get(path) or self.shared.setdefault(path, audio_signature(path))
+                sig = self.shared.get(str(path)) or self.shared.setdefault(str(path), audio_signature(path))
             else:
-                sig = sigs.get(path, "no-audio")
+                sig = sigs.get(str(path), "no-audio")
             self.emit(key[:-1] + (hashlib.sha256(identity + sig.encode()).digest(), key[-1]))
         self.pending = []
 
