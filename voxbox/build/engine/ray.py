@@ -122,8 +122,9 @@ class RayEngine:
         if self.address:
             ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
         else:
-            # A private local instance sized to --workers, quiet and without the dashboard.
-            ray.init(num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
+            # A private local instance sized to --workers, quiet and without the dashboard;
+            # "local": never join a cluster another program started on this machine.
+            ray.init(address="local", num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
                      log_to_driver=False, configure_logging=False)
             self._private = True
 
