@@ -86,10 +86,12 @@ def build_command(
     device: Optional[str] = typer.Option(None, "--device", help="Device for model stages (cpu, cuda, cuda:1). Default: cpu."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
                                              help="Records per task handed to a worker. Default: 16."),
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
+    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray tasks and actor pools, "
+                                                          "on this machine or a cluster: docs/cluster.md; needs the "
                                                           "ray extra of voxbox)."),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-j", help="Worker processes (local) or CPU actors/tasks (ray). Default: CPU count."),
+        None, "--workers", "-j", help="Worker processes (local), or shard tasks at once over the whole Ray "
+                            "cluster (ray). Default: CPU count."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
                                     "else a local Ray instance."),
