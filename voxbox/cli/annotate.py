@@ -23,17 +23,8 @@ def annotate(
                                                      "after the input's own rejects (carried forward)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1,
                                 help="Worker processes (local) or actors/tasks (ray); each loads its own models."),
-<<<<<<< HEAD
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray tasks and actor pools, "
-                                                          "on this machine or a cluster: docs/cluster.md; needs the "
-                                                          "ray extra of voxbox)."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
-                                    "else a local Ray instance."),
-=======
     engine: str = engine_option(),
     ray_address: Optional[str] = ray_address_option(),
->>>>>>> main
     pitch_backend: str = typer.Option("world", "--pitch-backend",
                                       help="world (VoxBox's definition: WORLD DIO + StoneMask) or praat "
                                            "(Praat autocorrelation). Recorded per record; do not mix."),
