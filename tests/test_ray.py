@@ -140,3 +140,20 @@ def test_pipeline_stage_resources_are_checked_and_not_identity(tmp_path):
                      ({"num_cpus": "two"}, "must be a finite number"), ([1], "'resources' must be a mapping")):
         with pytest.raises(VoxboxError, match=msg):
             pipe(bad)
+
+
+@pytest.mark.slow
+def test_ray_model_that_does_not_load_fails_once_with_its_message(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'voxbox[ray]'")
+    from voxbox.errors import VoxboxError
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(TESTS.parent)]))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    manifest = write_corpus_manifest(tmp_path, n=4)
+    pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml", stages=[
+        {"stage": "voxbox_build_fixtures:BrokenModelStage", "params": {}}]))
+    with pytest.raises(VoxboxError) as err:
+        build(manifest_source(manifest), tmp_path / "ray", pipe, engine="ray", workers=2)
+    assert str(err.value) == "the model folder /models/x has no config.yaml"
+    assert not ray.is_initialized()  # the private instance went with the failed build
+    assert not list((tmp_path / "ray").glob("*/*.tar"))

@@ -122,6 +122,17 @@ class TinyBatchStage(TinyStage):
         return [self.process(r) for r in recs]
 
 
+class BrokenModelStage(TinyBatchStage):
+    """A model stage whose model does not load (setup fails with the user's message)."""
+
+    name = "brokenmodel"
+
+    def setup(self) -> None:
+        from voxbox.errors import VoxboxError
+
+        raise VoxboxError("the model folder /models/x has no config.yaml")
+
+
 class GateStage(Stage):
     """Holds the record ``index`` until the build's journal lists ``shards`` committed
     shards (at most ``wait_s``; then it fails the record). An engine that streams shards

@@ -147,7 +147,9 @@ class RayEngine:
             pool_cpus += size["num_cpus"] * size["actors"]
         self.task_cpus = self._task_cpus(cluster.get("CPU", 0.0), pool_cpus)
         for ref in [a.ready.remote() for a in self._actors]:
-            self._get(ref)  # a model that does not load fails here, once, with its message
+            error = self._get(ref)
+            if error:  # a model that does not load fails here, once, with its message
+                raise VoxboxError(error)
         self._segments_ref = ray.put(segments)
 
     def _pool(self, blob: bytes, size: Dict[str, float]) -> list:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import time
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from voxbox.build.engine.common import (ShardPlan, Task, TaskResult, add_stats, encode_all, limit_threads,
                                         run_stages_on, storable)
@@ -39,12 +39,19 @@ class StageActor:
     def __init__(self, stages_blob: bytes, threads: int):
         limit_threads(threads)
         self.stages = pickle.loads(stages_blob)
-        for st in self.stages:
-            st.ensure_setup()
+        self.error: Optional[str] = None
+        try:
+            for st in self.stages:
+                st.ensure_setup()
+        except VoxboxError as e:  # a user's problem (a model folder that does not load): said as is
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - reported once by the driver, not as a dead actor
+            self.error = f"stage setup failed: {type(e).__name__}: {e}"
         limit_threads(threads)  # again: setup() may have imported torch
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> Optional[str]:
+        """None once the stages are set up; else why they could not be."""
+        return self.error
 
     def process(self, recs: List[Utterance]) -> Tuple[Slots, Dict[str, list]]:
         from voxbox import media
