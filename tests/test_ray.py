@@ -157,3 +157,37 @@ def test_ray_model_that_does_not_load_fails_once_with_its_message(tmp_path, monk
     assert str(err.value) == "the model folder /models/x has no config.yaml"
     assert not ray.is_initialized()  # the private instance went with the failed build
     assert not list((tmp_path / "ray").glob("*/*.tar"))
+
+
+@pytest.mark.slow
+def test_ray_build_killed_before_a_journal_line_resumes_byte_identical(tmp_path):
+    """SIGKILL the driver (and its private Ray instance: one process group) when the 3rd
+    shard entry is about to be journalled; other shards may be committed on disk without
+    a journal line. The journal is the truth: the rerun keeps the 2 journalled shards
+    (verified) and redoes the rest, byte-identical to a local build."""
+    pytest.importorskip("ray", reason="needs the ray extra: pip install 'voxbox[ray]'")
+    import subprocess
+
+    from voxbox_build_fixtures import subprocess_env, voxbox_cmd
+
+    manifest = write_corpus_manifest(tmp_path, n=12, reject_every=5)
+    pfile = write_pipeline(tmp_path / "p.yaml", shard_records=2, stages=[
+        {"stage": "voxbox_build_fixtures:TinyStage", "params": {"tokens": True}},
+        {"stage": "voxbox_build_fixtures:TinyBatchStage", "params": {}}])
+    args = ["build", "--manifest", str(manifest), "--pipeline", str(pfile)]
+    build(manifest_source(manifest), tmp_path / "local", load_pipeline(pfile), workers=1)
+    out = tmp_path / "ray"
+
+    def run(**env):
+        return subprocess.run(voxbox_cmd(*args, "--engine", "ray", "-j", "2", "--out", str(out)),
+                              env={**subprocess_env(**env), "RAY_ADDRESS": ""}, capture_output=True, text=True,
+                              start_new_session=True, timeout=600)
+
+    killed = run(VOXBOX_KILL_AT="before_journal:3")
+    assert killed.returncode == -9, killed.stderr
+    assert not (out / "index.json").exists()
+    resumed = run()
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 2 of" in resumed.stderr
+    assert shard_bytes(out) == shard_bytes(tmp_path / "local")
+    assert not list(out.rglob("*.partial"))
