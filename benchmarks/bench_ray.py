@@ -7,8 +7,9 @@ Two measurements, each side by side in one run (issue 15):
    ``--shard-mb``) with ``--engine local -j W`` and ``--engine ray -j W`` on this
    machine. Ray is timed *cold* once (the build starts and stops its private Ray
    instance, what a one-off ``voxbox build --engine ray`` costs) and *warm* (a Ray
-   instance already up, as on a cluster); runs alternate with the local build and each
-   candidate keeps its fastest. Shards must be byte-identical.
+   instance already up, as on a cluster); the three alternate and each
+   candidate keeps its fastest. Shards must be byte-identical. Cold runs include Ray's
+   start-up (about 15 s on the 2-core box) and each worker's first stage set-up.
 2. **Dispatch.** ``--shards`` shards of ``--records`` records whose stage sleeps
    ``--work`` seconds per shard, except one shard in the middle that sleeps
    ``--slow`` seconds. The streaming engine (a task per shard, the next one submitted
@@ -85,33 +86,37 @@ def ray_up(workers: int) -> None:
 
 
 def overhead(h: Harness, tmp: Path, args) -> None:
-    import ray
-
+    """Local, Ray warm and Ray cold builds of one tree, alternating; fastest of each kept."""
     w = args.workers
     n_utts = int(args.hours * 3600 / AVG_CLIP_S)
     secs = build_tree(tmp / "tree", n_utts, args.distinct)
     build_tree(tmp / "warm", 16, 4)
-    n_shards = run_build(tmp / "warm", tmp / "warm-local", "local", w, args.shard_mb)  # imports, models
-    cold = timed(lambda: run_build(tmp / "tree", tmp / "ray-cold", "ray", w, args.shard_mb))
-    ray_up(w)
-    run_build(tmp / "warm", tmp / "warm-ray", "ray", w, args.shard_mb)  # worker processes up
+    run_build(tmp / "warm", tmp / "warm-local", "local", w, args.shard_mb)  # imports, models
     best = {}
     for rep in range(args.repeat):
-        for key, engine in (("local", "local"), ("ray", "ray")):
+        for key in ("local", "ray-warm", "ray-cold"):
+            if key == "ray-warm":  # a Ray instance already up, its workers already started
+                ray_up(w)
+                run_build(tmp / "warm", tmp / f"warm-ray-{rep}", "ray", w, args.shard_mb)
+            engine = "local" if key == "local" else "ray"
             dt = timed(lambda: run_build(tmp / "tree", tmp / f"{key}-{rep}", engine, w, args.shard_mb))
+            if key == "ray-warm":
+                import ray
+
+                ray.shutdown()
             best[key] = min(best.get(key, dt), dt)
             print(f"  run {rep + 1}: {key}: {dt:.2f} s", file=sys.stderr)
-    ray.shutdown()
     n_shards = len(list((tmp / "local-0" / "parquet").glob("*.parquet")))
     local = h.add(Measurement(f"build --engine local -j {w}", best["local"], secs, n_utts, w))
-    warm = h.add(Measurement(f"build --engine ray -j {w} (Ray already up)", best["ray"], secs, n_utts, w))
-    cold_m = h.add(Measurement(f"build --engine ray -j {w} (starts Ray)", cold, secs, n_utts, w))
+    warm = h.add(Measurement(f"build --engine ray -j {w} (Ray already up)", best["ray-warm"], secs, n_utts, w))
+    cold = h.add(Measurement(f"build --engine ray -j {w} (starts Ray)", best["ray-cold"], secs, n_utts, w))
     h.ratio("Ray (warm) / local", warm, local)
-    h.ratio("Ray (cold, Ray start-up included) / local", cold_m, local)
+    h.ratio("Ray (cold, Ray start-up included) / local", cold, local)
+    h.note(f"Ray worker niceness {os.environ.get('RAY_worker_niceness', '15 (Ray default)')}")
     h.note(f"overhead build: {n_utts} utts, {secs / 3600:.2f} h, annotate, {n_shards} shards "
-           f"(shard_mb {args.shard_mb:g}), {os.cpu_count()} cores")
-    h.note(f"ray and local shards byte-identical: {compare(tmp / 'local-0', tmp / 'ray-0')}, "
-           f"cold ray: {compare(tmp / 'local-0', tmp / 'ray-cold')}")
+           f"(shard_mb {args.shard_mb:g}), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    h.note(f"ray and local shards byte-identical: warm {compare(tmp / 'local-0', tmp / 'ray-warm-0')}, "
+           f"cold {compare(tmp / 'local-0', tmp / 'ray-cold-0')}")
 
 
 def windowed_engine_factory():
@@ -191,11 +196,17 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=10, help="dispatch: records per shard (default 10)")
     ap.add_argument("--work", type=float, default=1.0, help="dispatch: seconds of work per shard (default 1)")
     ap.add_argument("--slow", type=float, default=8.0, help="dispatch: seconds of the slow shard (default 8)")
+    ap.add_argument("--ray-niceness", default="0",
+                    help="Ray worker niceness (RAY_worker_niceness). Default 0, the local engine's: Ray's own "
+                         "default, 15, yields the CPU to every other process, so on a shared machine it would "
+                         "measure the neighbours' load, not Ray; '' keeps Ray's default")
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--skip-dispatch", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("VOXBOX_PROGRESS", "0")
     os.environ.pop("RAY_ADDRESS", None)
+    if args.ray_niceness != "":
+        os.environ["RAY_worker_niceness"] = args.ray_niceness  # read by the raylets Ray starts
     h = Harness("ray")
     tmp = Path(tempfile.mkdtemp(prefix="bench_ray_"))
     try:
