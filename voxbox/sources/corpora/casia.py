@@ -23,10 +23,8 @@ EMOTIONS = {"angry": "ANGRY", "fear": "FEARFUL", "happy": "HAPPY", "neutral": "N
             "sad": "SAD", "surprise": "SURPRISED"}
 
 
-class CASIA(Recipe):
-    name = "casia"
-    subset_help = "speaker folder names (liuchanhg, wangzhe, zhaoquanyin, ZhaoZuoxiang)"
-    non_emotional = False
+class CASIA(Recipe, name="casia", subsets="speaker folder names (liuchanhg, wangzhe, zhaoquanyin, ZhaoZuoxiang)",
+                    emotional=True):
 
     def find_root(self, root: Path) -> Path:
         for p in [root, *sorted_dirs(root)]:

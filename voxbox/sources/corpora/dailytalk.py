@@ -24,10 +24,7 @@ EMOTIONS = {"no emotion": "NEUTRAL", "none": "NEUTRAL", "happiness": "HAPPY"}
 _NAME = re.compile(r"^(?P<turn>\d+)_(?P<spk>\d+)_d(?P<dia>\d+)\.wav$")
 
 
-class DailyTalk(Recipe):
-    name = "dailytalk"
-    non_emotional = False
-    top_dirs = ("dailytalk", "DailyTalk")
+class DailyTalk(Recipe, name="dailytalk", emotional=True, top_dirs=("dailytalk", "DailyTalk")):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:

@@ -24,9 +24,7 @@ EMOTIONS = {"angry": "ANGRY", "sad": "SAD", "neutral": "NEUTRAL", "happy": "HAPP
 _NAME = re.compile(r"^(?P<spk>(?P<g>female|male)[12])_(?P<emo>[a-z]+)_(?P<rest>[0-9]+[a-z]?(_\d+)?)\.wav$")
 
 
-class JLCorpus(Recipe):
-    name = "jl_corpus"
-    non_emotional = False
+class JLCorpus(Recipe, name="jl_corpus", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
@@ -35,10 +33,8 @@ class JLCorpus(Recipe):
             if is_sidecar(base, p):
                 continue
             m = _NAME.match(p.rsplit("/", 1)[-1])
-            if not m or m.group("emo") not in EMOTIONS:
-                yield unexplained(p)
-                continue
-            text = sidecar_text(base, p, self.name)
+            known = m is not None and m.group("emo") in EMOTIONS
+            text = sidecar_text(base, p, self.name) if known else unexplained(p)
             if isinstance(text, Rejection):
                 yield text
                 continue
