@@ -171,16 +171,18 @@ class RayEngine:
                               "'actors' or 'num_cpus' in the pipeline's stage resources")
         return max(0.01, math.floor(min(1.0, free / self.workers) * 100) / 100)
 
-    def run_shards(self, plans: Iterable[ShardPlan], out_dir, name: str, formats: Sequence[str]) -> Iterator[dict]:
+    def run_shards(self, plans: Iterable[ShardPlan], out_dir, name: str, formats: Sequence[str],
+                   store: Optional[str] = None) -> Iterator[dict]:
         """Run and commit every planned shard on Ray; yield each committed shard's
-        journal entry (with its rejects and per-stage ``stats``) as it finishes."""
+        journal entry (with its rejects and per-stage ``stats``) as it finishes. With
+        ``store`` (an object-store output URL) each task uploads its own shard."""
         from voxbox.build.engine.ray_worker import shard_task
 
         self._start()
         # Absolute: a task's working directory is wherever its node started the worker.
         out = str(Path(out_dir).resolve())
         remote = self._ray.remote(shard_task).options(num_cpus=self.task_cpus, max_retries=3)
-        args = (self._segments_ref, self.audio_format, out, name, list(formats), self._threads())
+        args = (self._segments_ref, self.audio_format, out, name, list(formats), self._threads(), store)
         yield from self._stream(plans, lambda p: remote.remote(p, *args), ordered=False)
 
     def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:

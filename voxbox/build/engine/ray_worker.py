@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import time
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from voxbox.build.engine.common import (ShardPlan, Task, TaskResult, add_stats, encode_all, limit_threads,
@@ -115,14 +116,35 @@ def run_segments(segments: Sequence[tuple], recs: Slots, key: int) -> Tuple[Slot
 
 
 def shard_task(plan: ShardPlan, segments: Sequence[tuple], audio_format: str, out_dir: str, name: str,
-               formats: Sequence[str], threads: int) -> dict:
+               formats: Sequence[str], threads: int, store: Optional[str] = None) -> dict:
     """One whole shard: its batches through the pipeline, encoded, written and
     committed; returns the journal entry with per-stage ``stats``. A failure removes
-    the shard's temporary files; nothing of it is journalled."""
+    the shard's temporary files; nothing of it is journalled. With ``store`` (an object
+    store URL: ``--out s3://...``) the shard is committed in a temporary folder on this
+    node and uploaded from here (:func:`voxbox.storage.output.upload_shard`), so the
+    driver's staging folder need not be shared with the workers."""
+    limit_threads(threads)
+    if store is None:
+        return _write_shard(plan, segments, audio_format, out_dir, name, formats)
+    import shutil
+    import tempfile
+
+    from voxbox.storage.output import upload_shard
+
+    local = tempfile.mkdtemp(prefix=f"voxbox-shard-{plan.shard}-")
+    try:
+        entry = _write_shard(plan, segments, audio_format, local, name, formats)
+        upload_shard(store, Path(local), entry)  # marks entry["uploaded"]
+        return entry
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _write_shard(plan: ShardPlan, segments: Sequence[tuple], audio_format: str, out_dir: str, name: str,
+                 formats: Sequence[str]) -> dict:
     from voxbox import media
     from voxbox.shards.writer import ShardCommitter
 
-    limit_threads(threads)
     stats: Dict[str, list] = {}
     committer = ShardCommitter(out_dir, name, plan.shard, formats)
     try:
