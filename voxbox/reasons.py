@@ -91,6 +91,8 @@ REASONS: Dict[str, Reason] = _table(
                               "none of its members are read", False),
     ("filtered", "reject", "left out by a filter rule of the pipeline (detail names the rule, the value and "
                            "the threshold)", False),
+    ("no_speech", "reject", "voice activity detection found no segment to keep in the recording (prepare "
+                            "--segment vad; detail says whether speech was absent or only too short)", False),
     ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
                                     "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
@@ -108,6 +110,8 @@ REASONS: Dict[str, Reason] = _table(
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
+    ("short_vad_segment", "skip", "a speech segment VAD found that is shorter than vad_min_duration "
+                                  "(prepare --segment vad)", False),
     ("non_speech_segment", "skip", "a segment the corpus marks as non-speech (GigaSpeech's <SIL>, <MUSIC>, "
                                    "<NOISE>, <OTHER> garbage utterances; tag-only MagicData lines)", False),
     ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
