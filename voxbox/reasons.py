@@ -150,6 +150,14 @@ REASONS: Dict[str, Reason] = _table(
     ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
     ("not_requested", "null", "an optional value nobody asked for (embedding: annotate without --embeddings)",
      False),
+    ("corpus_text", "null", "text_source: the text is the corpus's own transcript (not written by an ASR model)",
+     False),
+    ("no_asr_model", "null", "asr_*: annotate ran without an asr_model (no ASR hypothesis, WER or CER)", False),
+    ("text_from_asr", "null", "asr_wer/asr_cer: the text was written by the ASR model, so there is nothing to "
+                              "check it against", False),
+    ("empty_reference", "null", "asr_wer/asr_cer: the given text has no words once normalised (only "
+                                "punctuation or symbols)", False),
+    ("asr_empty", "null", "text/asr_text: the ASR model heard no words in the clip", False),
     ("not_a_duplicate", "null", "duplicate_of: not a known duplicate (unique, the copy kept, or no `voxbox dedup` "
                                 "report applied)", False),
     ("corpus_speaker", "null", "speaker_source: the speaker id is the corpus's own (or it has none)", False),
