@@ -123,6 +123,16 @@ def test_filter_wer_max_rules():
     assert isinstance(stage.process(base.replace(text_source="asr")), Utterance)
 
 
+def test_a_corrected_text_is_no_longer_asr_text():
+    from voxbox.build.corrections import apply
+
+    rec = Utterance(index="x", text="heard this", text_source="asr", asr_model="m", asr_text="heard this",
+                    null_reasons={"asr_wer": "text_from_asr", "asr_cer": "text_from_asr"})
+    out = apply(rec, {"text": {"new": "said this", "who": "ann", "when": "T"}})
+    assert out.text == "said this" and out.text_source is None and out.asr_text == "heard this"
+    assert out.null_reasons["asr_wer"] == out.null_reasons["asr_cer"] == "label_corrected"
+
+
 def _voxbox(*args, cwd):
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "voxbox", *args], cwd=cwd, env=env, capture_output=True,
