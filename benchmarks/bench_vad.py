@@ -57,7 +57,7 @@ def main() -> None:
     found = {}
 
     def voxbox_run():
-        found["voxbox"] = len(vad.segments(vad.track(ours, audio), cfg, 16000, len(audio))[0])
+        found["voxbox"] = len(vad.segments(ours.track([audio]), cfg, 16000, len(audio))[0])
 
     def package_run():
         found["package"] = len(get_speech_timestamps(torch.from_numpy(audio), jit, threshold=cfg.threshold,

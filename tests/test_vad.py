@@ -118,6 +118,19 @@ def test_silence_and_noise_are_no_speech_rejections(tmp_path, shared):
     assert "shorter than vad_min_duration 15 s" in why
 
 
+def test_the_track_does_not_depend_on_how_the_audio_is_cut(shared):
+    """Blocks of any size give the same probabilities as one block (state and context
+    carry over), so a long recording is read in flat memory."""
+    from voxbox.sources import vad
+
+    x, _ = sf.read(str(shared / "data" / "real-speech" / "audio" / CLIPS[0]), dtype="float32")
+    model = vad.SileroVad()
+    whole = model.track([x])
+    cut = model.track([x[i:i + 7001] for i in range(0, len(x), 7001)])
+    assert whole.samples16 == cut.samples16 == len(x) and len(whole.probs) == -(-len(x) // vad.WINDOW)
+    assert np.array_equal(whole.probs, cut.probs) and np.array_equal(whole.energy, cut.energy)
+
+
 def test_bad_options_are_one_line_errors(tmp_path, shared):
     from voxbox.errors import VoxboxError
 

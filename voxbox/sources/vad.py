@@ -31,7 +31,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -112,32 +112,51 @@ class SileroVad:
         self.session = ort.InferenceSession(model_path(), sess_options=opts, providers=["CPUExecutionProvider"])
         self._sr = np.array(VAD_SR, dtype=np.int64)
 
-    def probabilities(self, audio16: np.ndarray) -> np.ndarray:
-        """(windows,) speech probabilities of mono float32 16 kHz audio; the last partial
-        window is zero-padded. One call per recording (the state starts at zero)."""
-        n = -(-len(audio16) // WINDOW)
-        x = np.zeros(CONTEXT + n * WINDOW, dtype=np.float32)
-        x[CONTEXT:CONTEXT + len(audio16)] = audio16
+    def track(self, blocks: Iterable[np.ndarray]) -> "Track":
+        """The VAD track of a recording given as consecutive mono float32 16 kHz blocks
+        (any sizes): memory stays flat however long the recording. The recurrent state
+        starts at zero; the last partial window is zero-padded."""
         state = np.zeros((2, 1, 128), dtype=np.float32)
+        buf = np.zeros(CONTEXT, dtype=np.float32)  # 64 samples of context, then unread samples
+        probs: List[np.ndarray] = []
+        energy: List[np.ndarray] = []
+        total = 0
+        for block in blocks:
+            total += len(block)
+            buf = np.concatenate([buf, np.asarray(block, dtype=np.float32)])
+            n = (len(buf) - CONTEXT) // WINDOW
+            state = self._windows(buf, n, state, probs, energy)
+            buf = buf[n * WINDOW:]
+        if len(buf) > CONTEXT:
+            tail = np.zeros(CONTEXT + WINDOW, dtype=np.float32)
+            tail[:len(buf)] = buf
+            self._windows(tail, 1, state, probs, energy)
+        cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.float32))
+        return Track(probs=cat(probs), energy=cat(energy), samples16=total)
+
+    def _windows(self, buf: np.ndarray, n: int, state: np.ndarray, probs: list, energy: list) -> np.ndarray:
+        """Run ``n`` windows of ``buf`` (each with the CONTEXT samples before it); returns the state."""
         out = np.empty(n, dtype=np.float32)
         run = self.session.run
         for i in range(n):
-            # Window i with the 64 samples before it (zeros before the first window).
-            prob, state = run(None, {"input": x[None, i * WINDOW:(i + 1) * WINDOW + CONTEXT],
+            prob, state = run(None, {"input": buf[None, i * WINDOW:(i + 1) * WINDOW + CONTEXT],
                                      "state": state, "sr": self._sr})
             out[i] = prob[0, 0]
-        return out
+        frames = buf[CONTEXT:CONTEXT + n * WINDOW].reshape(n, WINDOW)
+        probs.append(out)
+        energy.append(np.square(frames, dtype=np.float32).mean(axis=1))
+        return state
 
 
-def read_mono16(fh) -> np.ndarray:
-    """An open audio file as mono float32 at 16 kHz, decoded and resampled block by block.
+def read_mono16(fh) -> Iterator[np.ndarray]:
+    """An open audio file as blocks of mono float32 at 16 kHz, decoded and resampled
+    BLOCK_S seconds at a time.
 
     Raises ValueError("non_finite") for NaN or infinite samples.
     """
     import soundfile as sf
     import soxr
 
-    parts: List[np.ndarray] = []
     with sf.SoundFile(fh) as f:
         stream = soxr.ResampleStream(f.samplerate, VAD_SR, 1, dtype="float32") if f.samplerate != VAD_SR else None
         while True:
@@ -146,18 +165,9 @@ def read_mono16(fh) -> np.ndarray:
             mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
             if not np.all(np.isfinite(mono)):
                 raise ValueError("non_finite")
-            parts.append(stream.resample_chunk(mono, last=last) if stream else mono.copy())
+            yield stream.resample_chunk(mono, last=last) if stream else mono
             if last:
-                break
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
-def track(vad: SileroVad, audio16: np.ndarray) -> Track:
-    probs = vad.probabilities(audio16)
-    padded = np.zeros(len(probs) * WINDOW, dtype=np.float32)
-    padded[:len(audio16)] = audio16
-    energy = np.square(padded.reshape(-1, WINDOW), dtype=np.float32).mean(axis=1)
-    return Track(probs=probs, energy=energy, samples16=len(audio16))
+                return
 
 
 def speech_regions(probs: np.ndarray, threshold: float) -> List[Tuple[int, int]]:

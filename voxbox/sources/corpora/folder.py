@@ -127,12 +127,12 @@ class Folder(Recipe):
 
         try:
             header = item_header(base, item.path, self.check_tail)
-            audio16 = _read_mono16(base / item.path)
+            track = _vad_track(base / item.path, vad)
         except InputError as e:
             yield reject(item.path, e.reason, e.detail, self.name)
             return
         sr, frames = header[0], header[1]
-        segs, short = v.segments(v.track(vad, audio16), cfg, sr, frames)
+        segs, short = v.segments(track, cfg, sr, frames)
         if not segs:
             why = f"{short} speech region(s), all shorter than vad_min_duration {cfg.min_duration:g} s" if short \
                 else f"no window reaches vad_threshold {cfg.threshold:g}"
@@ -267,14 +267,14 @@ class Folder(Recipe):
             yield unexplained(p, "audio not listed in the metadata file" if is_audio(p) else "")
 
 
-def _read_mono16(path: Path):
-    """The recording as mono 16 kHz float32 for the VAD; InputError on unusable audio."""
+def _vad_track(path: Path, vad):
+    """The recording's VAD track, decoded block by block; InputError on unusable audio."""
     from voxbox.limits import open_regular
     from voxbox.sources.vad import read_mono16
 
     try:
         with open_regular(path, missing="missing_audio") as fh:
-            return read_mono16(fh)
+            return vad.track(read_mono16(fh))
     except FileRefused as e:
         raise InputError(e.reason, e.detail) from None
     except ValueError as e:
