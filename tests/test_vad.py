@@ -175,3 +175,17 @@ def test_cli_prepare_and_build_store_the_span_samples(tmp_path, shared):
             audio, sr = decode_audio(data, dtype="int16")
             assert ext == "flac" and sr == 16000 and rec.source_path == "talk.wav"
             assert np.array_equal(audio[:, 0], source[start:start + count])
+
+
+def test_metadata_rows_give_their_labels_to_every_segment(tmp_path, shared):
+    """-O metadata=FILE with --segment vad: each row's speaker and language go to all of its
+    recording's segments; its transcript (of the whole recording) is not used."""
+    root = tmp_path / "rec"
+    make_long_recording(shared, root / "a" / "one.wav", CLIPS[:2])
+    make_long_recording(shared, root / "b" / "two.wav", CLIPS[2:3])
+    (root / "meta.csv").write_text("path,text,spk\na/one.wav,the whole talk,alice\nb/two.wav,,bob\n")
+    recs, rejects, _ = _prepare(root, metadata="meta.csv", speaker_column="spk", language="en",
+                                vad_min_silence="1")
+    assert rejects == []
+    got = sorted((r.source_path, r.speaker, r.language, r.text) for r in recs)
+    assert got == [("a/one.wav", "alice", "en", None)] * 2 + [("b/two.wav", "bob", "en", None)]
