@@ -63,7 +63,9 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
         download_corpus(get_entry(corpus), dest, subsets, mirror=mirror, log=log)
         root = dest
     elif not storage.root_path(root).exists():
-        raise VoxboxError(f"{root}: corpus root not found")
+        where = storage.root_path(root)
+        raise VoxboxError(f"corpus root {where.not_found()}" if storage.is_remote(where)
+                          else f"{root}: corpus root not found")
     from voxbox.lock import lock_path
 
     skip = tuple(ignore) + tuple(lock_path(p) for p in ignore)

@@ -84,6 +84,7 @@ class Tree:
         self.base = base.rstrip("/")
         self.is_hf = split_url(url)[0] == "hf"
         self._dirs: Dict[str, Optional[Dict[str, dict]]] = {}
+        self.missing: Dict[str, str] = {}  # folder -> why its listing found nothing (the storage's words)
         self._lock = threading.Lock()
 
     def url_of(self, rel: str) -> str:
@@ -104,6 +105,7 @@ class Tree:
             if e.reason != "remote_missing":
                 raise
             found = None
+            self.missing[rel] = str(e)
         entries = None
         if found is not None:
             entries = {posixpath.basename(e["name"].rstrip("/")): e for e in found}
@@ -214,6 +216,12 @@ class RemotePath:
     def is_dir(self) -> bool:
         e = self.info()
         return e is not None and e.get("type") == "directory"
+
+    def not_found(self) -> str:
+        """Why this folder is not there, in one line (the storage's own reason when it gave
+        one: no such repo, revision or path)."""
+        self.tree.listing(self.rel)
+        return self.tree.missing.get(self.rel) or f"{self}: not found"
 
     def is_file(self) -> bool:
         e = self.info()

@@ -106,8 +106,7 @@ def failure(e: BaseException, url: str, what: str, attempts: int = 1) -> Storage
     status = http_status(e)
     line = _first_line(e)[:300]
     if isinstance(e, FileNotFoundError) or status == 404 or type(e).__name__.endswith("NotFoundError"):
-        hint = "; if the repo is private or gated, set HF_TOKEN to a token with access" if hub_repo(url) else ""
-        err = StorageError("remote_missing", f"{url}: not found ({line}){hint}")
+        err = StorageError("remote_missing", f"{url}: not found ({_missing_detail(line) if hub_repo(url) else line})")
     elif status in (401, 403) or type(e).__name__ == "GatedRepoError" or isinstance(e, PermissionError):
         err = StorageError("remote_denied", denied_message(url, status))
     elif is_transient(e):
@@ -116,6 +115,18 @@ def failure(e: BaseException, url: str, what: str, attempts: int = 1) -> Storage
     else:
         err = StorageError("remote_error", f"{url}: {what} failed ({type(e).__name__}: {line})")
     return StorageError(err.reason, _scrub(str(err), [_token()]))
+
+
+def _missing_detail(line: str) -> str:
+    """What HfFileSystem's not-found message says, in a few words."""
+    import re
+
+    m = re.search(r"\((repository not found|revision not found|invalid repository id)\)", line)
+    if m is None:
+        return "no such file or folder in the repo"
+    if m.group(1) == "repository not found":
+        return "no such repo; if it is private or gated, set HF_TOKEN to a token with access"
+    return m.group(1)
 
 
 def denied_message(url: str, status: Optional[int]) -> str:

@@ -655,7 +655,8 @@ class Recipe:
 
         root = storage.root_path(root)
         if not root.is_dir():
-            raise VoxboxError(f"{root}: corpus root is not a folder")
+            raise VoxboxError(f"{root}: corpus root is not a folder" if root.exists() or not storage.is_remote(root)
+                              else f"corpus root {root.not_found()}")
         root = root.resolve()
         _ = self.entry  # load the catalog once, before worker threads need it
         base = self.find_root(root)
