@@ -77,14 +77,15 @@ def test_emilia_tar_builds_the_same_shards_from_a_folder_and_from_the_hub(hub, c
                  "--stages", "annotate", "-j", "2"])
     assert local.returncode == 0, local.stderr
     remote = cli(["build", "--corpus", "emilia", "--root", url, "-o", str(tmp_path / "remote"),
-                  "--stages", "annotate", "-j", "2"])
+                  "--stages", "annotate", "-j", "2", "--cache", str(tmp_path / "cache")])
     assert remote.returncode == 0, remote.stderr
     a, b = shard_digests(tmp_path / "local"), shard_digests(tmp_path / "remote")
     assert a == b and len(a) == 2
     index = json.loads((tmp_path / "remote" / "index.json").read_text())
-    assert index["totals"]["records"] == 4 if "totals" in index else True
-    provenance = (tmp_path / "remote" / "provenance.json").read_text()
-    assert url in provenance  # the source is named by its URL
+    assert index["totals"]["records"] == 4
+    provenance = json.loads((tmp_path / "remote" / "provenance.json").read_text())
+    assert provenance["sources"] == [{"corpus": "emilia", "root": url}]  # the source is named by its URL
+    assert "--cache" not in provenance["command"] and str(tmp_path / "cache") not in json.dumps(provenance)
     assert resolve_gets(hub) and all(r[2] == 206 for r in resolve_gets(hub))  # range reads only
 
 
@@ -266,3 +267,29 @@ def test_remote_path_and_urls():
     with pytest.raises(ValueError):
         root / "../escape"
     assert not hasattr(root, "__fspath__")  # never handed to open() as a local path
+
+
+def test_plain_files_under_a_remote_root_give_the_pinned_shards(shared, tmp_path):
+    """Whole audio files (LibriTTS flac + transcripts, read by recipes that join paths as
+    strings) under a remote root give exactly the pinned shards of the local build."""
+    import fsspec
+
+    from test_pinned_output import ANNOTATE, _check
+    from voxbox.build.pipeline import load_pipeline
+    from voxbox.build.run import build
+    from voxbox.build.sources import corpus_source
+
+    base = shared / "data" / "real-speech" / "libritts-mini" / "LibriTTS"
+    fs = fsspec.filesystem("memory")
+    for p in sorted(base.rglob("*")):
+        if p.is_file():
+            fs.pipe(f"/libritts-mini/{p.relative_to(base).as_posix()}", p.read_bytes())
+    storage.forget()
+    try:
+        source = list(corpus_source("libritts", root="memory://libritts-mini"))
+        assert {r.corpus_root for r in source if isinstance(r, Utterance)} == {"memory://libritts-mini"}
+        build(source, tmp_path / "out", load_pipeline(stages=["annotate"]), workers=1)
+        _check(tmp_path / "out", ANNOTATE)
+    finally:
+        fs.rm("/libritts-mini", recursive=True)
+        storage.forget()

@@ -95,8 +95,10 @@ def read_regular(path: Union[str, Path], limit: int, missing: str = "missing_fil
                  too_large: str = "file_too_large") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_regular`);
     a file under a remote root (:class:`voxbox.storage.RemotePath`) is read by range."""
-    if not isinstance(path, (str, Path)):
-        return _read_remote(path, limit, missing, too_large)
+    from voxbox import storage
+
+    if storage.is_remote(path):
+        return _read_remote(storage.as_remote(path), limit, missing, too_large)
     with open_regular(path, missing) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > limit:

@@ -32,7 +32,7 @@ def audio_signature(path: Union[str, Path]) -> str:
     from voxbox import storage
 
     if storage.is_remote(path):
-        return storage.signature(path)
+        return storage.signature(storage.as_remote(path))
     try:
         with open_regular(path) as fh:
             size = os.fstat(fh.fileno()).st_size

@@ -38,7 +38,7 @@ from voxbox.storage.remote import RemotePath, forget_trees, tree, version
 from voxbox.storage.retry import StorageError
 from voxbox.storage.url import LOCAL_SCHEMES, is_url, redact, split_url
 
-__all__ = ["BLOCK", "RemoteFile", "RemotePath", "StorageError", "cache_dir", "forget", "is_remote", "is_url",
+__all__ = ["BLOCK", "RemoteFile", "RemotePath", "StorageError", "as_remote", "cache_dir", "forget", "is_remote", "is_url",
            "read_range", "redact", "root_path", "set_cache_dir", "signature"]
 
 AnyPath = Union[Path, RemotePath]
@@ -58,7 +58,24 @@ def root_path(root: Union[str, Path, RemotePath]) -> AnyPath:
 
 
 def is_remote(path) -> bool:
-    return isinstance(path, RemotePath)
+    """A RemotePath, or a URL string (a recipe that joins paths as strings)."""
+    return isinstance(path, RemotePath) or (isinstance(path, str) and is_url(path))
+
+
+def as_remote(path: Union[str, RemotePath]) -> RemotePath:
+    """A remote file as a RemotePath: a URL string is placed in the tree of the root it
+    lies under (the tree already listed, so no new listing is made)."""
+    if isinstance(path, RemotePath):
+        return path
+    url = redact(path).rstrip("/")
+    from voxbox.storage.remote import _TREES, _TREES_LOCK
+
+    with _TREES_LOCK:
+        roots = sorted((u for u in _TREES if url == u or url.startswith(u + "/")), key=len)
+    if roots:
+        return RemotePath(tree(roots[-1])) / url[len(roots[-1]) + 1:]
+    parent, _, name = url.rpartition("/")
+    return RemotePath(tree(parent)) / name
 
 
 def signature(rp: RemotePath) -> str:

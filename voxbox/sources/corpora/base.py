@@ -196,7 +196,7 @@ def read_header(path, check_tail: bool = True) -> Tuple[int, int, int, str, str]
     from voxbox import storage
 
     if storage.is_remote(path):
-        return read_header_bytes(_remote_audio(path), check_tail)
+        return read_header_bytes(_remote_audio(storage.as_remote(path)), check_tail)
     try:
         fh = open_regular(path, missing="missing_audio")
     except FileRefused as e:
