@@ -57,7 +57,7 @@ def build_command(
                                                help="Corpus subset(s), repeatable, e.g. dev-clean. Default: all found."),
     root: Optional[str] = typer.Option(
         None, "--root", help="The corpus: a local folder, or a remote one read in place "
-                             "(hf://datasets/OWNER/NAME[/PATH], s3://BUCKET/PATH, any fsspec URL). Without it the "
+                             "(hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH, any fsspec URL). Without it the "
                              "corpus is downloaded (the sample corpus ships with voxbox; lhotse manifests: where "
                              "relative audio paths resolve, default the working folder)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),

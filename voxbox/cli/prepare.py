@@ -15,7 +15,7 @@ def prepare(
                                            "recordings, or `lhotse` for lhotse manifests."),
     root: Optional[str] = typer.Option(None, "--root", help="The corpus: a local folder (the one you "
                                        "downloaded/extracted into, or the corpus folder itself) or a remote one, "
-                                       "read in place: hf://datasets/OWNER/NAME[/PATH], s3://BUCKET/PATH or any "
+                                       "read in place: hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH or any "
                                        "fsspec URL. Not needed for `sample` (ships with voxbox); for `lhotse`, "
                                        "where relative audio paths resolve (default: the working folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest to write (.jsonl, .jsonl.gz or .parquet). "
