@@ -387,7 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
             card = _front_matter(self.state.read(repo, commit.files["README.md"]))
         self._json(200, {
             "_id": f"id-{repo_id}", "id": repo_id, "author": repo.owner, "sha": commit.oid,
-            "private": repo.private, "gated": "manual" if repo.gated else False, "disabled": False, "downloads": 0, "likes": 0,
+            "private": repo.private, "gated": "manual" if repo.gated else False, "disabled": False,
+            "downloads": 0, "likes": 0,
             "tags": [], "lastModified": commit.date, "createdAt": commit.date,
             "cardData": card, "siblings": siblings,
         })

@@ -124,6 +124,23 @@ def test_cache_serves_a_rerun_without_range_requests(hub, corpus, tmp_path):
     assert str(cache) not in (tmp_path / "m2.jsonl").read_text()  # records never name the cache
 
 
+@pytest.mark.slow
+def test_a_build_from_a_remote_manifest_reads_the_cache(hub, corpus, tmp_path):
+    """Records with an hf:// corpus_root, built from a manifest in worker processes that
+    share the prepare's cache: not one range request."""
+    hub.add_files("dataset", REPO_ID, {TAR: (corpus / TAR).read_bytes()})
+    cache = tmp_path / "cache"
+    prepared = cli(["prepare", "emilia", "--root", f"hf://datasets/{REPO_ID}", "--cache", str(cache),
+                    "-o", str(tmp_path / "m1.jsonl")])
+    assert prepared.returncode == 0, prepared.stderr
+    since = len(hub.state.requests)
+    built = cli(["build", "--manifest", str(tmp_path / "m1.jsonl"), "-o", str(tmp_path / "out"), "--stages", "",
+                 "-j", "2", "--cache", str(cache)])
+    assert built.returncode == 0, built.stderr
+    assert resolve_gets(hub, since) == [] and json.loads((tmp_path / "out" / "index.json").read_text())[
+        "totals"]["records"] == 4
+
+
 def test_a_transient_5xx_is_retried(hub, corpus, tmp_path):
     hub.add_files("dataset", REPO_ID, {TAR: (corpus / TAR).read_bytes()})
     hub.state.fail_resolves, hub.state.fail_resolve_status = 1, 502

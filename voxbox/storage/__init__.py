@@ -38,8 +38,8 @@ from voxbox.storage.remote import RemotePath, forget_trees, tree, version
 from voxbox.storage.retry import StorageError
 from voxbox.storage.url import LOCAL_SCHEMES, is_url, redact, split_url
 
-__all__ = ["BLOCK", "RemoteFile", "RemotePath", "StorageError", "as_remote", "cache_dir", "forget", "is_remote", "is_url",
-           "read_range", "redact", "root_path", "set_cache_dir", "signature"]
+__all__ = ["BLOCK", "RemoteFile", "RemotePath", "StorageError", "as_remote", "cache_dir", "forget", "is_remote",
+           "is_url", "read_range", "redact", "root_path", "set_cache_dir", "signature"]
 
 AnyPath = Union[Path, RemotePath]
 

@@ -52,7 +52,8 @@ def file_key(rp) -> str:
     from voxbox.storage.remote import version
 
     entry = rp.info() or {}
-    ident = version(entry) or f"size={entry.get('size')};mtime={entry.get('mtime') or entry.get('LastModified') or entry.get('created')}"
+    stamp = entry.get("mtime") or entry.get("LastModified") or entry.get("created")
+    ident = version(entry) or f"size={entry.get('size')};mtime={stamp}"
     return hashlib.sha256(f"{rp}\0{ident}".encode()).hexdigest()[:40]
 
 
