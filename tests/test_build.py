@@ -338,22 +338,18 @@ def test_out_inside_root_is_not_read_as_corpus_files(tmp_path):
 
 
 def test_a_second_build_into_the_same_folder_is_refused(manifest, tmp_path):
-    from adversarial import hold_lock
+    from adversarial import busy, held_lock
 
     out = tmp_path / "out"
-    holder = hold_lock(out)
-    try:
+    with held_lock(out) as pid:
         r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--out", str(out), "--stages", ""),
                            env=subprocess_env(), capture_output=True, text=True)
-    finally:
-        holder.kill()
-        holder.wait()
     assert r.returncode == 1
-    assert r.stderr.strip() == f"error: {out} is being written by another voxbox run (pid {holder.pid})"
+    assert r.stderr.strip() == f"error: {busy(out, pid)}"
     assert not (out / "index.json").exists()
     r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--out", str(out), "--stages", ""),
                        env=subprocess_env(), capture_output=True, text=True)
-    assert r.returncode == 0 and f"left by pid {holder.pid}" in r.stderr, r.stderr
+    assert r.returncode == 0 and f"left by pid {pid}" in r.stderr, r.stderr
 
 
 def test_absolute_source_paths_are_refused_unless_allowed(tmp_path):

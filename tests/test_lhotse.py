@@ -4,14 +4,9 @@ output through `voxbox prepare lhotse` and `voxbox build --manifest`)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
-
-from test_publish import make_built_dataset
 
 from voxbox.cli import main
 from voxbox.dataset import open_dataset
@@ -23,18 +18,6 @@ from voxbox.sources.sample_corpus import ROOT as SAMPLE_ROOT
 
 lhotse = pytest.importorskip("lhotse")
 from lhotse import CutSet, RecordingSet, SupervisionSet  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("lhotse") / "sample"
-    assert main(["build", "--corpus", "sample", "--out", str(out), "-j", "1", "-q"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_built_dataset(tmp_path_factory.mktemp("lhotse-tiny") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from typing import List, Optional
 
 import typer
 
-CACHE_HELP = ("Local folder that caches what is read from a remote --root (1 MiB blocks, keyed by URL and "
-              "content hash): a rerun reads from disk, not the network. Default: none ($VOXBOX_REMOTE_CACHE).")
+from voxbox.cli.options import allow_absolute_paths_option, cache_option, engine_option, ray_address_option
 
 
 def use_cache(cache: Optional[Path]) -> None:
@@ -60,7 +59,7 @@ def build_command(
                              "(hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH, any fsspec URL). Without it the "
                              "corpus is downloaded (the sample corpus ships with voxbox; lhotse manifests: where "
                              "relative audio paths resolve, default the working folder)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
+    cache: Optional[Path] = cache_option(),
     download_dir: Optional[Path] = typer.Option(
         None, "--download-dir",
         help="Where to download when no --root is given. Default: $VOXBOX_DATA/<corpus> or "
@@ -97,22 +96,16 @@ def build_command(
     device: Optional[str] = typer.Option(None, "--device", help="Device for model stages (cpu, cuda, cuda:1). Default: cpu."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
                                              help="Records per task handed to a worker. Default: 16."),
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
-                                                          "ray extra of voxbox)."),
+    engine: str = engine_option(),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", help="Worker processes (local) or CPU actors/tasks (ray). Default: CPU count."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
-                                    "else a local Ray instance."),
+    ray_address: Optional[str] = ray_address_option(),
     corrections: Optional[Path] = typer.Option(
         None, "--corrections",
         help="Label corrections to apply (the corrections.jsonl that `voxbox serve` writes): a corrected gender, "
              "age or emotion becomes a native label, a corrected text is re-annotated; each corrected record is "
              "marked in extra.corrected and the dataset card counts them."),
-    allow_absolute_paths: bool = typer.Option(
-        False, "--allow-absolute-paths",
-        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
-             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
+    allow_absolute_paths: bool = allow_absolute_paths_option(),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
     dedup_report: Optional[Path] = typer.Option(

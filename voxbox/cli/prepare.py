@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from voxbox.cli.build import CACHE_HELP
+from voxbox.cli.options import cache_option
 
 
 def prepare(
@@ -27,7 +27,7 @@ def prepare(
                                                                 "-O mic=mic2 for vctk; `voxbox corpora NAME` lists "
                                                                 "them). Default: none."),
     workers: int = typer.Option(4, "--workers", "-j", min=1, help="Threads reading audio headers."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
+    cache: Optional[Path] = cache_option(),
 ) -> None:
     """Turn a local corpus copy into a manifest of utterance records (reads audio headers only)."""
     from voxbox.cli.build import check_out_path, parse_options, use_cache

@@ -548,7 +548,8 @@ def _option_value(recipe: str, key: str, default: Any, value: Any) -> Any:
 
 
 class Recipe:
-    """Base class. Subclasses set ``name`` (the catalog name) and implement ``scan``.
+    """Base class. Subclasses set ``name`` (the catalog name; a class attribute or a class
+    keyword, see ``__init_subclass__``) and implement ``scan``.
 
     ``options`` declares recipe-specific settings (``voxbox prepare -o key=value``).
     ``non_emotional``: records get emotion ``UNKNOWN`` with ``emotion_source
@@ -563,6 +564,17 @@ class Recipe:
     non_emotional: bool = True
     check_tail: bool = True
     top_dirs: Tuple[str, ...] = ()  # folders the layout may sit in, below the root given
+
+    def __init_subclass__(cls, *, name: Optional[str] = None, subsets: Optional[str] = None,
+                          emotional: bool = False, top_dirs: Optional[Tuple[str, ...]] = None, **kw: Any):
+        """Recipe facts as class keywords: ``class RAVDESS(Recipe, name="ravdess", emotional=True)``
+        (``emotional``: the corpus labels emotion, so ``non_emotional`` is off)."""
+        super().__init_subclass__(**kw)
+        for attr, value in (("name", name), ("subset_help", subsets), ("top_dirs", top_dirs)):
+            if value is not None:
+                setattr(cls, attr, value)
+        if emotional:
+            cls.non_emotional = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.options))
