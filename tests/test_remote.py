@@ -215,6 +215,11 @@ def test_memory_root_builds_the_same_shards_and_fingerprint(memfs, corpus, tmp_p
     assert fingerprints[0] == fingerprints[1]
 
 
+def test_extract_option_needs_a_local_root(memfs):
+    with pytest.raises(VoxboxError, match="extract=true needs a local --root"):
+        list(get_recipe("emilia", extract=True).prepare("memory://voxbox-test", workers=1))
+
+
 def test_retries_are_bounded_and_only_for_transient_failures(memfs, monkeypatch):
     monkeypatch.setenv("VOXBOX_REMOTE_BACKOFF_S", "0")
     monkeypatch.setenv("VOXBOX_REMOTE_TRIES", "3")

@@ -261,9 +261,13 @@ class RemotePath:
     def open(self, mode: str = "rb"):
         from voxbox.storage.blocks import RemoteFile
 
-        if mode not in ("r", "rb"):
-            raise ValueError(f"{self}: remote roots are read-only (mode {mode!r})")
-        return RemoteFile(self)
+        import io
+
+        from voxbox.storage.blocks import BLOCK
+
+        if mode != "rb":
+            raise ValueError(f"{self}: remote files open in mode 'rb' only, not {mode!r}")
+        return io.BufferedReader(RemoteFile(self), buffer_size=BLOCK)  # buffered: line iteration, small reads
 
     def read_bytes(self, limit: Optional[int] = None) -> bytes:
         from voxbox.storage.blocks import read_range
