@@ -161,7 +161,9 @@ def extracted_copy(root: Path, archive: str) -> Optional[Path]:
 def record_location(rec) -> Location:
     if rec.source_path is None:
         raise MediaError("no_audio_path", rec.missing_audio_detail())
-    return locate(storage.root_path(rec.corpus_root) if rec.corpus_root else Path("."), rec.source_path)
+    root = rec.corpus_root
+    return locate((storage.root_path(root) if storage.is_url(root) else Path(root)) if root else Path("."),
+                  rec.source_path)
 
 
 def is_plain(rec) -> bool:
