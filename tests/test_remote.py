@@ -108,6 +108,7 @@ def test_a_subfolder_of_a_repo_is_a_root(hub, corpus):
     assert recs[0].source_path.startswith(TAR + "/")
 
 
+@pytest.mark.slow
 def test_cache_serves_a_rerun_without_range_requests(hub, corpus, tmp_path):
     hub.add_files("dataset", REPO_ID, {TAR: (corpus / TAR).read_bytes()})
     cache = tmp_path / "cache"
@@ -291,6 +292,7 @@ def test_remote_path_and_urls():
     assert not hasattr(root, "__fspath__")  # never handed to open() as a local path
 
 
+@pytest.mark.slow
 def test_plain_files_under_a_remote_root_give_the_pinned_shards(shared, tmp_path):
     """Whole audio files (LibriTTS flac + transcripts, read by recipes that join paths as
     strings) under a remote root give exactly the pinned shards of the local build."""
