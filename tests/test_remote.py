@@ -143,12 +143,22 @@ def test_a_build_from_a_remote_manifest_reads_the_cache(hub, corpus, tmp_path):
 
 
 def test_a_transient_5xx_is_retried(hub, corpus, tmp_path):
+    """voxbox's own retries (huggingface_hub's are not in the way): three 502s, then the
+    fourth and last try reads the range."""
     hub.add_files("dataset", REPO_ID, {TAR: (corpus / TAR).read_bytes()})
-    hub.state.fail_resolves, hub.state.fail_resolve_status = 1, 502
+    hub.state.fail_resolves, hub.state.fail_resolve_status = 3, 502
     recs, rejected = records(get_recipe("emilia").prepare(f"hf://datasets/{REPO_ID}", workers=1))
     assert len(recs) == 4 and not rejected
-    statuses = [r[2] for r in resolve_gets(hub)]
-    assert statuses[0] == 502 and statuses[1] == 206
+    assert [r[2] for r in resolve_gets(hub)] == [502, 502, 502, 206]
+
+
+def test_a_storage_that_stays_down_stops_after_bounded_tries(hub, corpus, tmp_path):
+    hub.add_files("dataset", REPO_ID, {TAR: (corpus / TAR).read_bytes()})
+    hub.state.fail_resolves, hub.state.fail_resolve_status = 100, 503
+    with pytest.raises(storage.StorageError) as e:
+        list(get_recipe("emilia").prepare(f"hf://datasets/{REPO_ID}", workers=1))
+    assert e.value.reason == "remote_unavailable" and "after 4 tries" in str(e.value) and "\n" not in str(e.value)
+    assert len(resolve_gets(hub)) == 4
 
 
 @pytest.mark.parametrize("token", [None, DEFAULT_TOKEN])
@@ -254,6 +264,35 @@ def test_retries_are_bounded_and_only_for_transient_failures(memfs, monkeypatch)
     with pytest.raises(storage.StorageError) as e:
         storage.read_range(storage.root_path("memory://voxbox-test") / TAR, 0, 512)
     assert e.value.reason == "remote_error" and len(calls) == 1
+
+
+def test_an_outage_costs_one_try_per_read_after_three_reads_failed(memfs, monkeypatch):
+    monkeypatch.setenv("VOXBOX_REMOTE_BACKOFF_S", "0")
+    calls = []
+    real = memfs.cat_file
+
+    def down(path, start=None, end=None, **kw):
+        calls.append(path)
+        raise ConnectionResetError("connection reset by peer")
+
+    tar = storage.root_path("memory://voxbox-test") / TAR
+
+    def tries_per_read(n):
+        out = []
+        for _ in range(n):
+            calls.clear()
+            with pytest.raises(storage.StorageError):
+                storage.read_range(tar, 0, 512)
+            out.append(len(calls))
+        return out
+
+    monkeypatch.setattr(memfs, "cat_file", down)
+    assert tries_per_read(5) == [4, 4, 4, 1, 1]
+    monkeypatch.setattr(memfs, "cat_file", real)
+    assert len(storage.read_range(tar, 0, 512)) == 512  # back: a success ends the outage
+    storage.forget()
+    monkeypatch.setattr(memfs, "cat_file", down)
+    assert tries_per_read(1) == [4]
 
 
 def test_an_unreachable_member_is_a_retryable_rejection_in_the_stages(memfs, monkeypatch):

@@ -27,6 +27,7 @@ from voxbox.storage import retry
 
 BLOCK = 1 << 20
 MEMORY_BLOCKS = 48
+DOWN_AFTER = 3  # reads in a row that failed for good before a root counts as down
 CACHE_ENV = "VOXBOX_REMOTE_CACHE"
 
 _MEM: "OrderedDict[Tuple[str, int], bytes]" = OrderedDict()
@@ -94,21 +95,40 @@ def _runs(numbers: List[int]) -> List[Tuple[int, int]]:
 
 def fetch(rp, start: int, end: int) -> bytes:
     """One range request for bytes ``[start, end)``, with retries; a short answer is a
-    transient failure (a connection cut mid-body)."""
+    transient failure (a connection cut mid-body). After ``DOWN_AFTER`` reads of one
+    root in a row failed for good, the next ones get a single try until one succeeds: an
+    outage costs a try per record, not a full backoff each."""
     tree, path = rp.tree, rp.tree.fs_path(rp.rel)
 
     def get() -> bytes:
-        if tree.is_hf:  # HfFileSystem's own cat_file would read ahead a whole block size
-            with tree.fs.open(path, "rb", cache_type="none", block_size=BLOCK, size=rp.size()) as f:
-                f.seek(start)
-                data = f.read(end - start)
-        else:
-            data = tree.fs.cat_file(path, start=start, end=end)
+        data = _hub_range(tree, path, start, end) if tree.is_hf else tree.fs.cat_file(path, start=start, end=end)
         if len(data) != end - start:
             raise ConnectionResetError(f"short read: {len(data)} of {end - start} bytes")
         return data
 
-    return retry.call(get, str(rp), f"reading bytes {start}-{end - 1}")
+    try:
+        data = retry.call(get, str(rp), f"reading bytes {start}-{end - 1}",
+                          attempts=1 if tree.down >= DOWN_AFTER else None)
+    except retry.StorageError as e:
+        if e.reason == "remote_unavailable":
+            tree.down += 1
+        raise
+    tree.down = 0
+    return data
+
+
+def _hub_range(tree, path: str, start: int, end: int) -> bytes:
+    """A range GET of a Hub file's resolve URL, made here rather than by HfFileSystem's
+    file object (which retries 5xx on its own, with waits up to 8 s): one retry policy,
+    voxbox's. Redirects (LFS / Xet storage) are followed by huggingface_hub's session."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    headers = build_hf_headers(token=tree.token)
+    headers["Range"] = f"bytes={start}-{end - 1}"
+    r = get_session().get(tree.fs.url(path), headers=headers, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT)
+    hf_raise_for_status(r)
+    return r.content if r.status_code == 206 else r.content[start:end]  # 200: a server that ignores Range
 
 
 def _block_file(key: str, n: int) -> Optional[Path]:

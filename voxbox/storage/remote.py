@@ -83,6 +83,8 @@ class Tree:
         self.fs, base = open_fs(url)
         self.base = base.rstrip("/")
         self.is_hf = split_url(url)[0] == "hf"
+        self.token = getattr(self.fs, "token", None) if self.is_hf else None  # for the Hub's range GETs
+        self.down = 0  # reads in a row that failed for good (voxbox.storage.blocks.fetch)
         self._dirs: Dict[str, Optional[Dict[str, dict]]] = {}
         self.missing: Dict[str, str] = {}  # folder -> why its listing found nothing (the storage's words)
         self._lock = threading.Lock()

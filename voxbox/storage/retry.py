@@ -4,8 +4,11 @@ Every request the storage layer makes (a listing, a byte range) goes through
 :func:`call`: a *transient* failure (a connection reset or timeout, HTTP 408/429/5xx)
 is retried with exponential backoff, at most ``VOXBOX_REMOTE_TRIES`` tries in all
 (default 4; waits of ``VOXBOX_REMOTE_BACKOFF_S`` x 1, 2, 4, ... seconds, default 0.5,
-capped at 8 s). Anything else fails at once. What is left after the last try becomes a
-:class:`StorageError` with a reason code:
+capped at 8 s). Anything else fails at once. Once three reads of one root in a row have
+failed for good, later reads get a single try until one succeeds (an outage costs one try
+per record, not a full backoff each). ``hf://`` reads are plain range GETs of the Hub's
+resolve URLs, so huggingface_hub's own 5xx retries are not stacked under these. What is
+left after the last try becomes a :class:`StorageError` with a reason code:
 
 - ``remote_unavailable``: the storage kept failing (transient); a rerun may succeed;
 - ``remote_denied``: 401/403, a gated or private repo; the message names the page where
@@ -83,9 +86,10 @@ def is_transient(e: BaseException) -> bool:
         any(w in name for w in ("Timeout", "Connect", "Protocol", "Network", "Disconnect"))
 
 
-def call(fn: Callable[[], T], url: str, what: str) -> T:
-    """``fn()`` with bounded retries on transient failures; a StorageError otherwise."""
-    n = tries()
+def call(fn: Callable[[], T], url: str, what: str, attempts: Optional[int] = None) -> T:
+    """``fn()`` with bounded retries on transient failures (``attempts`` tries, default
+    :func:`tries`); a StorageError otherwise."""
+    n = attempts or tries()
     for attempt in range(n):
         try:
             return fn()
