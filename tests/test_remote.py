@@ -55,6 +55,10 @@ def resolve_gets(hub: HubServer, since: int = 0):
     return [r for r in hub.state.requests[since:] if r[0] == "GET" and "/resolve/" in r[1]]
 
 
+def head(hub: HubServer, repo_id: str = REPO_ID) -> str:
+    return hub.state.repos[("dataset", repo_id)].branches["main"]
+
+
 def cli(args, env_extra=None, timeout=300):
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env.update(PYTHONPATH=str(REPO), VOXBOX_PROGRESS="0", **(env_extra or {}))
@@ -84,7 +88,8 @@ def test_emilia_tar_builds_the_same_shards_from_a_folder_and_from_the_hub(hub, c
     index = json.loads((tmp_path / "remote" / "index.json").read_text())
     assert index["totals"]["records"] == 4
     provenance = json.loads((tmp_path / "remote" / "provenance.json").read_text())
-    assert provenance["sources"] == [{"corpus": "emilia", "root": url}]  # the source is named by its URL
+    # The source is named by its URL, pinned to the commit that was read.
+    assert provenance["sources"] == [{"corpus": "emilia", "root": f"{url}@{head(hub)}"}]
     assert "--cache" not in provenance["command"] and str(tmp_path / "cache") not in json.dumps(provenance)
     assert resolve_gets(hub) and all(r[2] == 206 for r in resolve_gets(hub))  # range reads only
 
@@ -96,9 +101,26 @@ def test_prepare_from_the_hub_equals_local_and_keeps_no_token(hub, corpus, tmp_p
     remote, rejected = records(get_recipe("emilia").prepare(f"hf://datasets/{REPO_ID}/", workers=2))
     assert len(remote) == 4 and not rejected  # the repo's README.md is outside the layout's folders
     for a, b in zip(local, remote):
-        assert b.corpus_root == f"hf://datasets/{REPO_ID}"
+        assert b.corpus_root == f"hf://datasets/{REPO_ID}@{head(hub)}"  # pinned to the commit read
         assert {**a.to_dict(), "corpus_root": None} == {**b.to_dict(), "corpus_root": None}
     assert DEFAULT_TOKEN not in json.dumps([r.to_dict() for r in remote])
+
+
+def test_a_manifest_keeps_reading_the_commit_it_was_prepared_from(hub, corpus, tmp_path, shared):
+    """A new commit after prepare (the tar replaced) does not change what a build of the
+    prepared records reads: the root was pinned to the commit it listed."""
+    from voxbox.build.pipeline import load_pipeline
+    from voxbox.build.run import build
+
+    hub.add_files("dataset", REPO_ID, {TAR: (corpus / TAR).read_bytes()})
+    prepared = list(get_recipe("emilia").prepare(f"hf://datasets/{REPO_ID}", workers=1))
+    other = emilia_tar(Clips(shared), tmp_path / "other", n=2)  # different members and bytes
+    hub.add_files("dataset", REPO_ID, {TAR: other.read_bytes()}, message="replace the tar")
+    storage.forget()
+    pipe = load_pipeline(stages=[])
+    build(get_recipe("emilia").prepare(corpus), tmp_path / "local", pipe, workers=1)
+    build(prepared, tmp_path / "remote", pipe, workers=1)
+    assert shard_digests(tmp_path / "local") == shard_digests(tmp_path / "remote")
 
 
 def test_a_subfolder_of_a_repo_is_a_root(hub, corpus):
@@ -193,7 +215,9 @@ def test_missing_repo_and_missing_path_are_one_line_errors(hub, corpus):
                      (f"hf://datasets/{REPO_ID}/no/such/folder", "no such file or folder in the repo")):
         with pytest.raises(VoxboxError) as e:
             list(get_recipe("emilia").prepare(url, workers=1))
-        assert "\n" not in str(e.value) and url in str(e.value) and why in str(e.value)
+        msg = str(e.value)
+        assert "\n" not in msg and why in msg
+        assert url.replace(REPO_ID, f"{REPO_ID}@{head(hub)}") in msg if REPO_ID in url else url in msg
 
 
 # ------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ The reading API (everything else in the package is internal):
 
 - :func:`is_url` (a ``scheme://`` string) and :func:`root_path` (a ``--root`` or a
   record's ``corpus_root`` as a :class:`pathlib.Path`, or as a :class:`RemotePath`
-  for a URL; ``file://`` is local);
+  for a URL; ``file://`` is local). An ``hf://`` root without a revision is pinned to
+  the commit its repo's head is at (``hf://datasets/O/N@<sha>/PATH``), so every process
+  of a run, and a later build from the manifest, reads the same files;
 - :class:`RemotePath`: the part of ``pathlib.Path`` recipes use (``/``, ``name``,
   ``parent``, ``is_dir``, ``is_file``, ``exists``, ``iterdir``, ``relative_to``,
   ``size``, ``read_bytes``, ``read_text``, ``open`` -> a seekable binary file), with one
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Union
 
 from voxbox.storage.blocks import BLOCK, RemoteFile, cache_dir, read_range, set_cache_dir
-from voxbox.storage.remote import RemotePath, forget_trees, tree, version
+from voxbox.storage.remote import RemotePath, forget_trees, pinned, tree, version
 from voxbox.storage.retry import StorageError
 from voxbox.storage.url import LOCAL_SCHEMES, is_url, redact, split_url
 
@@ -53,7 +55,7 @@ def root_path(root: Union[str, Path, RemotePath]) -> AnyPath:
         scheme, rest = split_url(str(root))
         if scheme in LOCAL_SCHEMES:
             return Path("/" + rest.lstrip("/"))
-        return RemotePath(tree(str(root)))
+        return RemotePath(tree(pinned(str(root))))
     return Path(root).expanduser()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -29,6 +30,7 @@ BLOCK = 1 << 20
 MEMORY_BLOCKS = 48
 DOWN_AFTER = 3  # reads in a row that failed for good before a root counts as down
 CACHE_ENV = "VOXBOX_REMOTE_CACHE"
+_HUB_REVISION = re.compile(r"@[^/]+")
 
 _MEM: "OrderedDict[Tuple[str, int], bytes]" = OrderedDict()
 _MEM_LOCK = threading.Lock()
@@ -54,8 +56,12 @@ def file_key(rp) -> str:
 
     entry = rp.info() or {}
     stamp = entry.get("mtime") or entry.get("LastModified") or entry.get("created")
-    ident = version(entry) or f"size={entry.get('size')};mtime={stamp}"
-    return hashlib.sha256(f"{rp}\0{ident}".encode()).hexdigest()[:40]
+    ident = version(entry)
+    # With a content hash the revision does not matter: a file unchanged by a new commit
+    # of a Hub repo keeps its cached blocks.
+    where = _HUB_REVISION.sub("", str(rp), count=1) if ident and rp.tree.is_hf else str(rp)
+    ident = ident or f"size={entry.get('size')};mtime={stamp}"
+    return hashlib.sha256(f"{where}\0{ident}".encode()).hexdigest()[:40]
 
 
 def read_range(rp, offset: int, size: int) -> bytes:

@@ -57,6 +57,43 @@ def _hf_fs():
     return HfFileSystem(endpoint=endpoint, token=resolve_token() or None)
 
 
+_PINS: Dict[str, str] = {}
+
+
+def pinned(url: str) -> str:
+    """An ``hf://`` URL without a revision, with the commit its repo's head is at
+    (``hf://datasets/O/N@<sha>/PATH``); other URLs as they are. Looked up once per process;
+    a repo that cannot be read is left unpinned (its listing reports why)."""
+    from voxbox.storage.url import hub_repo
+
+    url = redact(url).rstrip("/")
+    repo = hub_repo(url)
+    scheme, rest = split_url(url)
+    if scheme != "hf" or repo is None or "@" in rest:
+        return url
+    with _TREES_LOCK:
+        if url in _PINS:
+            return _PINS[url]
+    kind, repo_id = repo
+    try:
+        sha = retry.call(lambda: _hub_head(repo_id, {"datasets": "dataset", "spaces": "space"}.get(kind, "model")),
+                         url, "reading the repo's head commit")
+    except retry.StorageError:
+        return url
+    head = len(repo_id.split("/")) + (1 if kind else 0)  # "datasets/O/N" or "O/N"
+    parts = rest.split("/")
+    out = f"hf://{'/'.join(parts[:head])}@{sha}" + ("/" + "/".join(parts[head:]) if parts[head:] else "")
+    with _TREES_LOCK:
+        _PINS[url] = out
+    return out
+
+
+def _hub_head(repo_id: str, repo_type: str) -> str:
+    from voxbox.release.hub import make_api, resolve_token
+
+    return make_api(token=resolve_token() or None).repo_info(repo_id, repo_type=repo_type).sha
+
+
 def tree(url: str) -> "Tree":
     """The process-wide :class:`Tree` of a root URL (listings are fetched once)."""
     key = redact(url).rstrip("/")
@@ -73,6 +110,7 @@ def forget_trees() -> None:
     """Drop every cached listing (the remote tree changed; tests)."""
     with _TREES_LOCK:
         _TREES.clear()
+        _PINS.clear()
 
 
 class Tree:
