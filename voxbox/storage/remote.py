@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from typing import Dict, Iterator, Optional, Tuple
 
 from voxbox.storage import retry
-from voxbox.storage.url import LOCAL_SCHEMES, redact, split_url
+from voxbox.storage.url import redact, split_url
 
 _TREES: Dict[str, "Tree"] = {}
 _TREES_LOCK = threading.Lock()
@@ -68,20 +68,21 @@ def pinned(url: str) -> str:
 
     url = redact(url).rstrip("/")
     repo = hub_repo(url)
-    scheme, rest = split_url(url)
-    if scheme != "hf" or repo is None or "@" in rest:
+    if repo is None:
         return url
+    kind, repo_id = repo
+    parts = split_url(url)[1].split("/")
+    head = 3 if kind else 2  # "datasets/O/N" or "O/N" (a model repo)
+    if "@" in parts[head - 1]:
+        return url  # a revision was given
     with _TREES_LOCK:
         if url in _PINS:
             return _PINS[url]
-    kind, repo_id = repo
     try:
         sha = retry.call(lambda: _hub_head(repo_id, {"datasets": "dataset", "spaces": "space"}.get(kind, "model")),
                          url, "reading the repo's head commit")
     except retry.StorageError:
         return url
-    head = len(repo_id.split("/")) + (1 if kind else 0)  # "datasets/O/N" or "O/N"
-    parts = rest.split("/")
     out = f"hf://{'/'.join(parts[:head])}@{sha}" + ("/" + "/".join(parts[head:]) if parts[head:] else "")
     with _TREES_LOCK:
         _PINS[url] = out
@@ -177,7 +178,8 @@ def version(entry: dict) -> Optional[str]:
             return f"sha256:{sha}"
     for key in ("xet_hash", "blob_id", "ETag", "etag", "md5Hash", "sha256", "checksum", "md5", "crc32c"):
         if entry.get(key):
-            return f"{key}:{str(entry[key]).strip(chr(34))}"
+            value = str(entry[key]).strip('"')  # S3 ETags come quoted
+            return f"{key}:{value}"
     return None
 
 
