@@ -128,6 +128,12 @@ def test_a_subfolder_of_a_repo_is_a_root(hub, corpus):
     recs, rejected = records(get_recipe("emilia").prepare(f"hf://datasets/{REPO_ID}/mirror", workers=1))
     assert len(recs) == 4 and not rejected
     assert recs[0].source_path.startswith(TAR + "/")
+    assert recs[0].corpus_root == f"hf://datasets/{REPO_ID}@{head(hub)}/mirror"
+    first = head(hub)
+    hub.add_files("dataset", REPO_ID, {"README.md": b"# later\n"})
+    storage.forget()
+    given = f"hf://datasets/{REPO_ID}@{first}/mirror"  # an explicit revision is kept as given
+    assert records(get_recipe("emilia").prepare(given, workers=1))[0][0].corpus_root == given
 
 
 @pytest.mark.slow
