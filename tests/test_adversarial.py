@@ -168,6 +168,7 @@ def _with_bad_lines(prepared, tmp_path):
     return out, len(lines) + len(bad) + n_rejects, fields
 
 
+@pytest.mark.slow
 def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp_path):
     import json
 
@@ -195,6 +196,7 @@ def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp
 
 # --------------------------------------------------------------- one run per output (lock)
 
+@pytest.mark.slow
 def test_a_second_prepare_on_the_same_output_is_refused_and_a_stale_lock_taken_over(tmp_path):
     from voxbox.lock import lock_path
 

@@ -149,6 +149,7 @@ def test_export_parquet_with_token_ids(built, tmp_path):
         export_sparktts(built, tmp_path / "short2", tokenizer_dir=tok_dir, max_tokens=-5)
 
 
+@pytest.mark.slow
 def test_text_style_is_prompt_plus_target_in_one_field(built, tmp_path, capsys):
     """--style text: what SFT trainers read (one `text` column), the same characters the
     prompt style splits in two; with a tokenizer, input_ids = prompt ids + target ids."""

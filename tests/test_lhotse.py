@@ -40,6 +40,7 @@ def ljspeech(tmp_path_factory, shared) -> dict:
 # ------------------------------------------------------------------------------- export
 
 @pytest.mark.parametrize("fmt", ["shar", "jsonl"])
+@pytest.mark.slow
 def test_export_loads_in_lhotse_with_decodable_audio_and_voxbox_fields(sample, tmp_path, fmt, capsys):
     out = tmp_path / fmt
     assert main(["export", "lhotse", str(sample), "-o", str(out), "-f", fmt]) == 0
@@ -90,6 +91,7 @@ def test_export_carries_tokens_per_split_deterministically(tiny, tmp_path):
 
 # ------------------------------------------------------------------------------- import
 
+@pytest.mark.slow
 def test_a_real_lhotse_recipe_builds_with_voxbox(ljspeech, tmp_path, monkeypatch):
     cuts = CutSet.from_manifests(recordings=ljspeech["recordings"], supervisions=ljspeech["supervisions"])
     cuts.to_file(tmp_path / "cuts.jsonl.gz")

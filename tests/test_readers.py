@@ -82,6 +82,7 @@ def indices_seen(source, world_size: int, workers: int, **kwargs) -> Counter:
     return seen
 
 
+@pytest.mark.slow
 def test_two_workers_times_two_ranks_see_every_record_exactly_once(tiny):
     want = {r.index for r in open_dataset(tiny).records()}
     assert len(open_dataset(tiny).shards) == 5
@@ -91,6 +92,7 @@ def test_two_workers_times_two_ranks_see_every_record_exactly_once(tiny):
     assert set(shuffled) == want and set(shuffled.values()) == {1}
 
 
+@pytest.mark.slow
 def test_one_shard_feeds_several_workers_without_duplicates(tiny, tmp_path):
     recs = [r.replace(corpus_root=f"{tiny}-src") for r in open_dataset(tiny).records() if r.split == "train"]
     one = tmp_path / "one"

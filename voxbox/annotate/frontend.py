@@ -222,10 +222,12 @@ def _analyse(raw: np.ndarray, source_sr: int, sr: int, channels: int, has: str, 
                     channels=channels, source_samples=int(raw.shape[0]), clipping_ratio=clipped)
 
 
-def labelled_front_ends(recs: Iterable, label_of: Callable, no_label: str,
-                        skipped: Dict[str, int]) -> Iterator[Tuple[object, str, FrontEnd]]:
+def labelled_front_ends(recs: Iterable, label_of: Callable, skipped: Dict[str, int],
+                        reason: str) -> Iterator[Tuple[object, str, FrontEnd]]:
     """(record, label, front end) for each record with a label whose audio reads, for the
-    trainers; the others are counted in ``skipped`` by reason (``no_label`` or the audio's)."""
+    trainers; the others are counted in ``skipped`` by reason (``reason`` when the record
+    has no label, else the audio's)."""
+    no_label = reason
     for rec in recs:
         label, reason = label_of(rec), no_label
         if label is not None:

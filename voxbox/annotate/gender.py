@@ -203,7 +203,7 @@ def extract_features(recs: Iterable[Utterance], features: Sequence[str], progres
     pw = import_pyworld()
     X, labels, speakers, skipped = [], [], [], {}
     with Progress(progress_desc) as bar:
-        for rec, label, fe in labelled_front_ends(recs, labelled_gender, "no_gender_label", skipped):
+        for rec, label, fe in labelled_front_ends(recs, labelled_gender, skipped, reason="no_gender_label"):
             speech = fe.speech
             X.append(gender_features(speech, fe.sr, f0_world(speech, fe.sr, pw), features))
             labels.append(label)

@@ -7,16 +7,17 @@ from typing import List, Optional
 
 import typer
 
-
+from voxbox.cli.options import cache_option
 
 
 def prepare(
     corpus: str = typer.Argument(..., help="Corpus recipe name (see `voxbox corpora`), `folder` for your own "
                                            "recordings, or `lhotse` for lhotse manifests."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Local copy of the corpus: the folder you "
-                                        "downloaded/extracted into, or the corpus folder itself. Not needed for "
-                                        "`sample` (ships with voxbox); for `lhotse`, where relative audio paths "
-                                        "resolve (default: the working folder)."),
+    root: Optional[str] = typer.Option(None, "--root", help="The corpus: a local folder (the one you "
+                                       "downloaded/extracted into, or the corpus folder itself) or a remote one, "
+                                       "read in place: hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH or any "
+                                       "fsspec URL. Not needed for `sample` (ships with voxbox); for `lhotse`, "
+                                       "where relative audio paths resolve (default: the working folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest to write (.jsonl, .jsonl.gz or .parquet). "
                                                       "Rejected files go to <stem>.rejects.jsonl next to it "
                                                       "(m.jsonl.gz -> m.rejects.jsonl)."),
@@ -31,15 +32,17 @@ def prepare(
                                           "folder; = -O segment=vad; tune with -O vad_min_duration=1 "
                                           "-O vad_max_duration=20 -O vad_padding=0.2 -O vad_threshold=0.5 "
                                           "-O vad_min_silence=0.3). Default: one record per file."),
+    cache: Optional[Path] = cache_option(),
 ) -> None:
     """Turn a local corpus copy into a manifest of utterance records (reads audio headers only)."""
-    from voxbox.cli.build import check_out_path, parse_options
+    from voxbox.cli.build import check_out_path, parse_options, use_cache
     from voxbox.cli.output import result
     from voxbox.errors import VoxboxError
     from voxbox.sources.corpora import default_root
     from voxbox.sources.prepare import prepare_manifest
 
     check_out_path(out)
+    use_cache(cache)
     root = root if root is not None else default_root(corpus)
     if root is None:
         raise VoxboxError(f"{corpus}: give --root, the folder holding the corpus (`voxbox download {corpus}` "

@@ -130,7 +130,8 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
 
     with Progress(f"train-{task}") as bar:
         for src in sources:
-            labelled = labelled_front_ends(src.records(), lambda r: label_of(r, task), NO_LABEL[task], skipped)
+            labelled = labelled_front_ends(src.records(), lambda r: label_of(r, task), skipped,
+                                           reason=NO_LABEL[task])
             for rec, label, fe in labelled:
                 f0 = f0_world(fe.speech, fe.sr, pw)
                 meta = (label, speaker_key(rec), rec.corpus or src.name, src.name)
