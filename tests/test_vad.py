@@ -189,3 +189,24 @@ def test_metadata_rows_give_their_labels_to_every_segment(tmp_path, shared):
     assert rejects == []
     got = sorted((r.source_path, r.speaker, r.language, r.text) for r in recs)
     assert got == [("a/one.wav", "alice", "en", None)] * 2 + [("b/two.wav", "bob", "en", None)]
+
+
+def test_a_remote_root_gives_the_same_segments(tmp_path, shared):
+    """--root memory://... (any fsspec URL, read in place): the same records as the local copy."""
+    import fsspec
+
+    from voxbox import storage
+
+    make_long_recording(shared, tmp_path / "rec" / "talk.wav", CLIPS[:2])
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/vad-test/talk.wav", (tmp_path / "rec" / "talk.wav").read_bytes())
+    storage.forget()
+    try:
+        local, _, _ = _prepare(tmp_path / "rec", vad_min_silence="1")
+        remote, rejects, _ = _prepare("memory://vad-test", vad_min_silence="1")
+    finally:
+        fs.rm("/vad-test", recursive=True)
+        storage.forget()
+    assert rejects == [] and len(local) == 2
+    strip = (lambda r: {k: v for k, v in r.to_dict().items() if k != "corpus_root"})
+    assert [strip(r) for r in remote] == [strip(r) for r in local]

@@ -267,16 +267,15 @@ class Folder(Recipe):
             yield unexplained(p, "audio not listed in the metadata file" if is_audio(p) else "")
 
 
-def _vad_track(path: Path, vad):
+def _vad_track(path, vad):
     """The recording's VAD track, decoded block by block; InputError on unusable audio."""
-    from voxbox.limits import open_regular
     from voxbox.sources.vad import read_mono16
 
     try:
-        with open_regular(path, missing="missing_audio") as fh:
+        with _open_audio(path) as fh:
             return vad.track(read_mono16(fh))
-    except FileRefused as e:
-        raise InputError(e.reason, e.detail) from None
+    except InputError:
+        raise
     except ValueError as e:
         if str(e) == "non_finite":
             raise InputError("non_finite_samples", "NaN or infinite samples") from None
@@ -284,3 +283,20 @@ def _vad_track(path: Path, vad):
     except Exception as e:  # libsndfile's and soxr's errors vary by format and version
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError("unreadable_audio", msg) from None
+
+
+def _open_audio(path):
+    """A local recording opened as a regular file, or a remote one (voxbox.storage) read whole."""
+    import io
+
+    from voxbox import media, storage
+    from voxbox.limits import open_regular
+
+    try:
+        if storage.is_remote(path):
+            return io.BytesIO(media.location_bytes(media.Location(storage.as_remote(path))))
+        return open_regular(path, missing="missing_audio")
+    except FileRefused as e:
+        raise InputError(e.reason, e.detail) from None
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
