@@ -96,6 +96,25 @@ def test_annotate_fills_and_checks_text_as_the_pipeline_does(whisper, shared):
     assert [r.to_dict() for r in again] == [r.to_dict() for r in got]
 
 
+def test_clips_longer_than_the_window_go_one_at_a_time(whisper, shared, tmp_path):
+    """Whisper's window is 30 s: a longer clip in a batch of short ones is transcribed on
+    its own (the pipeline cannot pad them together) and gets the single-call hypothesis."""
+    import soundfile as sf
+    from transformers import pipeline
+
+    from voxbox.annotate.asr import Transcriber
+
+    clips = Clips(shared)
+    long_clip = np.concatenate([sf.read(str(clips.path(i)), dtype="float32")[0] for i in range(len(clips.rows))])
+    long_clip = long_clip[:16000 * 35]
+    short = sf.read(str(clips.path(0)), dtype="float32")[0]
+    got = Transcriber(str(whisper), batch_size=4).transcribe([short, long_clip, short], sr=16000)
+    pipe = pipeline("automatic-speech-recognition", model=str(whisper), device="cpu")
+    assert got[1] == " ".join(pipe({"raw": long_clip, "sampling_rate": 16000})["text"].split())
+    shorts = pipe([{"raw": short, "sampling_rate": 16000}, {"raw": short, "sampling_rate": 16000}], batch_size=2)
+    assert [got[0], got[2]] == [" ".join(o["text"].split()) for o in shorts]
+
+
 def test_without_asr_model_the_fields_are_explained_nulls(shared):
     from voxbox.annotate.stage import AnnotateStage
     from voxbox.shards.finalize import shard_record

@@ -102,17 +102,27 @@ class Transcriber:
         return self
 
     def transcribe(self, clips: Sequence[np.ndarray], sr: int) -> List[str]:
-        """The hypothesis of each mono clip at ``sr`` (whitespace collapsed)."""
+        """The hypothesis of each mono clip at ``sr`` (whitespace collapsed). Clips longer
+        than the model's window (Whisper: 30 s) go one at a time, through the model's
+        long-form path: a batch cannot mix them with padded short clips."""
         from voxbox.annotate.frontend import resample
 
         if self._pipe is None:
             self.setup()
-        if not clips:
-            return []
-        inputs = [{"raw": np.asarray(resample(c, sr, self.sampling_rate) if sr != self.sampling_rate else c,
-                                     dtype=np.float32), "sampling_rate": self.sampling_rate} for c in clips]
-        outs = self._pipe(inputs, batch_size=min(self.batch_size, len(inputs)))
-        return [" ".join(str(o.get("text") or "").split()) for o in outs]
+        inputs = [np.asarray(resample(c, sr, self.sampling_rate) if sr != self.sampling_rate else c,
+                             dtype=np.float32) for c in clips]
+        window = getattr(getattr(self._pipe, "feature_extractor", None), "n_samples", None)
+        long = [i for i, x in enumerate(inputs) if window and len(x) > window]
+        short = [i for i in range(len(inputs)) if i not in set(long)]
+        out = [""] * len(inputs)
+        if short:
+            batch = [{"raw": inputs[i], "sampling_rate": self.sampling_rate} for i in short]
+            for i, o in zip(short, self._pipe(batch, batch_size=min(self.batch_size, len(batch)))):
+                out[i] = " ".join(str(o.get("text") or "").split())
+        for i in long:
+            o = self._pipe({"raw": inputs[i], "sampling_rate": self.sampling_rate})
+            out[i] = " ".join(str(o.get("text") or "").split())
+        return out
 
 
 def with_hypothesis(rec, hypothesis: str, model: str):
