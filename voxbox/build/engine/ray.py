@@ -47,7 +47,6 @@ from voxbox.build.engine.common import ShardPlan, Task, TaskResult
 from voxbox.errors import MissingExtraError, VoxboxError
 from voxbox.stages import Stage
 
-RESOURCE_KEYS = ("num_cpus", "num_gpus", "actors")
 
 
 def _import_ray():
