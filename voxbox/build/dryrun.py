@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Tuple, Union
 
 from voxbox.build.extsort import RUN_ITEMS
-from voxbox.build.input import DUPLICATE_INDEX, Plan, ShardPlan, no_usable_records, prepare_input
+from voxbox.build.input import DUPLICATE_INDEX, Plan, PlannedShard, no_usable_records, prepare_input
 from voxbox.build.pipeline import Pipeline
 from voxbox.manifest import read_rejects
 from voxbox.record import Result, format_reason_counts
@@ -43,7 +43,7 @@ def dry_run(source: Iterable[Result], pipe: Pipeline, work: Optional[Union[str, 
     return summarize_plan(plan, rejects, pipe)
 
 
-def _shard_facts(k: int, s: ShardPlan) -> dict:
+def _shard_facts(k: int, s: PlannedShard) -> dict:
     return {"shard": k, "split": s.split, "records": s.records, "hours": round(s.seconds / 3600.0, 6),
             "estimated_mb": round(s.est_bytes / 1e6, 3), "first_index": s.first, "last_index": s.last}
 

@@ -21,7 +21,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from voxbox.build.extsort import RUN_ITEMS, ExternalSort, read_items, write_items
 from voxbox.errors import VoxboxError
@@ -39,7 +39,7 @@ DUPLICATE_INDEX: Tuple[str, Optional[str]] = ("duplicate_index", None)
 
 
 @dataclass
-class ShardPlan:
+class PlannedShard:
     """One planned shard: counts and estimates for the plan, the input hash for the
     journal, and where its members start in the plan file."""
     records: int
@@ -54,7 +54,7 @@ class ShardPlan:
 
 @dataclass
 class Plan:
-    shards: List[ShardPlan]
+    shards: List[PlannedShard]
     path: Optional[Path] = None  # (index, offset, length) per record in plan order
 
     def members(self, k: int) -> List[Tuple[str, int, int]]:
@@ -80,7 +80,7 @@ class PreparedInput:
         """Cut the sorted records into shards (:func:`cut_shards`), streaming; with
         ``keep_members`` each shard's members go to a plan file for the build's tasks."""
         path = self.path.with_name(PLAN_NAME) if keep_members else None
-        shards: List[ShardPlan] = []
+        shards: List[PlannedShard] = []
         with ExitStack() as stack:
             fh = stack.enter_context(open(path, "wb", buffering=1 << 20)) if path else None
             offset = 0
@@ -88,8 +88,8 @@ class PreparedInput:
                 h = hashlib.sha256()
                 for m in members:
                     h.update(m[1].encode("utf-8") + b" " + m[6])
-                shards.append(ShardPlan(len(members), sum(m[5] for m in members), sum(m[2] for m in members),
-                                        members[0][0], members[0][1], members[-1][1], h.hexdigest(), offset))
+                shards.append(PlannedShard(len(members), sum(m[5] for m in members), sum(m[2] for m in members),
+                                           members[0][0], members[0][1], members[-1][1], h.hexdigest(), offset))
                 if fh is not None:
                     offset += write_items(fh, ((m[1], m[3], m[4]) for m in members))
         return Plan(shards, path)
@@ -244,9 +244,10 @@ class _AudioHashes:
         self.pending = []
 
 
-def _audio_file(rec: Utterance) -> Tuple[str, bool]:
-    """(the file holding the record's audio, whether other records share it: a span of a
-    recording or an archive member); ("", False) when there is none to read."""
+def _audio_file(rec: Utterance) -> Tuple[Any, bool]:
+    """(the file holding the record's audio: a path, or a RemotePath under a remote root;
+    whether other records share it: a span of a recording or an archive member);
+    ("", False) when there is none to read."""
     from voxbox import media
 
     if not rec.source_path:
@@ -254,7 +255,7 @@ def _audio_file(rec: Utterance) -> Tuple[str, bool]:
     try:
         if media.is_plain(rec):
             return str(rec.audio_path), False
-        return str(media.record_location(rec).file), True
+        return media.record_location(rec).file, True
     except (media.MediaError, OSError):
         return "", False
 

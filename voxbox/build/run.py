@@ -144,6 +144,17 @@ def _tasks(prep: PreparedInput, plan: Plan, todo: List[int], batch_size: int) ->
                            records=[prep.read(fh, off, length) for _, off, length in b])
 
 
+def _plans(prep: PreparedInput, plan: Plan, todo: List[int], batch_size: int) -> Iterator:
+    """Shard plans (number + the records' prepared JSON lines), read lazily: the engine
+    asks for the next one only when a shard slot frees up."""
+    from voxbox.build.engine.common import ShardPlan
+
+    with open(prep.path, "rb") as fh:
+        for k in todo:
+            lines = b"".join(prep.read_line(fh, off, length) for _, off, length in plan.members(k))
+            yield ShardPlan(shard=k, lines=lines, batch_size=batch_size)
+
+
 class _Bars:
     """One progress bar per stage (records and audio seconds) plus one for shards."""
 
@@ -186,15 +197,17 @@ def _run(eng, prep: PreparedInput, plan: Plan, done: Dict[int, dict], pipe: Pipe
         bars.shard_bar.update(1)
         fault_point("shard_commit")
 
-    tasks = _tasks(prep, plan, [k for k in range(len(plan.shards)) if k not in done], pipe.batch_size)
+    todo = [k for k in range(len(plan.shards)) if k not in done]
     try:
         if getattr(eng, "writes_shards", False):
-            # The engine writes and commits whole shards itself (Ray); we journal them.
-            for entry in eng.run_shards(tasks, out, pipe.name, pipe.formats):
+            # The engine writes and commits whole shards itself (Ray), from shard plans
+            # (the records' prepared lines); we journal the entries as they come.
+            for entry in eng.run_shards(_plans(prep, plan, todo, pipe.batch_size), out, pipe.name, pipe.formats):
                 bars.stages(entry.pop("stats", {}))
                 record(entry)
         else:
-            commit_in_order(eng.run(tasks), lambda k: ShardCommitter(out, pipe.name, k, pipe.formats), record,
+            commit_in_order(eng.run(_tasks(prep, plan, todo, pipe.batch_size)),
+                            lambda k: ShardCommitter(out, pipe.name, k, pipe.formats), record,
                             on_result=lambda res: bars.stages(res.stats))
     finally:
         bars.close()

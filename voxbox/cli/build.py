@@ -7,7 +7,15 @@ from typing import List, Optional
 
 import typer
 
-from voxbox.cli.options import allow_absolute_paths_option, engine_option, ray_address_option
+from voxbox.cli.options import allow_absolute_paths_option, cache_option, engine_option, ray_address_option
+
+
+def use_cache(cache: Optional[Path]) -> None:
+    """--cache: the remote block cache for this run and the worker processes it starts."""
+    if cache is not None:
+        from voxbox.storage import set_cache_dir
+
+        set_cache_dir(cache)
 
 
 def _echo(msg: str) -> None:
@@ -49,10 +57,12 @@ def build_command(
                                          help="Corpus recipe to build from (see `voxbox corpora`), e.g. libritts."),
     subset: Optional[List[str]] = typer.Option(None, "--subset", "-s",
                                                help="Corpus subset(s), repeatable, e.g. dev-clean. Default: all found."),
-    root: Optional[Path] = typer.Option(
-        None, "--root", help="Local copy of the corpus. Without it the corpus is downloaded (the sample corpus "
-                             "ships with voxbox; lhotse manifests: where relative audio paths resolve, default "
-                             "the working folder)."),
+    root: Optional[str] = typer.Option(
+        None, "--root", help="The corpus: a local folder, or a remote one read in place "
+                             "(hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH, any fsspec URL). Without it the "
+                             "corpus is downloaded (the sample corpus ships with voxbox; lhotse manifests: where "
+                             "relative audio paths resolve, default the working folder)."),
+    cache: Optional[Path] = cache_option(),
     download_dir: Optional[Path] = typer.Option(
         None, "--download-dir",
         help="Where to download when no --root is given. Default: $VOXBOX_DATA/<corpus> or "
@@ -91,7 +101,8 @@ def build_command(
                                              help="Records per task handed to a worker. Default: 16."),
     engine: str = engine_option(),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-j", help="Worker processes (local) or CPU actors/tasks (ray). Default: CPU count."),
+        None, "--workers", "-j", help="Worker processes (local), or shard tasks at once over the whole Ray "
+                            "cluster (ray). Default: CPU count."),
     ray_address: Optional[str] = ray_address_option(),
     corrections: Optional[Path] = typer.Option(
         None, "--corrections",
@@ -137,6 +148,7 @@ def build_command(
     if out is not None and not is_output_url(out):
         out = Path(out)
         check_out_path(out)
+    use_cache(cache)
     stage_list = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     pipe = load_pipeline(pipeline, name=name, formats=formats or None, audio_format=audio_format,
                          shard_mb=shard_mb, shard_records=shard_records, batch_size=batch_size,

@@ -11,7 +11,8 @@ import typer
 
 def engine_option():
     return typer.Option("local", "--engine",
-                        help="local (worker processes) or ray (Ray; needs the ray extra of voxbox).")
+                        help="local (worker processes) or ray (Ray tasks and actor pools, on this machine or a "
+                             "cluster: docs/cluster.md; needs the ray extra of voxbox).")
 
 
 def ray_address_option():
@@ -25,3 +26,10 @@ def allow_absolute_paths_option():
                         help="Read audio at source paths that leave the record's corpus_root (absolute, or with "
                              "'..'). Default: such records are rejected, since a manifest could otherwise copy any "
                              "readable file into the output.")
+
+
+def cache_option():
+    return typer.Option(None, "--cache",
+                        help="Local folder that caches what is read from a remote --root (1 MiB blocks, keyed by "
+                             "URL and content hash): a rerun reads from disk, not the network. Default: none "
+                             "($VOXBOX_REMOTE_CACHE).")
