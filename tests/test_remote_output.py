@@ -174,8 +174,8 @@ def test_force_rebuild_with_another_pipeline(s3, setup, tmp_path):
 
 @pytest.mark.slow
 def test_ray_build_to_s3_equals_local(s3, setup, tmp_path, monkeypatch):
-    """The Ray engine commits shards in the staging folder (workers on this machine);
-    the driver uploads them: the store holds a local build's bytes."""
+    """With an object-store output each Ray task commits its shard on its own node and
+    uploads it (no folder shared with the driver): the store holds a local build's bytes."""
     ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'voxbox[ray]'")
     import os
 
@@ -195,6 +195,11 @@ def test_ray_build_to_s3_equals_local(s3, setup, tmp_path, monkeypatch):
     got, want = _files(_download(fs, "ray", tmp_path / "got")), _files(ref)
     del got["journal.jsonl"], want["journal.jsonl"]  # Ray journals shards in completion order
     assert got == want
+    # Each Ray task uploaded its own shard (the staging folder holds none of them); the
+    # mark it left is not journalled.
+    lines = [json.loads(x) for x in (tmp_path / "got" / "journal.jsonl").read_text().splitlines()]
+    assert len([e for e in lines if e["kind"] == "shard"]) == len(json.loads((ref / "index.json").read_text())["shards"])
+    assert not any("uploaded" in e for e in lines)
 
 
 @pytest.mark.slow

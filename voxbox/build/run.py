@@ -202,7 +202,10 @@ def _run(eng, prep: PreparedInput, plan: Plan, done: Dict[int, dict], pipe: Pipe
         if getattr(eng, "writes_shards", False):
             # The engine writes and commits whole shards itself (Ray), from shard plans
             # (the records' prepared lines); we journal the entries as they come.
-            for entry in eng.run_shards(_plans(prep, plan, todo, pipe.batch_size), out, pipe.name, pipe.formats):
+            # With an object-store output each task uploads its own shard (no shared disk).
+            store = {"store": remote.store.url} if remote is not None else {}
+            for entry in eng.run_shards(_plans(prep, plan, todo, pipe.batch_size), out, pipe.name, pipe.formats,
+                                        **store):
                 bars.stages(entry.pop("stats", {}))
                 record(entry)
         else:

@@ -330,6 +330,7 @@ class RemoteOutput:
         by :func:`upload_shard` on a worker that does not share the staging folder)."""
         if not entry.pop("uploaded", False):
             upload_shard(self.store, self.staging, entry)
+        entry.pop("uploaded", None)  # not part of the journal line
 
     @_reported
     def journalled(self, entry: dict) -> None:
@@ -347,13 +348,15 @@ class RemoteOutput:
 
 def upload_shard(store, root: Path, entry: dict) -> None:
     """Upload the files of a shard committed under ``root`` (a local folder) to ``store``
-    (a :class:`Store` or its URL) and remove the local copies; for an engine whose
-    workers commit shards on their own disks, then mark ``entry["uploaded"] = True``."""
+    (a :class:`Store` or its URL), remove the local copies and mark the entry
+    ``uploaded`` (an engine whose workers commit shards on their own disks calls this
+    on the worker; :meth:`RemoteOutput.committed` then only journals it)."""
     store = store if isinstance(store, Store) else Store(store)
     for _fmt, info in sorted(entry["files"].items()):
         local = Path(root) / info["path"]
         store.put_file(local, info["path"])
         local.unlink()
+    entry["uploaded"] = True
 
 
 def _is_shard(rel: str) -> bool:
