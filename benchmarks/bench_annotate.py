@@ -16,8 +16,6 @@ second each for imports and the CMU dictionary, is included).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,20 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import Harness  # noqa: E402
+from benchmarks.harness import Harness, cpu_timed, m3ed_arguments, m3ed_rows  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=300, help="clips to use (default 300)")
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "voxbox-m3ed",
-                    help="a folder with m3ed.jsonl and audios/ (default: the shared M3ED sample)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts (default 2)")
-    args = ap.parse_args()
+    args = m3ed_arguments(__doc__).parse_args()
 
-    import soundfile as sf
 
     import numpy as np
 
@@ -54,11 +45,8 @@ def main() -> None:
     from voxbox.record import Utterance
     from voxbox.manifest import write_manifest
 
-    rows = [json.loads(line) for line in (args.data / "m3ed.jsonl").read_text(encoding="utf-8").splitlines()
-            if line][: args.n]
+    rows, paths, seconds = m3ed_rows(args.data, args.n)
     audio_root = args.data / "audios"
-    paths = [audio_root / r["wav_path"] for r in rows]
-    seconds = sum(sf.info(str(p)).duration for p in paths)
 
     def bare() -> None:
         # The same one-off set-up annotate pays (per worker), then the kernels.
@@ -80,23 +68,8 @@ def main() -> None:
             for emb, f0 in zip(encoder.embed_batch(speeches), f0s):
                 model.predict(emb.astype(np.float16), [robust_f0(f0)])
 
-    import resource
-
-    def cpu_seconds() -> float:
-        total = 0.0
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-            ru = resource.getrusage(who)
-            total += ru.ru_utime + ru.ru_stime
-        return total
-
     def with_cpu(label, fn):
-        # Wall time on a shared machine depends on the neighbours; CPU seconds
-        # (this process + finished workers) show the work itself.
-        def run():
-            t0 = cpu_seconds()
-            fn()
-            cpu[label] = cpu_seconds() - t0
-        return run
+        return cpu_timed(cpu, label, fn)
 
     cpu: dict = {}
     h = Harness("annotate")

@@ -24,7 +24,6 @@ import json
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

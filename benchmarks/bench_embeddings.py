@@ -17,35 +17,20 @@ gender model and of stored embeddings), plus CPU-seconds per audio-hour of each.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import Harness  # noqa: E402
+from benchmarks.harness import Harness, cpu_timed, m3ed_arguments, m3ed_rows  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_seconds() -> float:
-    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
-               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=300, help="clips to use (default 300)")
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "voxbox-m3ed",
-                    help="a folder with m3ed.jsonl and audios/ (default: the shared M3ED sample)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts (default 2)")
-    args = ap.parse_args()
+    args = m3ed_arguments(__doc__).parse_args()
 
-    import soundfile as sf
     import torch
 
     from voxbox.annotate.embeddings import GE2EEncoder
@@ -55,21 +40,14 @@ def main() -> None:
     from voxbox.record import Utterance
 
     torch.set_num_threads(1)  # one core, as each annotate worker runs
-    rows = [json.loads(line) for line in (args.data / "m3ed.jsonl").read_text(encoding="utf-8").splitlines()
-            if line][: args.n]
+    rows, paths, seconds = m3ed_rows(args.data, args.n)
     audio_root = args.data / "audios"
-    paths = [audio_root / r["wav_path"] for r in rows]
-    seconds = sum(sf.info(str(p)).duration for p in paths)
     h = Harness("embeddings")
     h.note(f"{len(rows)} clips, {seconds / 3600:.3f} h of audio from {args.data.name}, 1 worker, 1 torch thread")
     cpu: dict = {}
 
     def timed(label, fn):
-        def run():
-            t0 = cpu_seconds()
-            fn()
-            cpu[label] = cpu_seconds() - t0
-        return run
+        return cpu_timed(cpu, label, fn)
 
     encoder = GE2EEncoder()
     speeches = [front_end(p).speech for p in paths]

@@ -16,7 +16,6 @@ the process's peak RSS, a high-water mark over both modes, so LoRA runs first).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from benchmarks.harness import Harness, Measurement, peak_rss_mb  # noqa: E402
-from benchmarks.bench_tts import SIZES  # noqa: E402
+from benchmarks.bench_tts import SIZES, llm_arguments  # noqa: E402
 
 
 def run_mode(mode: str, args, model_dir: Path, data: Path, out: Path) -> Measurement:
@@ -58,18 +57,13 @@ def run_mode(mode: str, args, model_dir: Path, data: Path, out: Path) -> Measure
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
-    ap.add_argument("--dtype", default="float32", help="float32, or bfloat16 autocast (CUDA) [float32]")
-    ap.add_argument("--size", choices=sorted(SIZES), default="tiny", help="random LLM size [tiny]")
+    ap = llm_arguments(__doc__, "float32, or bfloat16 autocast (CUDA) [float32]")
     ap.add_argument("--steps", type=int, default=12, help="optimizer steps per mode [12]")
     ap.add_argument("--batch-tokens", type=int, default=1024, help="token budget per packed batch [1024]")
     ap.add_argument("--records", type=int, default=24, help="records (2 examples each) [24]")
     ap.add_argument("--sem-len", type=int, default=100, help="semantic tokens per record, 50 = 1 s [100]")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads [2]")
     ap.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations (less memory)")
-    ap.add_argument("--shared", default=os.environ.get("VOXBOX_SHARED", str(REPO.parent / "shared")),
-                    help="shared data folder holding fixtures/bicodec-tiny")
     args = ap.parse_args()
 
     import torch

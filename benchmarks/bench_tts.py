@@ -41,16 +41,22 @@ TEXTS = [
 ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def llm_arguments(doc: str, dtype_help: str) -> argparse.ArgumentParser:
+    """The options every random-LLM benchmark shares (this one and bench_train)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:0) [cpu]")
-    ap.add_argument("--dtype", default="float32", help="LLM dtype: float32 or bfloat16 [float32]")
+    ap.add_argument("--dtype", default="float32", help=dtype_help)
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny", help="random LLM size [tiny]")
+    ap.add_argument("--shared", default=os.environ.get("VOXBOX_SHARED", str(REPO.parent / "shared")),
+                    help="shared data folder holding fixtures/bicodec-tiny")
+    return ap
+
+
+def main() -> None:
+    ap = llm_arguments(__doc__, "LLM dtype: float32 or bfloat16 [float32]")
     ap.add_argument("--texts", type=int, default=4, help="utterances per run [4]")
     ap.add_argument("--tokens", type=int, default=100, help="semantic tokens per utterance (50 = 1 s) [100]")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads [1]")
-    ap.add_argument("--shared", default=os.environ.get("VOXBOX_SHARED", str(REPO.parent / "shared")),
-                    help="shared data folder holding fixtures/bicodec-tiny")
     args = ap.parse_args()
 
     import torch

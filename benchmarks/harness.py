@@ -37,6 +37,43 @@ def peak_rss_mb(children: bool = True) -> float:
     return max(own, kids) / 1024.0
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
+               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+def cpu_timed(into: Dict[str, float], label: str, fn: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap fn so that its CPU seconds land in into[label]. Wall time on a shared machine
+    depends on the neighbours; CPU seconds (this process + finished workers) show the work."""
+    def run() -> None:
+        t0 = cpu_seconds()
+        fn()
+        into[label] = cpu_seconds() - t0
+    return run
+
+
+def m3ed_arguments(doc: str):
+    """The options of the benchmarks that run on the shared M3ED sample (annotate, embeddings)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=300, help="clips to use (default 300)")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "voxbox-m3ed",
+                    help="a folder with m3ed.jsonl and audios/ (default: the shared M3ED sample)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts (default 2)")
+    return ap
+
+
+def m3ed_rows(data: Path, n: int):
+    """(rows, audio paths, total audio seconds) of the first n clips of an M3ED-layout folder."""
+    import soundfile as sf
+
+    rows = [json.loads(line) for line in (data / "m3ed.jsonl").read_text(encoding="utf-8").splitlines() if line][:n]
+    paths = [data / "audios" / r["wav_path"] for r in rows]
+    return rows, paths, sum(sf.info(str(p)).duration for p in paths)
+
+
 @dataclass
 class Measurement:
     label: str

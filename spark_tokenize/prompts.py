@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import TokenizerError
@@ -164,40 +165,33 @@ def _clamp(v, lo: int, hi: int) -> int:
     return max(lo, min(hi, int(v)))
 
 
-def global_token(i: int) -> str:
-    return f"<|bicodec_global_{int(i)}|>"
+def _tag(kind: str, i) -> str:
+    return f"<|{kind}_{int(i)}|>"
 
 
-def semantic_token(i: int) -> str:
-    return f"<|bicodec_semantic_{int(i)}|>"
+# Largest value of each acoustic value token; TokenParser clamps into 0..max.
+VALUE_MAX = {"pitch_value": 1000, "pitch_var_value": 10, "speed_value": 10, "loudness_value": 30}
 
 
-def pitch_value_token(v) -> str:
-    return f"<|pitch_value_{_clamp(v, 0, 1000)}|>"
+def value_token(kind: str, v) -> str:
+    """``<|pitch_value_N|>`` and the like: v truncated to an int and clamped to the kind's range."""
+    return _tag(kind, _clamp(v, 0, VALUE_MAX[kind]))
 
 
-def pitch_var_value_token(v) -> str:
-    return f"<|pitch_var_value_{_clamp(v, 0, 10)}|>"
+def label_token(kind: str, value) -> str:
+    """``<|gender_N|>``, ``<|pitch_label_N|>``, ``<|speed_label_N|>`` from a name (or 1-5 level)."""
+    return _tag(kind, gender_index(value) if kind == "gender" else level_index(value))
 
 
-def speed_value_token(v) -> str:
-    return f"<|speed_value_{_clamp(v, 0, 10)}|>"
-
-
-def loudness_value_token(v) -> str:
-    return f"<|loudness_value_{_clamp(v, 0, 30)}|>"
-
-
-def pitch_label_token(level) -> str:
-    return f"<|pitch_label_{level_index(level)}|>"
-
-
-def speed_label_token(level) -> str:
-    return f"<|speed_label_{level_index(level)}|>"
-
-
-def gender_token(gender) -> str:
-    return f"<|gender_{gender_index(gender)}|>"
+global_token = partial(_tag, "bicodec_global")
+semantic_token = partial(_tag, "bicodec_semantic")
+pitch_value_token = partial(value_token, "pitch_value")
+pitch_var_value_token = partial(value_token, "pitch_var_value")
+speed_value_token = partial(value_token, "speed_value")
+loudness_value_token = partial(value_token, "loudness_value")
+pitch_label_token = partial(label_token, "pitch_label")
+speed_label_token = partial(label_token, "speed_label")
+gender_token = partial(label_token, "gender")
 
 
 def global_tokens_str(tokens: Iterable[int]) -> str:

@@ -6,11 +6,13 @@ malformed records.
 returns what `voxbox prepare` must make of it: for every input (each audio file and each
 file the layout does not explain) either a record or a rejection with a given reason.
 Nothing may hang, crash, or drop an input silently: inputs = records + rejects.
-``bad_records`` gives malformed manifest lines; ``hold_lock`` a process holding an
+``bad_records`` gives malformed manifest lines; ``held_lock`` a process holding an
 output lock, as a concurrent voxbox run would.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import json
 import os
@@ -248,8 +250,10 @@ def remove_deep(root: Path) -> None:
     remove_tree(root / "d")
 
 
-def hold_lock(target: Path):
-    """Another process holding the output lock on ``target`` (until the test kills it)."""
+@contextlib.contextmanager
+def held_lock(target: Path):
+    """Another process holds the output lock on ``target`` inside the block (killed, not
+    released, at its end: what a killed run leaves). Yields its pid."""
     import subprocess
     import sys
 
@@ -259,5 +263,15 @@ def hold_lock(target: Path):
             "OutputLock(sys.argv[1]).__enter__()\nprint('held', flush=True)\ntime.sleep(120)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(target)], env=subprocess_env(), stdout=subprocess.PIPE,
                          text=True)
-    assert p.stdout.readline().strip() == "held"
-    return p
+    try:
+        assert p.stdout.readline().strip() == "held"
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def busy(target: Path, pid: int) -> str:
+    """The one-line refusal a run gives while ``pid`` holds ``target``."""
+    return f"{target} is being written by another voxbox run (pid {pid})"

@@ -33,3 +33,22 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def tiny_bicodec(shared) -> Path:
     return shared / "fixtures" / "bicodec-tiny"
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory) -> Path:
+    """The shipped sample corpus, built without models (as the README's first command does).
+    Shared by the reader tests; read it, never write into it."""
+    from voxbox.cli import main
+
+    out = tmp_path_factory.mktemp("built") / "sample"
+    assert main(["build", "--corpus", "sample", "--out", str(out), "-j", "1", "-q"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """12 records with tokens over 5 shards (one of them the test split); sources in f"{tiny}-src"."""
+    from test_publish import make_built_dataset
+
+    return make_built_dataset(tmp_path_factory.mktemp("built-tiny") / "tiny")

@@ -8,8 +8,11 @@ model and dataset repos. State lives in memory; repos are small.
 
 Tests start it on 127.0.0.1 and point the client at it (``HF_ENDPOINT`` or an explicit
 ``endpoint=``). It also records what it was asked (``requests``, ``lfs_uploads``,
-``commits``) and can fail on purpose (``fail_commits_after``) so tests can check what
-a client does when an upload is interrupted.
+``commits``) and can fail on purpose (``fail_commits_after``; ``fail_resolves`` for
+downloads) so tests can check what a client does when an upload or a read is
+interrupted. A repo seeded with ``gated=True`` lists its files to anyone and serves
+them only to users in ``state.gated_access`` (401/403 with ``X-Error-Code: GatedRepo``
+otherwise, as the Hub does).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Repo:
     id: str
     owner: str
     private: bool
+    gated: bool = False  # files are listed, content needs a granted user (gated_access)
     branches: Dict[str, str] = field(default_factory=dict)
     commits: Dict[str, Commit] = field(default_factory=dict)
 
@@ -98,6 +102,11 @@ class HubState:
         self.commits: List[Tuple[str, List[str]]] = []  # (repo id, paths added or deleted)
         # Failure injection: after this many more successful commits, commits fail with 500.
         self.fail_commits_after: Optional[int] = None
+        # Failure injection: the next N file downloads (resolve GETs) answer this status.
+        self.fail_resolves: int = 0
+        self.fail_resolve_status: int = 502
+        # Gated repos: (repo type, repo id) -> users granted access.
+        self.gated_access: Dict[Tuple[str, str], List[str]] = {}
         self._counter = 0
 
     # -- helpers -------------------------------------------------------------------
@@ -132,12 +141,14 @@ class HubState:
         return repo
 
     def add_files(self, repo_type: str, repo_id: str, files: Dict[str, bytes], private: bool = False,
-                  branch: str = "main", message: str = "add files") -> str:
-        """Seed a repo directly (no HTTP): for test fixtures such as a fake model."""
+                  branch: str = "main", message: str = "add files", gated: bool = False) -> str:
+        """Seed a repo directly (no HTTP): for test fixtures such as a fake model. A gated
+        repo lists its files to anyone; downloads need a user in ``gated_access``."""
         with self.lock:
             repo = self.repos.get((repo_type, repo_id))
             if repo is None:
                 repo = self.create_repo(repo_type, repo_id, repo_id.split("/")[0], private)
+                repo.gated = gated
             head = repo.resolve(branch)
             new = dict(head.files)
             for path, data in files.items():
@@ -376,7 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
             card = _front_matter(self.state.read(repo, commit.files["README.md"]))
         self._json(200, {
             "_id": f"id-{repo_id}", "id": repo_id, "author": repo.owner, "sha": commit.oid,
-            "private": repo.private, "gated": False, "disabled": False, "downloads": 0, "likes": 0,
+            "private": repo.private, "gated": "manual" if repo.gated else False, "disabled": False,
+            "downloads": 0, "likes": 0,
             "tags": [], "lastModified": commit.date, "createdAt": commit.date,
             "cardData": card, "siblings": siblings,
         })
@@ -593,6 +605,14 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             return
         repo, commit = found
+        if repo.gated and self._user() not in self.state.gated_access.get((repo_type, repo_id), []):
+            # As the Hub: 401 without a token, 403 with one that was not granted access.
+            return self._error(401 if self._user() is None else 403,
+                               f"Access to {repo_type} {repo_id} is restricted. You must have access to it "
+                               "and be authenticated to access it. Please log in.", "GatedRepo")
+        if self.state.fail_resolves > 0 and self.command == "GET":
+            self.state.fail_resolves -= 1
+            return self._error(self.state.fail_resolve_status, "injected failure: upstream went away")
         entry = commit.files.get(path)
         if entry is None:
             return self._error(404, f"Entry not found: {path}", "EntryNotFound")

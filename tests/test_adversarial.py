@@ -5,7 +5,6 @@ block forever."""
 
 from __future__ import annotations
 
-import os
 import sys
 import subprocess
 import tracemalloc
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adversarial import hold_lock, long_clip, make_corpus, make_metadata_corpus, remove_deep, speech_like
+from adversarial import busy, held_lock, long_clip, make_corpus, make_metadata_corpus, remove_deep, speech_like
 from voxbox.manifest import read_manifest, read_rejects, rejects_path
 from voxbox_build_fixtures import subprocess_env, voxbox_cmd
 
@@ -169,6 +168,7 @@ def _with_bad_lines(prepared, tmp_path):
     return out, len(lines) + len(bad) + n_rejects, fields
 
 
+@pytest.mark.slow
 def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp_path):
     import json
 
@@ -196,24 +196,21 @@ def test_build_over_bad_records_rejects_each_naming_line_and_field(prepared, tmp
 
 # --------------------------------------------------------------- one run per output (lock)
 
+@pytest.mark.slow
 def test_a_second_prepare_on_the_same_output_is_refused_and_a_stale_lock_taken_over(tmp_path):
     from voxbox.lock import lock_path
 
     c, _ = make_metadata_corpus(tmp_path / "corpus")
     out = tmp_path / "m.jsonl"
     args = ("prepare", "folder", "--root", str(c.root), "-O", "metadata=meta.csv", "--out", str(out))
-    holder = hold_lock(out)
-    try:
+    with held_lock(out) as pid:
         r = run(*args)
-        assert r.returncode == 1 and not out.exists()
-        assert r.stderr.strip() == f"error: {out} is being written by another voxbox run (pid {holder.pid})"
-    finally:
-        holder.kill()
-        holder.wait()
+    assert r.returncode == 1 and not out.exists()
+    assert r.stderr.strip() == f"error: {busy(out, pid)}"
     assert lock_path(out).exists()              # a killed run cannot clean up after itself
     r = run(*args)
     assert r.returncode == 0, r.stderr
-    assert f"took over the lock of {out} left by pid {holder.pid}, which is no longer running" in r.stderr
+    assert f"took over the lock of {out} left by pid {pid}, which is no longer running" in r.stderr
     assert out.exists() and not lock_path(out).exists()
 
 

@@ -71,6 +71,7 @@ def test_bad_input_is_rejected_or_nulled_never_a_crash(clips):
     assert out.speed is not None
 
 
+@pytest.mark.slow
 def test_fields_rounding_and_provenance(clips):
     out = AnnotateStage().process(rec("ok", text="你好世界", corpus_root=str(clips), gender="female",
                                       gender_source="native"))
@@ -86,6 +87,7 @@ def test_fields_rounding_and_provenance(clips):
     assert kept.language == "fr" and kept.null_reasons.get("speed_level") == "no_boundaries_for_group"
 
 
+@pytest.mark.slow
 def test_praat_backend_is_recorded(clips):
     world = AnnotateStage().process(rec("ok", corpus_root=str(clips)))
     praat = AnnotateStage(pitch_backend="praat").process(rec("ok", corpus_root=str(clips)))
@@ -103,6 +105,7 @@ def test_stage_pickles_as_parameters():
     assert st2.params == st.params and st2.params["gender_model"] is None
 
 
+@pytest.mark.slow
 def test_english_speed_is_plausible_for_read_speech(shared):
     from voxbox.annotate.syllables import Syllabifier
 

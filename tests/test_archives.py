@@ -73,6 +73,7 @@ def test_tgz_members_stream_once_per_task(tmp_path, shared):
     assert not media._PREFETCHED  # released after the task
 
 
+@pytest.mark.slow
 def test_emilia_tar_builds_byte_identical_in_place_and_extracted(tmp_path, shared):
     """Members read in place give exactly the shards that the extracted copies give."""
     from voxbox.build.run import build, load_pipeline

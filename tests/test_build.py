@@ -89,6 +89,7 @@ def test_prepare_rejects_and_duplicates_are_kept(tmp_path):
     assert index["rejects"]["by_reason"] == {"prepare: duplicate_index": 1, "prepare: missing_transcript": 1}
 
 
+@pytest.mark.slow
 def test_rebuild_same_bytes_and_more_workers_same_bytes(manifest, tmp_path):
     pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml"))
     build(manifest_source(manifest), tmp_path / "a", pipe, workers=1)
@@ -198,6 +199,7 @@ def _limit_file_size(limit):
     return apply
 
 
+@pytest.mark.slow
 def test_disk_full_stops_cleanly_and_resumes(tmp_path):
     manifest = write_corpus_manifest(tmp_path, n=16)
     pfile = write_pipeline(tmp_path / "p.yaml", shard_mb=1.0, shard_records=3)
@@ -311,6 +313,7 @@ def test_audio_changed_in_place_is_refused_and_force_redoes_exactly_its_shard(tm
     assert shard_bytes(fresh) == after             # as if built from the changed corpus at once
 
 
+@pytest.mark.slow
 def test_out_inside_root_is_not_read_as_corpus_files(tmp_path):
     # The build used to see its own work files and shards as corpus files; the identical
     # rerun was then refused as "different input".
@@ -337,25 +340,23 @@ def test_out_inside_root_is_not_read_as_corpus_files(tmp_path):
     assert r.returncode == 0 and "already finished and verified" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_a_second_build_into_the_same_folder_is_refused(manifest, tmp_path):
-    from adversarial import hold_lock
+    from adversarial import busy, held_lock
 
     out = tmp_path / "out"
-    holder = hold_lock(out)
-    try:
+    with held_lock(out) as pid:
         r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--out", str(out), "--stages", ""),
                            env=subprocess_env(), capture_output=True, text=True)
-    finally:
-        holder.kill()
-        holder.wait()
     assert r.returncode == 1
-    assert r.stderr.strip() == f"error: {out} is being written by another voxbox run (pid {holder.pid})"
+    assert r.stderr.strip() == f"error: {busy(out, pid)}"
     assert not (out / "index.json").exists()
     r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--out", str(out), "--stages", ""),
                        env=subprocess_env(), capture_output=True, text=True)
-    assert r.returncode == 0 and f"left by pid {holder.pid}" in r.stderr, r.stderr
+    assert r.returncode == 0 and f"left by pid {pid}" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_absolute_source_paths_are_refused_unless_allowed(tmp_path):
     # With --stages '' and --audio-format original, an absolute source_path copied any
     # readable file (a token file, say) into the shards.

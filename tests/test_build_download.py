@@ -109,6 +109,7 @@ def shard_files(out: Path):
     return sorted(p for d in ("webdataset", "parquet") if (out / d).is_dir() for p in (out / d).iterdir())
 
 
+@pytest.mark.slow
 def test_build_without_root_downloads_then_builds_and_reruns_without_work(server, archive, tmp_path,
                                                                           monkeypatch, capsys):
     cache = tmp_path / "cache"
@@ -157,6 +158,7 @@ def test_build_without_root_downloads_then_builds_and_reruns_without_work(server
     assert json.loads((out / "index.json").read_text()) == index
 
 
+@pytest.mark.slow
 def test_checksum_mismatch_stops_the_build_with_one_line_and_no_shards(server, archive, tmp_path,
                                                                        monkeypatch, capsys):
     cache = tmp_path / "cache"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import typer
 
 from voxbox import __version__
@@ -40,6 +41,7 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"voxbox {__version__}"
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_and_nonzero(tmp_path):
     missing = tmp_path / "nope.jsonl"
     proc = subprocess.run([sys.executable, "-m", "voxbox", "annotate", str(missing), "--out", str(tmp_path / "o.jsonl")],

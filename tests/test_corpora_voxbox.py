@@ -320,6 +320,7 @@ def pack_voxbox_release(shared, dest: Path, per_shard: int = 300) -> list:
     return rows
 
 
+@pytest.mark.slow
 def test_voxbox_release_recipe(tmp_path, shared):
     rows = pack_voxbox_release(shared, tmp_path)
     recs, rejs, _ = run("voxbox", tmp_path, ["m3ed"])

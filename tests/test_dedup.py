@@ -134,6 +134,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, corpora, capsys):
     np.testing.assert_equal(len(list(a_out.glob("webdataset/*.tar"))), 1)
 
 
+@pytest.mark.slow
 def test_speakers_reads_a_built_folder(corpora, tmp_path, capsys):
     """`voxbox speakers DIR` takes the audio from a built folder's shards; the different
     voices of corpus B stay apart."""

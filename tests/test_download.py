@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -384,7 +385,7 @@ def test_a_part_exactly_as_long_as_the_servers_file_is_complete_on_416(server, t
 
 def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
     # Two downloads into one folder would append to the same .part files.
-    from adversarial import hold_lock
+    from adversarial import busy, held_lock
 
     data = tar_gz({"corpus/a.txt": b"hello"})
     server.files["/c.tgz"] = data
@@ -392,13 +393,8 @@ def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
                         audio_format="wav", native_labels={},
                         archives=(Archive("all", server.url + "/c.tgz", checksum=md5(data)),))
     dest = tmp_path / "dest"
-    holder = hold_lock(dest)
-    try:
-        with pytest.raises(VoxboxError, match=rf"{dest} is being written by another voxbox run \(pid {holder.pid}\)"):
-            download_corpus(entry, dest)
-    finally:
-        holder.kill()
-        holder.wait()
+    with held_lock(dest) as pid, pytest.raises(VoxboxError, match=re.escape(busy(dest, pid))):
+        download_corpus(entry, dest)
     assert server.requests == []
     download_corpus(entry, dest)
     assert (dest / "corpus" / "a.txt").read_text() == "hello"

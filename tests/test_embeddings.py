@@ -94,6 +94,7 @@ def test_missing_weights_and_unknown_backend_are_clear_errors(tmp_path):
         AnnotateStage(embeddings=True, embedding_model="xvec")
 
 
+@pytest.mark.slow
 def test_embeddings_stored_as_float16_in_every_format(tmp_path, shared):
     """annotate --embeddings: a unit float16 vector per record that reads back identically
     from JSONL, JSONL.gz, Parquet (a float16 column) and the built shards."""

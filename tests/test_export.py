@@ -1,6 +1,7 @@
 """`voxbox export sparktts`: Spark-TTS training examples from a built dataset."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def test_export_parquet_with_token_ids(built, tmp_path):
         export_sparktts(built, tmp_path / "short2", tokenizer_dir=tok_dir, max_tokens=-5)
 
 
+@pytest.mark.slow
 def test_text_style_is_prompt_plus_target_in_one_field(built, tmp_path, capsys):
     """--style text: what SFT trainers read (one `text` column), the same characters the
     prompt style splits in two; with a tokenizer, input_ids = prompt ids + target ids."""
@@ -274,15 +276,10 @@ def test_on_a_voxbox_build(shared, tiny_bicodec, tmp_path, capsys):
 
 
 def test_a_second_export_into_the_same_folder_is_refused(built, tmp_path):
-    from adversarial import hold_lock
+    from adversarial import busy, held_lock
 
     out = tmp_path / "out"
-    holder = hold_lock(out)
-    try:
-        with pytest.raises(VoxboxError, match=rf"{out} is being written by another voxbox run \(pid {holder.pid}\)"):
-            export_sparktts(built, out)
-    finally:
-        holder.kill()
-        holder.wait()
+    with held_lock(out) as pid, pytest.raises(VoxboxError, match=re.escape(busy(out, pid))):
+        export_sparktts(built, out)
     assert not out.exists()
     assert export_sparktts(built, out)["records"]

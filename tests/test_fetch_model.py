@@ -110,6 +110,7 @@ def test_private_repo_needs_a_token(hub, online, tmp_path):
     assert (tmp_path / "b" / "BiCodec" / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_cli_fetch_model(hub, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
     env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"),

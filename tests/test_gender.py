@@ -82,6 +82,7 @@ def test_default_annotate_labels_real_speech_with_calibrated_confidence(shared):
     assert min(o.gender_confidence for o in out) < 0.9 < max(o.gender_confidence for o in out)
 
 
+@pytest.mark.slow
 def test_old_f0_model_stays_available_by_name(shared):
     recs = list(real_records(shared, keep_gender=False))[:12]
     for name in ("voxbox-gender-f0-v1", "f0"):
@@ -93,6 +94,7 @@ def test_old_f0_model_stays_available_by_name(shared):
     assert m.features == ["f0_median"] and "M3ED" in m.trained_on
 
 
+@pytest.mark.slow
 def test_native_label_wins_is_checked_and_none_means_unknown(tmp_path, shared):
     recs = list(real_records(shared, keep_gender=True))
     male = next(r for r in recs if r.speaker == "p226")
@@ -131,6 +133,7 @@ def test_robust_f0_folds_octave_jumps():
 
 
 # ------------------------------------------------------------------ fitting and calibration
+@pytest.mark.slow
 def test_softmax_regression_matches_sklearn():
     from sklearn.linear_model import LogisticRegression
 
@@ -312,6 +315,7 @@ def test_label_mapping():
         parse_label_map("female")
 
 
+@pytest.mark.slow
 def test_hf_plugin_with_a_tiny_random_model(tmp_path):
     wav = voiced(tmp_path / "v.wav")
     emo = tiny_hf_model(tmp_path / "emo", {0: "ang", 1: "neu", 2: "hap"})

@@ -4,14 +4,9 @@ output through `voxbox prepare lhotse` and `voxbox build --manifest`)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
-
-from test_publish import make_built_dataset
 
 from voxbox.cli import main
 from voxbox.dataset import open_dataset
@@ -23,18 +18,6 @@ from voxbox.sources.sample_corpus import ROOT as SAMPLE_ROOT
 
 lhotse = pytest.importorskip("lhotse")
 from lhotse import CutSet, RecordingSet, SupervisionSet  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("lhotse") / "sample"
-    assert main(["build", "--corpus", "sample", "--out", str(out), "-j", "1", "-q"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_built_dataset(tmp_path_factory.mktemp("lhotse-tiny") / "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +40,7 @@ def ljspeech(tmp_path_factory, shared) -> dict:
 # ------------------------------------------------------------------------------- export
 
 @pytest.mark.parametrize("fmt", ["shar", "jsonl"])
+@pytest.mark.slow
 def test_export_loads_in_lhotse_with_decodable_audio_and_voxbox_fields(sample, tmp_path, fmt, capsys):
     out = tmp_path / fmt
     assert main(["export", "lhotse", str(sample), "-o", str(out), "-f", fmt]) == 0
@@ -107,6 +91,7 @@ def test_export_carries_tokens_per_split_deterministically(tiny, tmp_path):
 
 # ------------------------------------------------------------------------------- import
 
+@pytest.mark.slow
 def test_a_real_lhotse_recipe_builds_with_voxbox(ljspeech, tmp_path, monkeypatch):
     cuts = CutSet.from_manifests(recordings=ljspeech["recordings"], supervisions=ljspeech["supervisions"])
     cuts.to_file(tmp_path / "cuts.jsonl.gz")

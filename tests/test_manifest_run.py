@@ -5,6 +5,8 @@ redone, a run of other options refused, all-rejected runs failing with the reaso
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,13 @@ class _StopAt(TinyStage):
         if type(self).calls == type(self).stop_at:
             raise KeyboardInterrupt
         return super().process_batch(recs)
+
+
+def _interrupt_at_batch(n: int, src: Path, out: Path) -> None:
+    """Run (batches of 2, parts of 4) and stop it like Ctrl-C at its n-th batch."""
+    _StopAt.calls, _StopAt.stop_at = 0, n
+    with pytest.raises(KeyboardInterrupt):
+        run_manifest(src, out, [_StopAt()], batch_size=2, part_records=4)
 
 
 class _Seen(TinyStage):
@@ -71,9 +80,7 @@ def test_same_output_inline_and_on_a_pool_in_input_order(corpus, tmp_path):
 def test_resume_redoes_only_unfinished_parts(corpus, tmp_path):
     src, recs = corpus
     out = tmp_path / "out.jsonl.gz"
-    _StopAt.calls, _StopAt.stop_at = 0, 4
-    with pytest.raises(KeyboardInterrupt):
-        run_manifest(src, out, [_StopAt()], batch_size=2, part_records=4)
+    _interrupt_at_batch(4, src, out)
     journal = [json.loads(line) for line in (work_dir(out) / "journal.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in journal] == ["start", "shard"]  # part 0 (4 records, 2 batches) finished
     assert not out.exists() and list(work_dir(out).glob("*.partial")) == []  # the open part was aborted
@@ -88,9 +95,7 @@ def test_resume_redoes_only_unfinished_parts(corpus, tmp_path):
 def test_a_damaged_part_is_redone(corpus, tmp_path):
     src, recs = corpus
     out = tmp_path / "out.jsonl"
-    _StopAt.calls, _StopAt.stop_at = 0, 5
-    with pytest.raises(KeyboardInterrupt):
-        run_manifest(src, out, [_StopAt()], batch_size=2, part_records=4)  # parts 0 and 1 finished
+    _interrupt_at_batch(5, src, out)  # parts 0 and 1 finished
     part = work_dir(out) / "part-000001.jsonl"
     part.write_bytes(part.read_bytes()[:-10])
     _Seen.seen, logged = [], []
@@ -103,17 +108,13 @@ def test_a_damaged_part_is_redone(corpus, tmp_path):
 def test_a_run_of_other_options_is_refused_unless_nothing_finished(corpus, tmp_path):
     src, _ = corpus
     out = tmp_path / "out.jsonl"
-    _StopAt.calls, _StopAt.stop_at = 0, 3
-    with pytest.raises(KeyboardInterrupt):
-        run_manifest(src, out, [_StopAt()], batch_size=2, part_records=4)
+    _interrupt_at_batch(3, src, out)
     with pytest.raises(VoxboxError, match="holds an unfinished run with other input or options; rerun"):
         run_manifest(src, out, [TinyStage(tokens=True)], batch_size=2, part_records=4)
     with pytest.raises(VoxboxError, match="other input or options"):
         run_manifest(src, out, [TinyStage()], batch_size=2, part_records=4, limit=5)
     # A failure before any part finished leaves nothing behind, so a corrected command runs.
-    _StopAt.calls, _StopAt.stop_at = 0, 1
-    with pytest.raises(KeyboardInterrupt):
-        run_manifest(src, tmp_path / "b.jsonl", [_StopAt()], batch_size=2, part_records=4)
+    _interrupt_at_batch(1, src, tmp_path / "b.jsonl")
     assert not work_dir(tmp_path / "b.jsonl").exists()
     assert run_manifest(src, tmp_path / "b.jsonl", [TinyStage(tokens=True)], part_records=4)["records"] == 8
 
@@ -201,15 +202,10 @@ def test_a_malformed_record_is_a_reject_naming_line_and_field_and_the_rest_runs(
 
 
 def test_a_second_annotate_on_the_same_output_is_refused(corpus, tmp_path):
-    from adversarial import hold_lock
+    from adversarial import busy, held_lock
 
     src, _ = corpus
     out = tmp_path / "o.jsonl"
-    holder = hold_lock(out)
-    try:
-        with pytest.raises(VoxboxError, match=rf"{out} is being written by another voxbox run \(pid {holder.pid}\)"):
-            run_manifest(src, out, [TinyStage()])
-    finally:
-        holder.kill()
-        holder.wait()
+    with held_lock(out) as pid, pytest.raises(VoxboxError, match=re.escape(busy(out, pid))):
+        run_manifest(src, out, [TinyStage()])
     assert not out.exists() and not work_dir(out).exists()

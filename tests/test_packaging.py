@@ -26,6 +26,7 @@ def wheel(tmp_path_factory):
     return whl
 
 
+@pytest.mark.slow
 def test_wheel_ships_pipelines_catalog_and_sample_corpus(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "voxbox/pipelines/voxbox.yaml" in names

@@ -211,6 +211,7 @@ def test_changed_folder_replaces_stale_shards(built, hub, online, tmp_path):
     assert "rejects.jsonl" in res.unchanged  # same rejects in both builds
 
 
+@pytest.mark.slow
 def test_private_repo_and_branch(built, hub, online):
     from huggingface_hub import HfApi
 

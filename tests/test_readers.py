@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hub_server import DEFAULT_TOKEN, HubServer
-from test_publish import cli_env, make_built_dataset
+from test_publish import cli_env
 
 from voxbox.dataset import collate, hf_dataset, open_dataset, torch_dataset
 from voxbox.errors import VoxboxError
@@ -26,22 +26,6 @@ from voxbox.sources.sample_corpus import ROOT as SAMPLE_ROOT
 pytest.importorskip("datasets")
 # huggingface_hub streams LFS uploads with a call httpx deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use .content=:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    """The shipped sample corpus, built without models (as the README's first command does)."""
-    from voxbox.cli import main
-
-    out = tmp_path_factory.mktemp("readers") / "sample"
-    assert main(["build", "--corpus", "sample", "--out", str(out), "-j", "1", "-q"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """12 records with tokens over 5 shards (one of them the test split)."""
-    return make_built_dataset(tmp_path_factory.mktemp("readers-tiny") / "tiny")
 
 
 def source_audio(rec_or_row) -> np.ndarray:
@@ -98,6 +82,7 @@ def indices_seen(source, world_size: int, workers: int, **kwargs) -> Counter:
     return seen
 
 
+@pytest.mark.slow
 def test_two_workers_times_two_ranks_see_every_record_exactly_once(tiny):
     want = {r.index for r in open_dataset(tiny).records()}
     assert len(open_dataset(tiny).shards) == 5
@@ -107,6 +92,7 @@ def test_two_workers_times_two_ranks_see_every_record_exactly_once(tiny):
     assert set(shuffled) == want and set(shuffled.values()) == {1}
 
 
+@pytest.mark.slow
 def test_one_shard_feeds_several_workers_without_duplicates(tiny, tmp_path):
     recs = [r.replace(corpus_root=f"{tiny}-src") for r in open_dataset(tiny).records() if r.split == "train"]
     one = tmp_path / "one"

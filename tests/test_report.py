@@ -275,6 +275,7 @@ def test_report_renders_in_chromium(built, tmp_path):
     assert page.count("<audio controls") == len(re.findall(r"<tr><td>[a-z]", page.split("worth listening")[1]))
 
 
+@pytest.mark.slow
 def test_empty_dataset_still_renders(tmp_path):
     from voxbox.record import Rejection
     from voxbox.shards import write_dataset

@@ -60,6 +60,7 @@ def test_kill_and_resume_gives_identical_output(setup, moment):
         assert "already finished and verified" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_corrupted_finished_shard_is_redone(setup):
     tmp, args, ref = setup
     out = tmp / "corrupt"

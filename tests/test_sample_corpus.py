@@ -59,6 +59,7 @@ def test_sample_is_the_real_libritts_audio_losslessly(shared):
     assert "CC BY 4.0" in notice and "creativecommons.org/licenses/by/4.0" in notice and "LibriTTS" in notice
 
 
+@pytest.mark.slow
 def test_the_build_runs_every_stage_without_a_model(built):
     ds = open_dataset(built)
     assert len(ds) == 6 and ds.splits == ["test"]
@@ -72,6 +73,7 @@ def test_the_build_runs_every_stage_without_a_model(built):
     assert validate(built).ok
 
 
+@pytest.mark.slow
 def test_every_null_has_a_reason_and_wav_path_is_the_releases(built):
     for rec in open_dataset(built).records():
         assert rec.wav_path == f"sample/{rec.index}.flac"
@@ -84,6 +86,7 @@ def test_every_null_has_a_reason_and_wav_path_is_the_releases(built):
         assert rec.null_reasons["gender_model"] == "native_label"
 
 
+@pytest.mark.slow
 def test_the_builders_folders_stay_out_of_the_shards(built):
     ds = open_dataset(built)
     prov = ds.provenance

@@ -383,6 +383,7 @@ def test_busy_port_is_a_clear_error():
         sock.close()
 
 
+@pytest.mark.slow
 def test_the_command_serves_until_stopped(small, tmp_path):
     import httpx
 
@@ -441,6 +442,7 @@ def test_a_bad_corrections_file_stops_the_build_at_once(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_build_applies_corrections_and_the_card_counts_them(tmp_path):
     from voxbox.build.corrections import append_correction
     from voxbox.dataset import open_dataset

@@ -48,6 +48,7 @@ def test_vote_is_confidence_weighted_and_deterministic():
     assert not SpeakerVote("male", 0.9, clips=10, disagree=2).inconsistent  # 20% < 25%
 
 
+@pytest.mark.slow
 def test_clustering_recovers_the_real_speakers(shared):
     """GE2E embeddings of the 74 real clips (24 speakers, five corpora, 16-48 kHz):
     average-linkage clustering at the default threshold finds the speakers; blockwise
@@ -67,6 +68,7 @@ def test_clustering_recovers_the_real_speakers(shared):
     assert np.array_equal(cluster(E), ids)  # deterministic
 
 
+@pytest.mark.slow
 def test_speakers_command_on_a_manifest_without_speaker_ids(tmp_path, shared, capsys):
     src = tmp_path / "nospk.jsonl"
     write_manifest(src, real(shared, keep_speaker=False))
@@ -89,6 +91,7 @@ def test_speakers_command_on_a_manifest_without_speaker_ids(tmp_path, shared, ca
     assert "not a built dataset" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_gender_by_speaker_votes_and_reports_disagreeing_speakers(tmp_path, shared, capsys):
     """Clips get their speaker's vote; a 'speaker' that is really two people (3 clips of
     p226, male, and 2 of p225, female, under one id) is reported as inconsistent."""
@@ -124,6 +127,7 @@ def test_gender_by_speaker_votes_and_reports_disagreeing_speakers(tmp_path, shar
     assert "real/mixed" in _consistency_html(stats.gender_consistency.summary())
 
 
+@pytest.mark.slow
 def test_native_labels_are_checked_per_speaker(shared):
     """A corpus that lists a man as female: the model disagrees on every clip of that
     speaker, and the check names him."""

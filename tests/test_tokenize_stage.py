@@ -63,6 +63,7 @@ def _stage(tok, cls=TokenizeStage, **kw):
     return st
 
 
+@pytest.mark.slow
 def test_stage_fills_tokens_and_rejects(tok, manifest, tiny_bicodec):
     st = _stage(tok)
     assert isinstance(make_stage("tokenize", model_dir="x"), TokenizeStage)
@@ -112,6 +113,7 @@ def _journal_kinds(out):
     return [json.loads(line)["kind"] for line in (work_dir(out) / "journal.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_resume_after_interruption(tok, manifest, tmp_path, tiny_bicodec):
     out = tmp_path / "out.jsonl.gz"
     with pytest.raises(KeyboardInterrupt):
@@ -220,6 +222,7 @@ def test_default_batch_size_batches_on_gpu_only():
     assert TokenizeStage(model_dir="x", batch_size=4).params["batch_size"] == 4
 
 
+@pytest.mark.slow
 def test_all_records_rejected_is_an_error_and_a_fixed_rerun_redoes_them(tok, tmp_path):
     bad = tmp_path / "audio"
     bad.mkdir()

@@ -56,6 +56,7 @@ def _cfg(model_dir, out, **kw) -> TrainConfig:
 # Data: examples, mix, packing
 # ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_examples_from_built_and_export_are_the_same(built, tokenizer, tmp_path):
     from voxbox.sparktts.export import export_sparktts
 
@@ -203,6 +204,7 @@ def test_packed_batch_gives_the_same_logits_and_loss_as_unpacked(model_dir, buil
 # Options, folders, resume bookkeeping
 # ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_bad_options_and_folders_fail_before_any_work(model_dir, built, tmp_path):
     cases = [
         (dict(batch_tokens=0), "--batch-tokens must be at least 1"),

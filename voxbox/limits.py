@@ -93,7 +93,12 @@ def open_regular(path: Union[str, Path], missing: str = "missing_file") -> Binar
 
 def read_regular(path: Union[str, Path], limit: int, missing: str = "missing_file",
                  too_large: str = "file_too_large") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_regular`)."""
+    """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_regular`);
+    a file under a remote root (:class:`voxbox.storage.RemotePath`) is read by range."""
+    from voxbox import storage
+
+    if storage.is_remote(path):
+        return _read_remote(storage.as_remote(path), limit, missing, too_large)
     with open_regular(path, missing) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > limit:
@@ -102,6 +107,21 @@ def read_regular(path: Union[str, Path], limit: int, missing: str = "missing_fil
     if len(data) > limit:  # grew while we read it
         raise FileRefused(too_large, f"more than the {limit} bytes voxbox reads from such a file")
     return data
+
+
+def _read_remote(path, limit: int, missing: str, too_large: str) -> bytes:
+    from voxbox.storage import StorageError
+
+    try:
+        return path.read_bytes(limit)
+    except FileNotFoundError:
+        raise FileRefused(missing, "not found") from None
+    except OverflowError as e:
+        raise FileRefused(too_large, str(e)) from None
+    except StorageError as e:
+        if e.reason == "remote_denied":
+            raise
+        raise FileRefused(missing if e.reason == "remote_missing" else e.reason, str(e)) from None
 
 
 def storage_problem(sample_rate: int, channels: int) -> Optional[FileRefused]:

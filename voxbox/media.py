@@ -23,6 +23,13 @@ Two representations, both plain record fields:
     build engine wraps each task in it), and a read outside a prefetch streams the
     archive up to that member (correct, but a pass per read).
 
+  Under a remote root (``--root hf://...``, any fsspec URL: :mod:`voxbox.storage`) the
+  same happens over the network: the tar index is read from the headers by range
+  requests, a member is one range read, a ``.tar.gz`` is streamed; a whole remote file
+  is read into memory (no local copy unless ``--cache`` is set). Storage failures that
+  remain after the retries become rejections with the storage's reason code, except a
+  refused access (gated repo), which stops the run with its one-line message.
+
   When the user asked for extraction (recipe option ``extract=true``) the archive's
   extracted copy under ``<root>/.voxbox/extracted/<archive>/`` is read instead; the
   record is the same, so the output is byte-identical either way.
@@ -44,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional, Tuple
 
+from voxbox import storage
 from voxbox.errors import VoxboxError
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -80,7 +88,7 @@ def member_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Location:
-    file: Path                    # the file to open (the archive, for a member)
+    file: Path                    # the file to open (the archive, for a member); a RemotePath under a remote root
     member: Optional[str] = None  # member name inside ``file``
 
     @property
@@ -112,7 +120,8 @@ def _archive_info(root: Path, archive: str) -> Tuple[bool, Optional[Path]]:
     info = _ARCHIVE_INFO.get(key)
     if info is None:
         is_file = (root / archive).is_file()
-        info = (is_file, extracted_copy(root, archive) if is_file else None)
+        local = is_file and not storage.is_remote(root)  # a remote root is never extracted
+        info = (is_file, extracted_copy(root, archive) if local else None)
         if len(_ARCHIVE_INFO) > 4096:
             _ARCHIVE_INFO.clear()
         _ARCHIVE_INFO[key] = info
@@ -152,12 +161,17 @@ def extracted_copy(root: Path, archive: str) -> Optional[Path]:
 def record_location(rec) -> Location:
     if rec.source_path is None:
         raise MediaError("no_audio_path", rec.missing_audio_detail())
-    return locate(Path(rec.corpus_root) if rec.corpus_root else Path("."), rec.source_path)
+    root = rec.corpus_root
+    return locate((storage.root_path(root) if storage.is_url(root) else Path(root)) if root else Path("."),
+                  rec.source_path)
 
 
 def is_plain(rec) -> bool:
-    """True when the record's audio is a whole file on disk (no span, no archive)."""
+    """True when the record's audio is a whole file on disk (no span, no archive, not
+    under a remote root)."""
     if rec.span_offset is not None or rec.span_duration is not None or rec.source_path is None:
+        return False
+    if rec.corpus_root and storage.is_url(rec.corpus_root):
         return False
     loc = record_location(rec)
     # An extracted member is a file, but not at corpus_root/source_path.
@@ -187,7 +201,7 @@ def tar_index(path: Path) -> Dict[str, Tuple[int, int]]:
             return hit
     index: Dict[str, Tuple[int, int]] = {}
     try:
-        with tarfile.open(path, mode="r:") as tf:
+        with _open_tar(path, "r:") as tf:
             for ti in tf:
                 if ti.isreg():
                     index.setdefault(member_name(ti.name), (ti.offset_data, ti.size))
@@ -200,6 +214,13 @@ def tar_index(path: Path) -> Dict[str, Tuple[int, int]]:
     return index
 
 
+def _open_tar(path, mode: str) -> tarfile.TarFile:
+    """tarfile over a local file, or over a remote one read by range (:mod:`voxbox.storage`)."""
+    if storage.is_remote(path):
+        return tarfile.open(fileobj=path.open(), mode=mode)
+    return tarfile.open(path, mode=mode)
+
+
 def read_tar_member(path: Path, member: str) -> bytes:
     entry = tar_index(path).get(member)
     if entry is None:
@@ -208,6 +229,11 @@ def read_tar_member(path: Path, member: str) -> bytes:
     if size > MAX_MEMBER_BYTES:
         raise MediaError("unreadable_audio", f"{path}: member {member!r} is {size} bytes, over the "
                                              f"{MAX_MEMBER_BYTES >> 20} MiB a member may have")
+    if storage.is_remote(path):
+        data = storage.read_range(path, offset, size)
+        if len(data) != size:
+            raise MediaError("truncated_audio", f"{path}: member {member!r} cut short ({len(data)} of {size} bytes)")
+        return data
     fd = os.open(path, os.O_RDONLY)
     try:
         data = os.pread(fd, size, offset)
@@ -230,7 +256,7 @@ def stream_members(path: Path, wanted: Optional[set] = None) -> Iterator[Tuple[s
     one sequential pass; with ``wanted``, only those, stopping once all were seen."""
     left = set(wanted) if wanted is not None else None
     try:
-        with tarfile.open(path, mode="r|*") as tf:
+        with _open_tar(path, "r|*") as tf:
             for ti in tf:
                 if left is not None and not left:
                     return
@@ -263,7 +289,7 @@ def prefetch(records: Iterable) -> Iterator[None]:
             wanted.setdefault(loc.file, set()).add(loc.member)
     keys = []
     try:
-        for path, names in sorted(wanted.items()):
+        for path, names in sorted(wanted.items(), key=lambda kv: str(kv[0])):
             try:
                 for name, data in stream_members(path, names):
                     _PREFETCHED[(str(path), name)] = data
@@ -297,6 +323,8 @@ def _refused(path: Path, e) -> MediaError:
 def location_bytes(loc: Location) -> bytes:
     """The bytes of a whole file or member (a regular file only, of at most
     MAX_MEMBER_BYTES: a FIFO would block, a link to /dev/zero never end)."""
+    if storage.is_remote(loc.file):
+        return _remote_bytes(loc)
     from voxbox.limits import FileRefused, read_regular
 
     if loc.member is None:
@@ -313,12 +341,34 @@ def location_bytes(loc: Location) -> bytes:
                          f"{loc.file}: {e.strerror or e}") from None
 
 
+def _remote_bytes(loc: Location) -> bytes:
+    """:func:`location_bytes` under a remote root. A storage failure left after the
+    retries is a MediaError with the storage's reason; a refused access is not (it
+    concerns every record, so it stops the run)."""
+    try:
+        if loc.member is None:
+            return loc.file.read_bytes(MAX_MEMBER_BYTES)
+        if loc.compressed:
+            return read_compressed_member(loc.file, loc.member)
+        return read_tar_member(loc.file, loc.member)
+    except FileNotFoundError:
+        raise MediaError("missing_audio", f"{loc.file}: audio file not found") from None
+    except OverflowError as e:
+        raise MediaError("unreadable_audio", f"{loc.file}: {e}") from None
+    except storage.StorageError as e:
+        if e.reason == "remote_denied":
+            raise
+        raise MediaError("missing_audio" if e.reason == "remote_missing" else e.reason, str(e)) from None
+
+
 @contextlib.contextmanager
 def open_location(loc: Location):
-    """A binary file object soundfile can read: the file itself, or the member's bytes."""
+    """A binary file object soundfile can read: the file itself, or the member's (or the
+    remote file's) bytes. A remote file is read whole first: an error inside
+    libsndfile's read callbacks could not be told from a damaged file."""
     from voxbox.limits import FileRefused, open_regular
 
-    if loc.member is None:
+    if loc.member is None and not storage.is_remote(loc.file):
         try:
             fh = open_regular(loc.file, missing="missing_audio")
         except FileRefused as e:

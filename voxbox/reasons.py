@@ -100,6 +100,12 @@ REASONS: Dict[str, Reason] = _table(
                                         "holds several); voxbox records are whole files", False),
     ("unsupported_audio_source", "reject", "lhotse: the recording is not read from a plain file (a URL, bytes "
                                            "in memory, a command, Shar)", False),
+    ("remote_unavailable", "reject", "a remote root's storage (hf://, s3://, ...) kept failing after the bounded "
+                                     "retries (network trouble, HTTP 429 or 5xx); rerun later", True),
+    ("remote_denied", "reject", "a remote root's storage refused access (HTTP 401/403, a gated or private repo); "
+                                "a run stops on it where it concerns the whole root", False),
+    ("remote_error", "reject", "a remote root's storage answered a read with an error that is not transient "
+                               "(the detail holds it)", False),
     # -- stages ----------------------------------------------------------------------------
     ("tokenizer_error", "reject", "BiCodec could not tokenize the clip (detail says why)", False),
     ("tokens_out_of_range", "reject", "BiCodec made tokens outside its codebooks: the model weights are damaged "

@@ -48,8 +48,8 @@ class MelConfig:
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """``encoder``: wav2vec2 features (input_channels) -> ConvNeXt stack -> latent (out_channels)."""
+class VocosStackConfig:
+    """A ConvNeXt (Vocos) stack: input_channels -> vocos_dim x vocos_num_layers -> out_channels."""
     input_channels: int = required(1024)
     vocos_dim: int = required(384)
     vocos_intermediate_dim: int = required(2048)
@@ -60,17 +60,15 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
+class EncoderConfig(VocosStackConfig):
+    """``encoder``: wav2vec2 features (input_channels) -> ConvNeXt stack -> latent (out_channels)."""
+
+
+@dataclass(frozen=True)
+class DecoderConfig(VocosStackConfig):
     """``prenet`` / ``postnet``: latent -> ConvNeXt stack (AdaLayerNorm when condition_dim is set)."""
-    input_channels: int = required(1024)
-    vocos_dim: int = required(384)
-    vocos_intermediate_dim: int = required(2048)
-    vocos_num_layers: int = required(12)
-    out_channels: int = required(1024)
     condition_dim: Optional[int] = None
-    sample_ratios: Tuple[int, ...] = (1, 1)
     use_tanh_at_final: bool = False
-    unknown_keys: ClassVar[str] = "refuse"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -220,3 +220,25 @@ def _analyse(raw: np.ndarray, source_sr: int, sr: int, channels: int, has: str, 
     start, end = speech_bounds(audio, sr)
     return FrontEnd(audio=audio, sr=sr, start=start, end=end, source_sr=source_sr,
                     channels=channels, source_samples=int(raw.shape[0]), clipping_ratio=clipped)
+
+
+def labelled_front_ends(recs: Iterable, label_of: Callable, skipped: Dict[str, int],
+                        reason: str) -> Iterator[Tuple[object, str, FrontEnd]]:
+    """(record, label, front end) for each record with a label whose audio reads, for the
+    trainers; the others are counted in ``skipped`` by reason (``reason`` when the record
+    has no label, else the audio's)."""
+    no_label = reason
+    for rec in recs:
+        label, reason = label_of(rec), no_label
+        if label is not None:
+            try:
+                yield rec, label, front_end(rec)
+                continue
+            except AudioError as e:
+                reason = e.reason
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+
+def speaker_key(rec) -> Optional[str]:
+    """A speaker id unique across corpora (corpus/speaker), None without one."""
+    return f"{rec.corpus or ''}/{rec.speaker}" if rec.speaker else None

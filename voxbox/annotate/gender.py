@@ -195,7 +195,7 @@ def labelled_gender(rec: Utterance) -> Optional[str]:
 def extract_features(recs: Iterable[Utterance], features: Sequence[str], progress_desc: str = "features"):
     """(X, labels, speakers, skipped) for labelled records; unreadable clips are skipped
     and counted by reason."""
-    from voxbox.annotate.frontend import AudioError, front_end
+    from voxbox.annotate.frontend import labelled_front_ends, speaker_key
     from voxbox.progress import Progress
     from voxbox.annotate.features import gender_features
     from voxbox.annotate.pitch import f0_world, import_pyworld
@@ -203,20 +203,11 @@ def extract_features(recs: Iterable[Utterance], features: Sequence[str], progres
     pw = import_pyworld()
     X, labels, speakers, skipped = [], [], [], {}
     with Progress(progress_desc) as bar:
-        for rec in recs:
-            label = labelled_gender(rec)
-            if label is None:
-                skipped["no_gender_label"] = skipped.get("no_gender_label", 0) + 1
-                continue
-            try:
-                fe = front_end(rec)
-            except AudioError as e:
-                skipped[e.reason] = skipped.get(e.reason, 0) + 1
-                continue
+        for rec, label, fe in labelled_front_ends(recs, labelled_gender, skipped, reason="no_gender_label"):
             speech = fe.speech
             X.append(gender_features(speech, fe.sr, f0_world(speech, fe.sr, pw), features))
             labels.append(label)
-            speakers.append(f"{rec.corpus or ''}/{rec.speaker}" if rec.speaker else None)
+            speakers.append(speaker_key(rec))
             bar.update(1, audio_seconds=fe.duration)
     return np.array(X, dtype=np.float64).reshape(len(X), len(features)), labels, speakers, skipped
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, List, Tuple
+from typing import Any, BinaryIO, Dict, Iterable, List, Tuple
 
 from voxbox.errors import VoxboxError
 from voxbox.manifest import read_rejects
@@ -125,19 +125,20 @@ class _AudioHashes:
         from voxbox.build.signature import audio_signature, audio_signatures
 
         own = [path for _, _, path, shared in self.pending if path and not shared]
-        sigs = dict(zip(own, audio_signatures(own)))
+        sigs = dict(zip(map(str, own), audio_signatures(own)))
         for idx, identity, path, shared in self.pending:
             if shared:
-                sig = self.shared.get(path) or self.shared.setdefault(path, audio_signature(path))
+                sig = self.shared.get(str(path)) or self.shared.setdefault(str(path), audio_signature(path))
             else:
-                sig = sigs.get(path, "no-audio")
+                sig = sigs.get(str(path), "no-audio")
             self.hashes[idx] = hashlib.sha256(identity + sig.encode()).digest()
         self.pending = []
 
 
-def _audio_file(rec: Utterance) -> Tuple[str, bool]:
-    """(the file holding the record's audio, whether other records share it: a span of a
-    recording or an archive member); ("", False) when there is none to read."""
+def _audio_file(rec: Utterance) -> Tuple[Any, bool]:
+    """(the file holding the record's audio: a path, or a RemotePath under a remote root;
+    whether other records share it: a span of a recording or an archive member);
+    ("", False) when there is none to read."""
     from voxbox import media
 
     if not rec.source_path:
@@ -145,7 +146,7 @@ def _audio_file(rec: Utterance) -> Tuple[str, bool]:
     try:
         if media.is_plain(rec):
             return str(rec.audio_path), False
-        return str(media.record_location(rec).file), True
+        return media.record_location(rec).file, True
     except (media.MediaError, OSError):
         return "", False
 

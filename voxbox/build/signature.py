@@ -17,7 +17,7 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, List, Union
+from typing import Callable, Iterable, List, Union
 
 from voxbox.limits import FileRefused, open_regular
 
@@ -26,20 +26,31 @@ BLOCK = 16 * 1024
 
 def audio_signature(path: Union[str, Path]) -> str:
     """32 hex digits for the file's size and sampled content, or ``unreadable:<reason>``
-    (the record is rejected later by the stage that reads it)."""
+    (the record is rejected later by the stage that reads it). A remote root's file
+    (a :class:`voxbox.storage.RemotePath`) is signed by :func:`voxbox.storage.signature`: size + the storage's content
+    identity (ETag, the Hub's sha256), no data read."""
+    from voxbox import storage
+
+    if storage.is_remote(path):
+        return storage.signature(storage.as_remote(path))
     try:
         with open_regular(path) as fh:
             size = os.fstat(fh.fileno()).st_size
-            h = hashlib.sha256(f"{size}\n".encode())
-            if size <= 3 * BLOCK:
-                h.update(fh.read())
-            else:
-                for offset in (0, size // 2 - BLOCK // 2, size - BLOCK):
-                    h.update(os.pread(fh.fileno(), BLOCK, offset))
+            return sampled_signature(size, lambda offset, n: os.pread(fh.fileno(), n, offset))
     except FileRefused as e:
         return f"unreadable:{e.reason}"
     except OSError as e:
         return f"unreadable:{e.errno}"
+
+
+def sampled_signature(size: int, read: Callable[[int, int], bytes]) -> str:
+    """The signature of a file of ``size`` bytes whose bytes ``read(offset, n)`` gives."""
+    h = hashlib.sha256(f"{size}\n".encode())
+    if size <= 3 * BLOCK:
+        h.update(read(0, size))
+    else:
+        for offset in (0, size // 2 - BLOCK // 2, size - BLOCK):
+            h.update(read(offset, BLOCK))
     return h.hexdigest()[:32]
 
 

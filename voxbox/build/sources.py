@@ -46,6 +46,7 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
     The download and the root check run now, not when the source is first iterated:
     a failed download must stop ``voxbox build`` before it touches the output folder.
     """
+    from voxbox import storage
     from voxbox.sources.corpora import default_root, get_recipe
 
     log = log or (lambda msg: None)
@@ -61,8 +62,10 @@ def corpus_source(corpus: str, subsets: Optional[Sequence[str]] = None, root: Op
         log(f"no --root given: downloading {corpus}{' ' + ','.join(subsets) if subsets else ''} into {dest}")
         download_corpus(get_entry(corpus), dest, subsets, mirror=mirror, log=log)
         root = dest
-    elif not Path(root).exists():
-        raise VoxboxError(f"{root}: corpus root not found")
+    elif not storage.root_path(root).exists():
+        where = storage.root_path(root)
+        raise VoxboxError(f"corpus root {where.not_found()}" if storage.is_remote(where)
+                          else f"{root}: corpus root not found")
     from voxbox.lock import lock_path
 
     skip = tuple(ignore) + tuple(lock_path(p) for p in ignore)

@@ -72,8 +72,21 @@ def _root(
 
 def command_line() -> List[str]:
     """The command as the user typed it (for provenance), also when main() is called
-    from Python with its own argv rather than from the shell."""
-    return ["voxbox", *_state.get("argv", sys.argv[1:])]
+    from Python with its own argv rather than from the shell. Credentials in URLs
+    (``s3://key:secret@bucket``) are removed and ``--cache DIR`` left out: a local cache
+    changes nothing in the output and its path is nobody's business downstream."""
+    from voxbox.storage.url import redact
+
+    out, skip = [], False
+    for arg in _state.get("argv", sys.argv[1:]):
+        if skip or arg.startswith("--cache="):
+            skip = False
+            continue
+        if arg == "--cache":
+            skip = True
+            continue
+        out.append(redact(arg))
+    return ["voxbox", *out]
 
 
 def _register_all() -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from voxbox.cli.options import allow_absolute_paths_option, engine_option, ray_address_option
+
 
 def _echo(msg: str) -> None:
     from voxbox.cli.output import notice
@@ -21,11 +23,8 @@ def annotate(
                                                      "after the input's own rejects (carried forward)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1,
                                 help="Worker processes (local) or actors/tasks (ray); each loads its own models."),
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
-                                                          "ray extra of voxbox)."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
-                                    "else a local Ray instance."),
+    engine: str = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
     pitch_backend: str = typer.Option("world", "--pitch-backend",
                                       help="world (VoxBox's definition: WORLD DIO + StoneMask) or praat "
                                            "(Praat autocorrelation). Recorded per record; do not mix."),
@@ -79,10 +78,7 @@ def annotate(
                                         "digit by digit, 100 -> 幺零零) or cardinal (100 -> 一百)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for embeddings and Hugging Face models."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Annotate only the first N records."),
-    allow_absolute_paths: bool = typer.Option(
-        False, "--allow-absolute-paths",
-        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
-             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
+    allow_absolute_paths: bool = allow_absolute_paths_option(),
 ) -> None:
     """Fill every annotation field the way the VoxBox release computed it: pitch, pitch_std,
     durations, syllables, speed, language, gender/age/emotion with their provenance, five-level

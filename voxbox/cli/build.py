@@ -7,7 +7,15 @@ from typing import List, Optional
 
 import typer
 
+from voxbox.cli.options import allow_absolute_paths_option, cache_option, engine_option, ray_address_option
 
+
+def use_cache(cache: Optional[Path]) -> None:
+    """--cache: the remote block cache for this run and the worker processes it starts."""
+    if cache is not None:
+        from voxbox.storage import set_cache_dir
+
+        set_cache_dir(cache)
 
 
 def _echo(msg: str) -> None:
@@ -46,10 +54,12 @@ def build_command(
                                          help="Corpus recipe to build from (see `voxbox corpora`), e.g. libritts."),
     subset: Optional[List[str]] = typer.Option(None, "--subset", "-s",
                                                help="Corpus subset(s), repeatable, e.g. dev-clean. Default: all found."),
-    root: Optional[Path] = typer.Option(
-        None, "--root", help="Local copy of the corpus. Without it the corpus is downloaded (the sample corpus "
-                             "ships with voxbox; lhotse manifests: where relative audio paths resolve, default "
-                             "the working folder)."),
+    root: Optional[str] = typer.Option(
+        None, "--root", help="The corpus: a local folder, or a remote one read in place "
+                             "(hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH, any fsspec URL). Without it the "
+                             "corpus is downloaded (the sample corpus ships with voxbox; lhotse manifests: where "
+                             "relative audio paths resolve, default the working folder)."),
+    cache: Optional[Path] = cache_option(),
     download_dir: Optional[Path] = typer.Option(
         None, "--download-dir",
         help="Where to download when no --root is given. Default: $VOXBOX_DATA/<corpus> or "
@@ -86,22 +96,16 @@ def build_command(
     device: Optional[str] = typer.Option(None, "--device", help="Device for model stages (cpu, cuda, cuda:1). Default: cpu."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
                                              help="Records per task handed to a worker. Default: 16."),
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
-                                                          "ray extra of voxbox)."),
+    engine: str = engine_option(),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", help="Worker processes (local) or CPU actors/tasks (ray). Default: CPU count."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
-                                    "else a local Ray instance."),
+    ray_address: Optional[str] = ray_address_option(),
     corrections: Optional[Path] = typer.Option(
         None, "--corrections",
         help="Label corrections to apply (the corrections.jsonl that `voxbox serve` writes): a corrected gender, "
              "age or emotion becomes a native label, a corrected text is re-annotated; each corrected record is "
              "marked in extra.corrected and the dataset card counts them."),
-    allow_absolute_paths: bool = typer.Option(
-        False, "--allow-absolute-paths",
-        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
-             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
+    allow_absolute_paths: bool = allow_absolute_paths_option(),
     force: bool = typer.Option(False, "--force",
                                help="Rebuild an --out folder made from another pipeline or input (deletes its shards)."),
     dedup_report: Optional[Path] = typer.Option(
@@ -129,6 +133,7 @@ def build_command(
     if (corpus is None) == (not manifest):
         raise VoxboxError("give exactly one of --corpus or --manifest")
     check_out_path(out)
+    use_cache(cache)
     stage_list = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     pipe = load_pipeline(pipeline, name=name, formats=formats or None, audio_format=audio_format,
                          shard_mb=shard_mb, shard_records=shard_records, batch_size=batch_size,

@@ -7,16 +7,17 @@ from typing import List, Optional
 
 import typer
 
-
+from voxbox.cli.options import cache_option
 
 
 def prepare(
     corpus: str = typer.Argument(..., help="Corpus recipe name (see `voxbox corpora`), `folder` for your own "
                                            "recordings, or `lhotse` for lhotse manifests."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Local copy of the corpus: the folder you "
-                                        "downloaded/extracted into, or the corpus folder itself. Not needed for "
-                                        "`sample` (ships with voxbox); for `lhotse`, where relative audio paths "
-                                        "resolve (default: the working folder)."),
+    root: Optional[str] = typer.Option(None, "--root", help="The corpus: a local folder (the one you "
+                                       "downloaded/extracted into, or the corpus folder itself) or a remote one, "
+                                       "read in place: hf://datasets/OWNER/NAME/PATH, s3://BUCKET/PATH or any "
+                                       "fsspec URL. Not needed for `sample` (ships with voxbox); for `lhotse`, "
+                                       "where relative audio paths resolve (default: the working folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest to write (.jsonl, .jsonl.gz or .parquet). "
                                                       "Rejected files go to <stem>.rejects.jsonl next to it "
                                                       "(m.jsonl.gz -> m.rejects.jsonl)."),
@@ -26,15 +27,17 @@ def prepare(
                                                                 "-O mic=mic2 for vctk; `voxbox corpora NAME` lists "
                                                                 "them). Default: none."),
     workers: int = typer.Option(4, "--workers", "-j", min=1, help="Threads reading audio headers."),
+    cache: Optional[Path] = cache_option(),
 ) -> None:
     """Turn a local corpus copy into a manifest of utterance records (reads audio headers only)."""
-    from voxbox.cli.build import check_out_path, parse_options
+    from voxbox.cli.build import check_out_path, parse_options, use_cache
     from voxbox.cli.output import result
     from voxbox.errors import VoxboxError
     from voxbox.sources.corpora import default_root
     from voxbox.sources.prepare import prepare_manifest
 
     check_out_path(out)
+    use_cache(cache)
     root = root if root is not None else default_root(corpus)
     if root is None:
         raise VoxboxError(f"{corpus}: give --root, the folder holding the corpus (`voxbox download {corpus}` "

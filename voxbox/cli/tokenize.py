@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-
+from voxbox.cli.options import allow_absolute_paths_option, engine_option, ray_address_option
 
 
 def tokenize(
@@ -31,15 +31,9 @@ def tokenize(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Tokenize only the first N records."),
     workers: int = typer.Option(1, "--workers", "-j", min=1,
                                 help="Worker processes (local) or actors (ray); each loads the model."),
-    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (Ray Data; needs the "
-                                                          "ray extra of voxbox)."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or 'auto'). Default: $RAY_ADDRESS, "
-                                    "else a local Ray instance."),
-    allow_absolute_paths: bool = typer.Option(
-        False, "--allow-absolute-paths",
-        help="Read audio at source paths that leave the record's corpus_root (absolute, or with '..'). Default: "
-             "such records are rejected, since a manifest could otherwise copy any readable file into the output."),
+    engine: str = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
+    allow_absolute_paths: bool = allow_absolute_paths_option(),
 ) -> None:
     """Add BiCodec tokens (32 global + 50 semantic per second) to every record, exactly as the
     official Spark-TTS tokenizer computes them. Interrupted runs resume where they stopped when

@@ -115,7 +115,7 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
             batch_size: int = 16) -> Clips:
     """Embeddings and scalars of every labelled, readable clip of the sources."""
     from voxbox.annotate.features import SCALAR_FEATURES
-    from voxbox.annotate.frontend import AudioError, front_end
+    from voxbox.annotate.frontend import labelled_front_ends, speaker_key
     from voxbox.annotate.pitch import f0_world, import_pyworld
     from voxbox.progress import Progress
 
@@ -130,20 +130,11 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
 
     with Progress(f"train-{task}") as bar:
         for src in sources:
-            for rec in src.records():
-                label = label_of(rec, task)
-                if label is None:
-                    code = NO_LABEL[task]
-                    skipped[code] = skipped.get(code, 0) + 1
-                    continue
-                try:
-                    fe = front_end(rec)
-                except AudioError as e:
-                    skipped[e.reason] = skipped.get(e.reason, 0) + 1
-                    continue
+            labelled = labelled_front_ends(src.records(), lambda r: label_of(r, task), skipped,
+                                           reason=NO_LABEL[task])
+            for rec, label, fe in labelled:
                 f0 = f0_world(fe.speech, fe.sr, pw)
-                meta = (label, f"{rec.corpus or ''}/{rec.speaker}" if rec.speaker else None,
-                        rec.corpus or src.name, src.name)
+                meta = (label, speaker_key(rec), rec.corpus or src.name, src.name)
                 pending.append((meta, fe.speech, [SCALAR_FEATURES[n](f0) for n in scalar_names]))
                 if len(pending) >= batch_size:
                     flush()

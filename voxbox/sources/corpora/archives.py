@@ -61,6 +61,11 @@ class Listing:
 def list_archive(base: Path, rel: str, corpus: str, extract: bool = False,
                  check_tail: bool = True) -> Union[Listing, Rejection]:
     """The members of ``base/rel``, or one ``bad_archive`` rejection."""
+    from voxbox import storage
+
+    if extract and storage.is_remote(base):
+        raise VoxboxError(f"{corpus}: -O extract=true needs a local --root (it extracts beside the archive); "
+                          f"under {base} archives are read in place")
     try:
         if extract:
             return _list_extracted(base, rel, corpus)

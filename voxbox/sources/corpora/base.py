@@ -183,7 +183,7 @@ def _wav_header(fh, size: int):
         pos += 8 + clen + (clen & 1)
 
 
-def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
+def read_header(path, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
     """(sample_rate, frames, channels, format, subtype) from the header only.
 
     Raises InputError with a reason code for missing, special (FIFO, device, link
@@ -191,7 +191,12 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
     what is longer than the duration cap is refused by the caller, for a span of the
     span). Plain WAVs are parsed directly; everything else goes through libsndfile, and
     for compressed formats a truncated body is found by decoding the last frame only.
+    A file under a remote root (:mod:`voxbox.storage`) is read whole, then parsed.
     """
+    from voxbox import storage
+
+    if storage.is_remote(path):
+        return read_header_bytes(_remote_audio(storage.as_remote(path)), check_tail)
     try:
         fh = open_regular(path, missing="missing_audio")
     except FileRefused as e:
@@ -208,6 +213,17 @@ def read_header(path: str, check_tail: bool = True) -> Tuple[int, int, int, str,
             fh.seek(0)
             parsed = _sf_header(fh, check_tail)
     return parsed
+
+
+def _remote_audio(rp) -> bytes:
+    """A remote audio file's bytes, or InputError; a refused access is raised as it is
+    (it stops the run: it concerns every file of the root)."""
+    from voxbox import media
+
+    try:
+        return media.location_bytes(media.Location(rp))
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
 
 
 def read_header_bytes(data: bytes, check_tail: bool = True) -> Tuple[int, int, int, str, str]:
@@ -228,7 +244,7 @@ def item_header(root: Path, rel: str, check_tail: bool = True) -> Tuple[int, int
 
     loc = media.locate(root, rel)
     if loc.member is None:
-        return read_header(str(loc.file), check_tail)
+        return read_header(loc.file, check_tail)
     try:
         return read_header_bytes(media.location_bytes(loc), check_tail)
     except media.MediaError as e:
@@ -386,6 +402,9 @@ def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
     links to folders are followed unless they loop or lead to a folder holding the root
     (those come out as :class:`OddPath`)."""
     prefix = str(top).replace(os.sep, "/").strip("/") if top else ""
+    if not isinstance(root, Path):  # a remote root (voxbox.storage.RemotePath)
+        yield from _walk_remote(root, prefix)
+        return
     root_real = os.path.realpath(root)
     visited: Dict[Tuple[int, int], str] = {}
     stack: List[Tuple[str, str]] = [(str(root / top) if top else str(root), prefix)]
@@ -403,6 +422,25 @@ def walk(root: Path, top: Union[str, Path] = "") -> Iterator[str]:
                 dirs.append((e.path, r))
             else:
                 yield kind if isinstance(kind, OddPath) else r
+        stack.extend(reversed(dirs))
+
+
+def _walk_remote(root, prefix: str) -> Iterator[str]:
+    """:func:`walk` under a remote root: the same order (a folder's files by name, then
+    its folders, depth first), from one listing per folder. Remote trees have no links."""
+    stack = [prefix]
+    while stack:
+        rel = stack.pop()
+        folder = root / rel if rel else root
+        if not folder.is_dir():
+            continue
+        dirs = []
+        for child in folder.iterdir():
+            r = f"{rel}/{child.name}" if rel else child.name
+            if child.is_dir():
+                dirs.append(r)
+            else:
+                yield r
         stack.extend(reversed(dirs))
 
 
@@ -510,7 +548,8 @@ def _option_value(recipe: str, key: str, default: Any, value: Any) -> Any:
 
 
 class Recipe:
-    """Base class. Subclasses set ``name`` (the catalog name) and implement ``scan``.
+    """Base class. Subclasses set ``name`` (the catalog name; a class attribute or a class
+    keyword, see ``__init_subclass__``) and implement ``scan``.
 
     ``options`` declares recipe-specific settings (``voxbox prepare -o key=value``).
     ``non_emotional``: records get emotion ``UNKNOWN`` with ``emotion_source
@@ -525,6 +564,17 @@ class Recipe:
     non_emotional: bool = True
     check_tail: bool = True
     top_dirs: Tuple[str, ...] = ()  # folders the layout may sit in, below the root given
+
+    def __init_subclass__(cls, *, name: Optional[str] = None, subsets: Optional[str] = None,
+                          emotional: bool = False, top_dirs: Optional[Tuple[str, ...]] = None, **kw: Any):
+        """Recipe facts as class keywords: ``class RAVDESS(Recipe, name="ravdess", emotional=True)``
+        (``emotional``: the corpus labels emotion, so ``non_emotional`` is off)."""
+        super().__init_subclass__(**kw)
+        for attr, value in (("name", name), ("subset_help", subsets), ("top_dirs", top_dirs)):
+            if value is not None:
+                setattr(cls, attr, value)
+        if emotional:
+            cls.non_emotional = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.options))
@@ -613,9 +663,12 @@ class Recipe:
         ``ignore``: files or folders that are not part of the corpus even if they sit
         inside the root (the manifest being written, its rejects file, a build's output).
         """
-        root = Path(root).expanduser()
+        from voxbox import storage
+
+        root = storage.root_path(root)
         if not root.is_dir():
-            raise VoxboxError(f"{root}: corpus root is not a folder")
+            raise VoxboxError(f"{root}: corpus root is not a folder" if root.exists() or not storage.is_remote(root)
+                              else f"corpus root {root.not_found()}")
         root = root.resolve()
         _ = self.entry  # load the catalog once, before worker threads need it
         base = self.find_root(root)
@@ -643,7 +696,7 @@ class _PrepareRun:
         self.recipe, self.root, self.workers = recipe, root, workers
         self.prefix = base.relative_to(root).as_posix() if base != root else ""
         self.ignored = set()
-        for p in ignore:
+        for p in ignore if isinstance(root, Path) else ():  # nothing local sits inside a remote root
             try:
                 self.ignored.add(Path(os.path.abspath(p)).relative_to(root).as_posix())
             except ValueError:

@@ -14,18 +14,17 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from voxbox.errors import VoxboxError
-from voxbox.sources.corpora.base import InputError, Item, Recipe, read_text_file, reject, unexplained, walk
-from voxbox.sources.corpora.common import emotion_label, sorted_dirs
+from voxbox.record import Rejection
+from voxbox.sources.corpora.base import Item, Recipe, unexplained, walk
+from voxbox.sources.corpora.common import emotion_label, is_sidecar, sidecar_text, sorted_dirs
 
 GENDERS = {"liuchanhg": "female", "zhaoquanyin": "female", "wangzhe": "male", "zhaozuoxiang": "male"}
 EMOTIONS = {"angry": "ANGRY", "fear": "FEARFUL", "happy": "HAPPY", "neutral": "NEUTRAL",
             "sad": "SAD", "surprise": "SURPRISED"}
 
 
-class CASIA(Recipe):
-    name = "casia"
-    subset_help = "speaker folder names (liuchanhg, wangzhe, zhaoquanyin, ZhaoZuoxiang)"
-    non_emotional = False
+class CASIA(Recipe, name="casia", subsets="speaker folder names (liuchanhg, wangzhe, zhaoquanyin, ZhaoZuoxiang)",
+                    emotional=True):
 
     def find_root(self, root: Path) -> Path:
         for p in [root, *sorted_dirs(root)]:
@@ -39,17 +38,14 @@ class CASIA(Recipe):
         for spk in chosen:
             for p in walk(base, spk):
                 parts = p.split("/")
-                if p.endswith(".txt") and (base / (p[:-4] + ".wav")).is_file():
+                if is_sidecar(base, p):
                     continue
                 if len(parts) != 3 or parts[1].lower() not in EMOTIONS or not p.lower().endswith(".wav"):
                     yield unexplained(p)
                     continue
-                text = None
-                if (base / (p[:-4] + ".txt")).is_file():
-                    try:
-                        text = read_text_file(base / (p[:-4] + ".txt"))
-                    except InputError as e:
-                        yield reject(p, e.reason, e.detail, self.name)
-                        continue
+                text = sidecar_text(base, p, self.name, required=False)
+                if isinstance(text, Rejection):
+                    yield text
+                    continue
                 yield Item(p, {"speaker": spk, "gender": GENDERS[spk.lower()], "text": text,
                                "emotion": emotion_label(parts[1], EMOTIONS)}, {"native_emotion": parts[1]})

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from voxbox.record import Rejection
-from voxbox.sources.corpora.base import csv_table, map_emotion, read_table_lines, reject
+from voxbox.sources.corpora.base import InputError, csv_table, map_emotion, read_table_lines, read_text_file, reject
 
 # Containers libsndfile cannot read; a converted wav/flac beside the file is used instead.
 UNDECODABLE = (".webm", ".m4a", ".mp4", ".avi", ".mkv", ".mov", ".aac")
@@ -49,6 +49,23 @@ def audio_for(base: Path, rel: str, corpus: str) -> Union[str, Rejection]:
     return reject(rel, "unsupported_audio_format",
                   f"{ext} cannot be decoded; convert it beside the original: "
                   f"ffmpeg -i '{posixpath.basename(rel)}' -vn -ac 1 '{posixpath.basename(stem)}.wav'", corpus)
+
+
+def is_sidecar(base: Path, rel: str) -> bool:
+    """A ``.txt`` transcript beside a ``.wav`` of the same stem (read with its audio file)."""
+    return rel.endswith(".txt") and (base / (rel[:-4] + ".wav")).is_file()
+
+
+def sidecar_text(base: Path, rel: str, corpus: str, required: bool = True) -> Union[str, None, Rejection]:
+    """The transcript in the ``.txt`` beside audio ``rel``: its text, None when it is absent
+    and not ``required``, else a rejection of ``rel`` (missing, unreadable, not UTF-8, ...)."""
+    path = base / (rel[:-4] + ".txt")
+    if not required and not path.is_file():
+        return None
+    try:
+        return read_text_file(path)
+    except InputError as e:
+        return reject(rel, e.reason, e.detail, corpus)
 
 
 def is_converted_copy(base: Path, rel: str) -> bool:

@@ -24,9 +24,7 @@ LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
 _NAME = re.compile(r"^(?P<actor>1\d{3})_(?P<sent>[A-Z]{3})_(?P<emo>[A-Z]{3})_(?P<lvl>[A-Z]{2})\.wav$")
 
 
-class CremaD(Recipe):
-    name = "cremad"
-    non_emotional = False
+class CremaD(Recipe, name="cremad", emotional=True):
 
     def find_root(self, root: Path) -> Path:
         return root / "CREMA-D" if (root / "CREMA-D").is_dir() and not (root / "AudioWAV").is_dir() else root

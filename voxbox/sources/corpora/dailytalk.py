@@ -16,18 +16,15 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from voxbox.errors import VoxboxError
-from voxbox.sources.corpora.base import (InputError, Item, Recipe, read_table_lines, read_text_file, reject,
-                                         unexplained, walk)
-from voxbox.sources.corpora.common import emotion_label, table_error
+from voxbox.record import Rejection
+from voxbox.sources.corpora.base import Item, Recipe, read_table_lines, unexplained, walk
+from voxbox.sources.corpora.common import emotion_label, is_sidecar, sidecar_text, table_error
 
 EMOTIONS = {"no emotion": "NEUTRAL", "none": "NEUTRAL", "happiness": "HAPPY"}
 _NAME = re.compile(r"^(?P<turn>\d+)_(?P<spk>\d+)_d(?P<dia>\d+)\.wav$")
 
 
-class DailyTalk(Recipe):
-    name = "dailytalk"
-    non_emotional = False
-    top_dirs = ("dailytalk", "DailyTalk")
+class DailyTalk(Recipe, name="dailytalk", emotional=True, top_dirs=("dailytalk", "DailyTalk")):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
@@ -44,17 +41,15 @@ class DailyTalk(Recipe):
             if err:
                 yield table_error("metadata.json", err, self.name)
         for p in walk(base, "data"):
-            name = p.rsplit("/", 1)[-1]
-            if name.endswith(".txt") and (base / (p[:-4] + ".wav")).is_file():
+            if is_sidecar(base, p):
                 continue
-            m = _NAME.match(name)
+            m = _NAME.match(p.rsplit("/", 1)[-1])
             if not m or p.split("/")[1] != m.group("dia"):
                 yield unexplained(p)
                 continue
-            try:
-                text = read_text_file(base / (p[:-4] + ".txt"))
-            except InputError as e:
-                yield reject(p, e.reason, e.detail, self.name)
+            text = sidecar_text(base, p, self.name)
+            if isinstance(text, Rejection):
+                yield text
                 continue
             turn = (meta.get(m.group("dia")) or {}).get(m.group("turn")) if isinstance(meta, dict) else None
             native = turn.get("emotion") if isinstance(turn, dict) else None

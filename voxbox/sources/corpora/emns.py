@@ -23,10 +23,7 @@ from voxbox.sources.corpora.common import (audio_for, csv_rows, emotion_label, i
 EMOTIONS = {"excited": "EXCITED", "sarcastic": "SARCASTIC", "disgust": "DISGUSTED", "surprised": "SURPRISED"}
 
 
-class EMNS(Recipe):
-    name = "emns"
-    non_emotional = False
-    top_dirs = ("EMNS", "emns")
+class EMNS(Recipe, name="emns", emotional=True, top_dirs=("EMNS", "emns")):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:

@@ -24,10 +24,7 @@ def read_prompts(path: Path) -> Dict[str, str]:
     return out
 
 
-class EmoVDB(Recipe):
-    name = "emovdb"
-    subset_help = "bea, jenie, josh, sam (speakers)"
-    non_emotional = False
+class EmoVDB(Recipe, name="emovdb", subsets="bea, jenie, josh, sam (speakers)", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         dirs = sorted(p.name for p in base.iterdir() if p.is_dir() and p.name.split("_")[0].lower() in SPEAKERS)

@@ -20,11 +20,8 @@ def language_of(spk: str) -> str:
     return "zh" if int(spk) <= 10 else "en"
 
 
-class ESD(Recipe):
-    name = "esd"
-    subset_help = "zh (speakers 0001-0010), en (0011-0020)"
-    non_emotional = False
-    top_dirs = ("Emotion Speech Dataset", "Emotional Speech Dataset (ESD)", "ESD")
+class ESD(Recipe, name="esd", subsets="zh (speakers 0001-0010), en (0011-0020)", emotional=True,
+                  top_dirs=("Emotion Speech Dataset", "Emotional Speech Dataset (ESD)", "ESD")):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         speakers = sorted(p.name for p in base.iterdir() if p.is_dir() and _SPK.match(p.name))

@@ -27,11 +27,8 @@ STYLES = {"default": "NEUTRAL", "calm": "NEUTRAL", "confused": "CONFUSED", "enun
 SPLITS = ("train", "dev", "test")
 
 
-class Expresso(Recipe):
-    name = "expresso"
-    subset_help = "speakers ex01, ex02, ex03, ex04 (read part)"
-    non_emotional = False
-    top_dirs = ("expresso",)
+class Expresso(Recipe, name="expresso", subsets="speakers ex01, ex02, ex03, ex04 (read part)", emotional=True,
+                       top_dirs=("expresso",)):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         read = base / "audio_48khz" / "read"

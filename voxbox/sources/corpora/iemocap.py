@@ -28,11 +28,8 @@ _TRANS = re.compile(r"^(?P<utt>Ses\S+) \[[\d.]+-[\d.]+\]: ?(?P<text>.*)$")
 _UTT = re.compile(r"^Ses\d{2}[FM]_\w+_(?P<g>[FM])\d{3}$")
 
 
-class IEMOCAP(Recipe):
-    name = "iemocap"
-    subset_help = "Session1 ... Session5"
-    non_emotional = False
-    top_dirs = ("IEMOCAP_full_release",)
+class IEMOCAP(Recipe, name="iemocap", subsets="Session1 ... Session5", emotional=True,
+                      top_dirs=("IEMOCAP_full_release",)):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         sessions = sorted(p.name for p in base.glob("Session[1-5]") if p.is_dir())

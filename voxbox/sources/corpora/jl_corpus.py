@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from voxbox.sources.corpora.base import InputError, Item, Recipe, read_text_file, reject, unexplained, walk
+from voxbox.record import Rejection
+from voxbox.sources.corpora.base import Item, Recipe, unexplained, walk
+from voxbox.sources.corpora.common import is_sidecar, sidecar_text
 
 # Primary (angry, sad, neutral, happy, excited) and secondary emotions [S11].
 EMOTIONS = {"angry": "ANGRY", "sad": "SAD", "neutral": "NEUTRAL", "happy": "HAPPY", "excited": "EXCITED",
@@ -22,25 +24,19 @@ EMOTIONS = {"angry": "ANGRY", "sad": "SAD", "neutral": "NEUTRAL", "happy": "HAPP
 _NAME = re.compile(r"^(?P<spk>(?P<g>female|male)[12])_(?P<emo>[a-z]+)_(?P<rest>[0-9]+[a-z]?(_\d+)?)\.wav$")
 
 
-class JLCorpus(Recipe):
-    name = "jl_corpus"
-    non_emotional = False
+class JLCorpus(Recipe, name="jl_corpus", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:
             self.check_subsets(subsets, ["all"])
         for p in walk(base):
-            name = p.rsplit("/", 1)[-1]
-            if name.endswith(".txt") and (base / (p[:-4] + ".wav")).is_file():
+            if is_sidecar(base, p):
                 continue
-            m = _NAME.match(name)
-            if not m or m.group("emo") not in EMOTIONS:
-                yield unexplained(p)
-                continue
-            try:
-                text = read_text_file(base / (p[:-4] + ".txt"))
-            except InputError as e:
-                yield reject(p, e.reason, e.detail, self.name)
+            m = _NAME.match(p.rsplit("/", 1)[-1])
+            known = m is not None and m.group("emo") in EMOTIONS
+            text = sidecar_text(base, p, self.name) if known else unexplained(p)
+            if isinstance(text, Rejection):
+                yield text
                 continue
             yield Item(p, {"speaker": m.group("spk"), "gender": m.group("g"), "text": text,
                            "emotion": EMOTIONS[m.group("emo")]},

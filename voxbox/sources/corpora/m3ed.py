@@ -26,9 +26,7 @@ EMOTIONS = {"neutral": "NEUTRAL", "happy": "HAPPY", "surprise": "SURPRISED", "sa
 _NAME = re.compile(r"^m3ed_(?P<emo>[A-Za-z]+)_(?P<n>\d+)\.wav$")
 
 
-class M3ED(Recipe):
-    name = "m3ed"
-    non_emotional = False
+class M3ED(Recipe, name="m3ed", emotional=True):
 
     def find_root(self, root: Path) -> Path:
         return root / "audios" if (root / "audios").is_dir() else root

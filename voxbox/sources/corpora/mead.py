@@ -25,10 +25,7 @@ _SPK = re.compile(r"^[MW]\d{3}$")
 _CLIP = re.compile(r"^\d{3}\.(m4a|wav|flac)$")
 
 
-class MEAD(Recipe):
-    name = "mead"
-    subset_help = "speaker ids (M003, W009, ...)"
-    non_emotional = False
+class MEAD(Recipe, name="mead", subsets="speaker ids (M003, W009, ...)", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         speakers = [d.name for d in sorted_dirs(base) if _SPK.match(d.name) and (d / "audio").is_dir()]

@@ -25,11 +25,7 @@ SPLITS = {"train": ("train_sent_emo.csv", "train_splits"),
 EMOTIONS = {"joy": "HAPPY", "sadness": "SAD", "anger": "ANGRY"}
 
 
-class MELD(Recipe):
-    name = "meld"
-    subset_help = "train, dev, test"
-    non_emotional = False
-    top_dirs = ("MELD.Raw",)
+class MELD(Recipe, name="meld", subsets="train, dev, test", emotional=True, top_dirs=("MELD.Raw",)):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         available = [s for s, (csv_name, _) in SPLITS.items() if (base / csv_name).is_file()]

@@ -26,9 +26,7 @@ LABELS = ("label-6way.csv", "train-label.csv")
 TEXTS = ("transcription.csv",)
 
 
-class MER2023(Recipe):
-    name = "mer2023"
-    non_emotional = False
+class MER2023(Recipe, name="mer2023", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if subsets:

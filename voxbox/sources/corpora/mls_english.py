@@ -33,7 +33,7 @@ class MLSEnglish(Recipe):
             # Train has ~10.8M lines: stream the transcripts instead of holding them in a
             # dict, and remember only 64-bit hashes of the ids for the leftover-file check.
             seen = array("q")
-            with open(base / split / "transcripts.txt", "rb") as fh:
+            with (base / split / "transcripts.txt").open("rb") as fh:  # a local or remote root
                 for n, raw in enumerate(fh, 1):
                     try:
                         line = raw.decode("utf-8").rstrip("\r\n")

@@ -24,11 +24,8 @@ SPLITS = {"train": "train", "development": "dev", "test1": "test", "test2": "tes
 LABELS = "Labels/labels_consensus.csv"
 
 
-class MSPPodcast(Recipe):
-    name = "msp_podcast"
-    subset_help = "train, dev, test (Split_Set in labels_consensus.csv)"
-    non_emotional = False
-    top_dirs = ("MSP-PODCAST", "MSP-Podcast")
+class MSPPodcast(Recipe, name="msp_podcast", subsets="train, dev, test (Split_Set in labels_consensus.csv)",
+                         emotional=True, top_dirs=("MSP-PODCAST", "MSP-Podcast")):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         if not (base / "Audios").is_dir() or not (base / LABELS).is_file():

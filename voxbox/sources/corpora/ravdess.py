@@ -17,10 +17,7 @@ _NAME = re.compile(r"^03-(?P<vc>0[12])-(?P<emo>0[1-8])-(?P<int>0[12])-(?P<st>0[1
 _ACTOR = re.compile(r"^Actor_(\d{2})$")
 
 
-class RAVDESS(Recipe):
-    name = "ravdess"
-    subset_help = "speech, song (vocal channel)"
-    non_emotional = False
+class RAVDESS(Recipe, name="ravdess", subsets="speech, song (vocal channel)", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         chosen = self.check_subsets(subsets, ["speech", "song"]) if subsets else ["speech", "song"]

@@ -22,10 +22,7 @@ _NESTED = re.compile(r"^(?P<code>sa|su|[adfhn])(?P<n>\d{2})\.wav$")
 _FLAT = re.compile(r"^(?P<spk>DC|JE|JK|KL)_(?P<code>sa|su|[adfhn])(?P<n>\d{2})\.wav$")
 
 
-class SAVEE(Recipe):
-    name = "savee"
-    subset_help = "speakers DC, JE, JK, KL"
-    non_emotional = False
+class SAVEE(Recipe, name="savee", subsets="speakers DC, JE, JK, KL", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         chosen = self.check_subsets(subsets, list(SPEAKERS))

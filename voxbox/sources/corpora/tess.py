@@ -21,10 +21,7 @@ AGES = {"OAF": 64, "YAF": 26}  # older / younger adult female [S11]
 _NAME = re.compile(r"^(?P<spk>OAF|YAF)_(?P<word>[A-Za-z]+)_(?P<emo>[A-Za-z]+)\.wav$", re.IGNORECASE)
 
 
-class TESS(Recipe):
-    name = "tess"
-    subset_help = "speakers OAF, YAF"
-    non_emotional = False
+class TESS(Recipe, name="tess", subsets="speakers OAF, YAF", emotional=True):
 
     def scan(self, base: Path, subsets: Optional[List[str]]) -> Iterator:
         chosen = self.check_subsets(subsets, list(AGES))
