@@ -9,7 +9,9 @@ and the refactor reproduced them too; main's stored-record layout change,
 ``shards.finalize.RECORD_FORMAT``, then changed them deliberately, and so did issue 12:
 record format 3 adds speaker_source, gender_clip(_confidence), duplicate_of and
 embedding(_model), and the default annotate checks the native genders with the GE2E gender
-model, filling gender_clip.) A refactor must leave
+model, filling gender_clip; record format 4 (issue 13, the ASR plug-in) adds text_source,
+asr_model, asr_text, asr_wer and asr_cer, null in these builds with their reasons: every
+other stored value was checked equal to record format 3's.) A refactor must leave
 them alone. A deliberate change of the output (record fields, their order or rounding,
 the FLAC or shard encoders, an annotation value) must update them here, and its commit
 must say so.
@@ -35,14 +37,14 @@ PYARROW_PINNED = "26.0.1"  # the pyarrow that wrote the pinned Parquet bytes
 
 # shard -> sha256 of the file, and of the Parquet rows (see _parquet_rows_sha256).
 ANNOTATE = {
-    "webdataset/voxbox-000000.tar": "04db462a6d8f69877b533f883750be780472293c7746fa7cdde36a44de49a3cf",
-    "parquet/voxbox-000000.parquet": "41c196157cb9fc8474655fadbf902dc21a9e7dfd2fa4f9d849758ecc49d8dee1",
-    "parquet rows": "8391e340de04f193699fa663bb5b25d2f12be01d860cf671b5188a7e520841b3",
+    "webdataset/voxbox-000000.tar": "f23ad5d1957b37faf4fd179af2e306577f2ab54ea260b0e13092e1e67b3d41d0",
+    "parquet/voxbox-000000.parquet": "561e0ff51e3ff19350c8f34bd689b719eda34b8a2ad1043997c4d8d577c257c2",
+    "parquet rows": "0f75471480fed283708bffda78ddfef7e89c813a91a23409c636d1fb616944b6",
 }
 ANNOTATE_TOKENIZE = {  # tokens from ../shared/fixtures/bicodec-tiny
-    "webdataset/voxbox-000000.tar": "df2b4a84562a2b66914cc9d3e625463fe0758786fb87653ce7fda6aee867d1dc",
-    "parquet/voxbox-000000.parquet": "62e978054926a0052afe457116005f31efa2f4ca938ae73ec2cc95a6eca0df20",
-    "parquet rows": "e15ae9d2e759fffcc51a7028f0d3775219f38c6914a84e5c134daaaf84fbd6bd",
+    "webdataset/voxbox-000000.tar": "bb7d9985016a9e368fd3eb3eae5dedda68c55bb72edd357c9b73e5e30d835754",
+    "parquet/voxbox-000000.parquet": "30f03d7c56ec438f60f6eaeec847d170221a12f434b5c36fe070dd314a42ea75",
+    "parquet rows": "99a062e9f6338337814a2949f823173255405b5d163d9a40fab3d45d3de66abe",
 }
 
 

@@ -122,6 +122,47 @@ class TinyBatchStage(TinyStage):
         return [self.process(r) for r in recs]
 
 
+class BrokenModelStage(TinyBatchStage):
+    """A model stage whose model does not load (setup fails with the user's message)."""
+
+    name = "brokenmodel"
+
+    def setup(self) -> None:
+        from voxbox.errors import VoxboxError
+
+        raise VoxboxError("the model folder /models/x has no config.yaml")
+
+
+class GateStage(Stage):
+    """Holds the record ``index`` until the build's journal lists ``shards`` committed
+    shards (at most ``wait_s``; then it fails the record). An engine that streams shards
+    finishes the others meanwhile; one that waits for a window of shards never does."""
+
+    name = "gate"
+    options = (StageOption("journal", Path, None, "the build's journal.jsonl"),
+               StageOption("index", str, "", "the record to hold"),
+               StageOption("shards", int, 1, "committed shards to wait for", minimum=0),
+               StageOption("wait_s", float, 120.0, "give up after this long", minimum=0))
+
+    def process(self, rec: Utterance):
+        if rec.index != self.params["index"]:
+            return rec
+        deadline = time.monotonic() + self.params["wait_s"]
+        while journalled_shards(Path(self.params["journal"])) < self.params["shards"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gate: the other shards never finished")
+            time.sleep(0.05)
+        return rec
+
+
+def journalled_shards(journal: Path) -> int:
+    try:
+        lines = journal.read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(1 for line in lines if '"kind":"shard"' in line.replace(" ", ""))
+
+
 def write_pipeline(path: Path, stages: Optional[list] = None, **output) -> Path:
     import yaml
 

@@ -13,6 +13,7 @@ nothing disappears (``voxbox`` reports and the rejects file show every one).
           clipping_max: 0.001
           speed_max: 10.0
           languages: [zh, en]
+          wer_max: 0.1                       # needs annotate's asr_model
 
 Rules (``None`` or absent: not checked), in the order they are tried (the first that
 fires is named):
@@ -24,7 +25,11 @@ fires is named):
   filtered too, with detail "no value" (a rule cannot pass what it cannot see);
 - ``duration_min`` / ``duration_max`` (seconds: ``duration`` after annotate, else the
   header length), ``clipping_max`` (``clipping_ratio``), ``speed_min`` / ``speed_max``
-  (syllables per second, ``speed``; speed outliers), ``languages`` (allowed codes).
+  (syllables per second, ``speed``; speed outliers), ``languages`` (allowed codes);
+- ``wer_max`` / ``cer_max``: the ASR check of a given transcript (``asr_wer``/``asr_cer``
+  from annotate's ``asr_model``): VoxBox's re-check that a transcript matches its audio.
+  A record whose text the ASR model wrote is not checked (it has nothing to differ
+  from); a record with text but no rate is filtered with "no value".
 
 Presets (:data:`PRESETS`): WenetSpeech4TTS's published tiers by DNSMOS P.808 (Basic >=
 3.6, Standard >= 3.8, Premium >= 4.0: the WenetSpeech4TTS demo page, spec
@@ -52,7 +57,7 @@ SCORES = ("sig", "bak", "ovrl", "p808")
 # Where a corpus keeps its own score when the dnsmos stage did not run.
 NATIVE_SCORE = {"p808": ("dnsmos_p808",), "ovrl": ("dnsmos",)}
 RULES = tuple(f"dnsmos_{s}_min" for s in SCORES) + (
-    "duration_min", "duration_max", "clipping_max", "speed_min", "speed_max", "languages")
+    "duration_min", "duration_max", "clipping_max", "speed_min", "speed_max", "languages", "wer_max", "cer_max")
 
 
 def _number(rule: str, value: Any) -> Optional[float]:
@@ -124,6 +129,21 @@ def first_failure(rec: Utterance, rules: Dict[str, Any]) -> Optional[str]:
     langs = rules.get("languages")
     if langs is not None and rec.language not in langs:
         return f"languages {','.join(langs)}: {rec.language}"
+    return _asr_failure(rec, rules)
+
+
+def _asr_failure(rec: Utterance, rules: Dict[str, Any]) -> Optional[str]:
+    """wer_max / cer_max; records whose text the ASR model wrote pass (nothing to check)."""
+    if rec.text_source == "asr":
+        return None
+    for rule, value in (("wer_max", rec.asr_wer), ("cer_max", rec.asr_cer)):
+        limit = rules.get(rule)
+        if limit is None:
+            continue
+        if value is None:
+            return f"{rule} {limit:g}: no value (annotate with asr_model first)"
+        if value > limit:
+            return f"{rule} {limit:g}: {value:g} (asr_model {rec.asr_model})"
     return None
 
 
@@ -138,7 +158,11 @@ def _options() -> Tuple[StageOption, ...]:
         StageOption("clipping_max", float, None, "reject clips whose clipping_ratio is above this"),
         StageOption("speed_min", float, None, "reject records slower than this (syllables per second)"),
         StageOption("speed_max", float, None, "reject records faster than this (syllables per second)"),
-        StageOption("languages", list, None, "keep only these language codes, e.g. [zh, en]"))
+        StageOption("languages", list, None, "keep only these language codes, e.g. [zh, en]"),
+        StageOption("wer_max", float, None, "reject records whose transcript's word error rate against the ASR "
+                    "hypothesis (asr_wer, annotate asr_model) is above this, e.g. 0.1"),
+        StageOption("cer_max", float, None, "reject records whose character error rate against the ASR hypothesis "
+                    "(asr_cer; use it for Chinese and Japanese) is above this"))
 
 
 class FilterStage(Stage):

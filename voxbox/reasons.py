@@ -91,6 +91,8 @@ REASONS: Dict[str, Reason] = _table(
                               "none of its members are read", False),
     ("filtered", "reject", "left out by a filter rule of the pipeline (detail names the rule, the value and "
                            "the threshold)", False),
+    ("no_speech", "reject", "voice activity detection found no segment to keep in the recording (prepare "
+                            "--segment vad; detail says whether speech was absent or only too short)", False),
     ("span_out_of_range", "reject", "a segment's span (offset, duration) does not lie inside its source "
                                     "recording, or has no length", False),
     ("duplicate_index", "reject", "two input records have the same index; the first one is kept", False),
@@ -114,6 +116,8 @@ REASONS: Dict[str, Reason] = _table(
                                    "as memory); the detail holds the error", True),
     # -- counted skips ---------------------------------------------------------------------
     ("other_microphone", "skip", "a recording from the microphone the recipe's mic option leaves out", False),
+    ("short_vad_segment", "skip", "a speech segment VAD found that is shorter than vad_min_duration "
+                                  "(prepare --segment vad)", False),
     ("non_speech_segment", "skip", "a segment the corpus marks as non-speech (GigaSpeech's <SIL>, <MUSIC>, "
                                    "<NOISE>, <OTHER> garbage utterances; tag-only MagicData lines)", False),
     ("unsegmented_recording", "skip", "a long recording the corpus does not cut into utterances (Expresso's "
@@ -152,6 +156,14 @@ REASONS: Dict[str, Reason] = _table(
     ("not_in_source", "null", "the corpus or manifest does not provide this value", False),
     ("not_requested", "null", "an optional value nobody asked for (embedding: annotate without --embeddings)",
      False),
+    ("corpus_text", "null", "text_source: the text is the corpus's own transcript (not written by an ASR model)",
+     False),
+    ("no_asr_model", "null", "asr_*: annotate ran without an asr_model (no ASR hypothesis, WER or CER)", False),
+    ("text_from_asr", "null", "asr_wer/asr_cer: the text was written by the ASR model, so there is nothing to "
+                              "check it against", False),
+    ("empty_reference", "null", "asr_wer/asr_cer: the given text has no words once normalised (only "
+                                "punctuation or symbols)", False),
+    ("asr_empty", "null", "text/asr_text: the ASR model heard no words in the clip", False),
     ("not_a_duplicate", "null", "duplicate_of: not a known duplicate (unique, the copy kept, or no `voxbox dedup` "
                                 "report applied)", False),
     ("corpus_speaker", "null", "speaker_source: the speaker id is the corpus's own (or it has none)", False),

@@ -111,6 +111,8 @@ class Utterance:
     speaker: Optional[str] = None
     # None: the corpus's own speaker id; "predicted": a cluster id from `voxbox speakers`.
     speaker_source: Optional[str] = None
+    # None: the corpus's own transcript; "asr": written by annotate's asr_model (see asr_model).
+    text_source: Optional[str] = None
     source_path: Optional[str] = None  # relative to corpus_root, "/"-separated
     # Where source_path resolves; set by prepare. Local to the builder: built shards leave
     # it out (provenance.json keeps it), see voxbox.shards.finalize.
@@ -154,6 +156,12 @@ class Utterance:
     dnsmos_bak: Optional[float] = None
     dnsmos_ovrl: Optional[float] = None
     dnsmos_p808: Optional[float] = None
+    # The ASR check (annotate asr_model): the model, its hypothesis, and word / character
+    # error rates of the given text against it (null when the text is the hypothesis).
+    asr_model: Optional[str] = None
+    asr_text: Optional[str] = None
+    asr_wer: Optional[float] = None
+    asr_cer: Optional[float] = None
     # Index of the record this one duplicates (`voxbox dedup`); null when unique or the keeper.
     duplicate_of: Optional[str] = None
     # --- speaker embedding (annotate --embeddings): unit vector, float16 values -----

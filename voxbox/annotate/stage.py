@@ -91,6 +91,10 @@ class AnnotateStage(Stage):
                     "or ecapa:DIR (BiCodec's ECAPA x-vector from a Spark-TTS folder)"),
         StageOption("check_native", bool, True, "also run the gender model beside native genders; its answer "
                     "goes to gender_clip (per-speaker disagreement in report and card)"),
+        StageOption("asr_model", str, None, "Hugging Face speech-recognition model (local folder or Hub id, e.g. "
+                    "openai/whisper-small): writes text for records without one (text_source asr) and checks "
+                    "given texts (asr_text, asr_wer, asr_cer; filter rules wer_max, cer_max)"),
+        StageOption("asr_batch_size", int, 8, "clips per ASR model call", minimum=1),
     )
 
     def __init__(self, **params: Any):
@@ -104,6 +108,7 @@ class AnnotateStage(Stage):
         self._encoders: Dict[str, Any] = {}
         self._syll = None
         self._pyworld = None
+        self._asr = None
 
     def _check_options(self) -> None:
         """Fail here, in the parent, before any worker starts: label maps, model files,
@@ -120,6 +125,10 @@ class AnnotateStage(Stage):
                 model_file(task, p[f"{task}_model"])  # a missing .json or unknown name fails now
         if p["embeddings"]:
             check_encoder_spec(p["embedding_model"])
+        if p["asr_model"]:
+            from voxbox.annotate.asr import check_model
+
+            check_model(p["asr_model"])
 
     def _load_boundaries(self):
         from voxbox.annotate.levels import Boundaries
@@ -146,6 +155,10 @@ class AnnotateStage(Stage):
         self._models = {task: make_labeler(task, p[f"{task}_model"], p[f"{task}_labels"], p["device"])
                         for task in LABEL_TASKS if p[f"{task}_model"]}
         self._encoders = {}
+        if p["asr_model"]:
+            from voxbox.annotate.asr import Transcriber
+
+            self._asr = Transcriber(p["asr_model"], device=p["device"], batch_size=p["asr_batch_size"]).setup()
         # Loaded now, not at the first batch, so a worker's torch thread cap applies to them.
         for spec in [m.encoder for m in self._models.values()] + [p["embedding_model"] if p["embeddings"] else None]:
             if spec:
@@ -163,22 +176,42 @@ class AnnotateStage(Stage):
         return self.process_batch([rec])[0]
 
     def process_batch(self, recs: Sequence[Utterance]) -> List[Result]:
-        """Measure every clip, embed the batch at once, then label, level and assemble."""
+        """Load every clip, transcribe the batch (asr_model), measure each clip, embed the
+        batch at once, then label, level and assemble."""
         self.ensure_setup()
-        measured = [self._measure(rec) for rec in recs]
+        fronts = [self._front(rec) for rec in recs]
+        recs = self._transcribe(recs, fronts)
+        measured = [f if isinstance(f, Rejection) else self._measure(rec, f) for rec, f in zip(recs, fronts)]
         self._embed(recs, measured)
         return [m if isinstance(m, Rejection) else self._finish(rec, m) for rec, m in zip(recs, measured)]
 
-    def _measure(self, rec: Utterance):
-        """Front end, pitch, durations, syllables, speed, language; a Rejection for unusable audio."""
+    def _front(self, rec: Utterance):
+        """The clip after the VoxBox front end, or a Rejection for unusable audio."""
         from voxbox.annotate.frontend import AudioError, front_end
 
         if not rec.source_path:
             return self.reject(rec, "no_audio_path", rec.missing_audio_detail())
         try:
-            fe = front_end(rec)
+            return front_end(rec)
         except AudioError as e:
             return self.reject(rec, e.reason, str(e))
+
+    def _transcribe(self, recs: Sequence[Utterance], fronts: list) -> List[Utterance]:
+        """The records with their ASR fields (text for those without one), one batched
+        model call over the usable clips; unchanged without asr_model."""
+        from voxbox.annotate.asr import with_hypothesis
+
+        if self._asr is None:
+            return list(recs)
+        idx = [i for i, f in enumerate(fronts) if not isinstance(f, Rejection)]
+        hyps = self._asr.transcribe([fronts[i].audio for i in idx], sr=fronts[idx[0]].sr if idx else 16000)
+        out = list(recs)
+        for i, hyp in zip(idx, hyps):
+            out[i] = with_hypothesis(recs[i], hyp, self._asr.name)
+        return out
+
+    def _measure(self, rec: Utterance, fe) -> _Measured:
+        """Pitch, durations, syllables, speed, language of a loaded clip."""
         reasons: Dict[str, str] = {}
         f0, pitch, pitch_std, voiced = self._pitch(fe)
         speech_duration = round(fe.speech_duration, 3)

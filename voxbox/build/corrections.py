@@ -136,6 +136,11 @@ def apply(rec: Utterance, fields: Dict[str, dict]) -> Utterance:
         if field in CHOICES:
             changes.update({f"{field}_source": NATIVE, f"{field}_model": None, f"{field}_confidence": None})
             reasons.pop(field, None)
+        if field == "text":  # a person wrote it now, not the ASR model; its check is stale
+            changes["text_source"] = None
+            if rec.asr_model is not None:
+                changes.update(asr_wer=None, asr_cer=None)
+                reasons.update(asr_wer=REASON, asr_cer=REASON)
         for dep in DERIVED.get(field, ()):
             changes[dep] = None
             reasons[dep] = REASON

@@ -44,9 +44,13 @@ class PreparedInput:
         return h.hexdigest()
 
     def read(self, fh: BinaryIO, index: str) -> Utterance:
+        return Utterance.from_dict(json.loads(self.read_line(fh, index).decode("utf-8")))
+
+    def read_line(self, fh: BinaryIO, index: str) -> bytes:
+        """The record's prepared JSON line, as bytes (newline included)."""
         off, length = self.keys[index][:2]
         fh.seek(off)
-        return Utterance.from_dict(json.loads(fh.read(length).decode("utf-8")))
+        return fh.read(length)
 
 
 def _line_identity(d: dict) -> bytes:

@@ -23,7 +23,11 @@ DEFAULT_PIPELINE = "voxbox"
 DEFAULT_BATCH_SIZE = 16
 # The keys a pipeline file may hold, per block (anything else is a typo to report).
 _TOP_KEYS = ("name", "stages", "output", "engine")
-_STAGE_KEYS = ("stage", "params", "requires")
+_STAGE_KEYS = ("stage", "params", "requires", "resources")
+# What a stage may ask a cluster engine (Ray) for: per actor CPUs and GPUs (fractions
+# allowed: num_gpus 0.25 puts four actors on a GPU) and the pool size. Where a stage
+# runs never changes its output, so these are not part of the pipeline's identity.
+_RESOURCE_KEYS = ("num_cpus", "num_gpus", "actors")
 _OUTPUT_KEYS = ("formats", "audio_format", "shard_mb", "shard_records")
 _ENGINE_KEYS = ("batch_size",)
 
@@ -33,7 +37,7 @@ class Pipeline:
     """A resolved pipeline: stages in order with parameters, output settings."""
 
     name: str
-    stages: List[dict]                  # {"stage": str, "params": dict, "requires": str|None}
+    stages: List[dict]                  # {"stage", "params": dict, "requires": str|None, "resources": dict}
     formats: Tuple[str, ...] = ("webdataset", "parquet")
     audio_format: str = "flac"
     shard_mb: float = DEFAULT_SHARD_MB
@@ -82,6 +86,8 @@ class Pipeline:
             d = {"stage": s["stage"], "params": s.get("params") or {}}
             if s.get("requires"):
                 d["requires"] = s["requires"]
+            if s.get("resources"):
+                d["resources"] = s["resources"]
             why = self.skip_reason(s)
             if why:
                 d["skipped"] = why
@@ -169,8 +175,24 @@ def _stage_entries(path: Path, raw_stages: list) -> List[dict]:
         if not isinstance(s.get("params") or {}, dict):
             raise VoxboxError(f"{path}: stage {s['stage']}: 'params' must be a mapping")
         entries.append({"stage": str(s["stage"]), "params": copy.deepcopy(s.get("params") or {}),
-                        "requires": s.get("requires")})
+                        "requires": s.get("requires"),
+                        "resources": _check_resources(f"{path}: stage {s['stage']}", s.get("resources"))})
     return entries
+
+
+def _check_resources(where: str, res) -> dict:
+    """A stage's ``resources`` block: known keys, finite non-negative numbers, whole actors."""
+    if res is None:
+        return {}
+    if not isinstance(res, dict):
+        raise VoxboxError(f"{where}: 'resources' must be a mapping ({', '.join(_RESOURCE_KEYS)})")
+    _unknown_keys(f"{where}: resources", res, _RESOURCE_KEYS)
+    for key, value in res.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < 0 or (key == "actors" and (value < 1 or int(value) != value)):
+            kind = "a whole number of at least 1" if key == "actors" else "a finite number >= 0"
+            raise VoxboxError(f"{where}: resources '{key}' must be {kind}, got {value!r}")
+    return dict(res)
 
 
 def _select(entries: List[dict], stages: Optional[Sequence[str]], path: Path) -> List[dict]:
@@ -237,4 +259,10 @@ def make_stages(pipe: Pipeline) -> list:
     for a user's own stage that is not registered."""
     from voxbox.stages import stage_class
 
-    return [stage_class(s["stage"])(**(s.get("params") or {})) for s in pipe.active_stages()]
+    stages = []
+    for s in pipe.active_stages():
+        st = stage_class(s["stage"])(**(s.get("params") or {}))
+        if s.get("resources"):
+            st.resources = {**st.resources, **s["resources"]}  # the pipeline file's word wins
+        stages.append(st)
+    return stages

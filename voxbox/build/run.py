@@ -126,6 +126,16 @@ def _tasks(prep: PreparedInput, plan: List[List[str]], todo: List[int], batch_si
                 yield Task(shard=k, seq=j, last=j == len(batches) - 1, records=[prep.read(fh, i) for i in b])
 
 
+def _plans(prep: PreparedInput, plan: List[List[str]], todo: List[int], batch_size: int) -> Iterator:
+    """Shard plans (number + the records' prepared JSON lines), read lazily: the engine
+    asks for the next one only when a shard slot frees up."""
+    from voxbox.build.engine.common import ShardPlan
+
+    with open(prep.path, "rb") as fh:
+        for k in todo:
+            yield ShardPlan(shard=k, lines=b"".join(prep.read_line(fh, i) for i in plan[k]), batch_size=batch_size)
+
+
 class _Bars:
     """One progress bar per stage (records and audio seconds) plus one for shards."""
 
@@ -164,15 +174,17 @@ def _run(eng, prep: PreparedInput, plan: List[List[str]], done: Dict[int, dict],
         bars.shard_bar.update(1)
         fault_point("shard_commit")
 
-    tasks = _tasks(prep, plan, [k for k in range(len(plan)) if k not in done], pipe.batch_size)
+    todo = [k for k in range(len(plan)) if k not in done]
     try:
         if getattr(eng, "writes_shards", False):
-            # The engine writes and commits whole shards itself (Ray); we journal them.
-            for entry in eng.run_shards(tasks, out, pipe.name, pipe.formats):
+            # The engine writes and commits whole shards itself (Ray), from shard plans
+            # (the records' prepared lines); we journal the entries as they come.
+            for entry in eng.run_shards(_plans(prep, plan, todo, pipe.batch_size), out, pipe.name, pipe.formats):
                 bars.stages(entry.pop("stats", {}))
                 record(entry)
         else:
-            commit_in_order(eng.run(tasks), lambda k: ShardCommitter(out, pipe.name, k, pipe.formats), record,
+            commit_in_order(eng.run(_tasks(prep, plan, todo, pipe.batch_size)),
+                            lambda k: ShardCommitter(out, pipe.name, k, pipe.formats), record,
                             on_result=lambda res: bars.stages(res.stats))
     finally:
         bars.close()

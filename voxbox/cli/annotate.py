@@ -76,7 +76,15 @@ def annotate(
     zh_numbers: str = typer.Option("voxbox", "--zh-numbers",
                                    help="Chinese digit reading: voxbox (as the release: 3+ digit numbers "
                                         "digit by digit, 100 -> 幺零零) or cardinal (100 -> 一百)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for embeddings and Hugging Face models."),
+    asr_model: Optional[str] = typer.Option(None, "--asr-model",
+                                            help="Hugging Face speech-recognition model (local folder or Hub id, "
+                                                 "e.g. openai/whisper-small): records without text get its "
+                                                 "transcript (text_source asr); records with text keep it and get "
+                                                 "asr_text, asr_wer and asr_cer (filter stage rules wer_max, cer_max). "
+                                                 "Default: none."),
+    asr_batch_size: int = typer.Option(8, "--asr-batch-size", min=1, help="Clips per ASR model call."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for embeddings and Hugging Face models "
+                                                       "(ASR included)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Annotate only the first N records."),
     allow_absolute_paths: bool = allow_absolute_paths_option(),
 ) -> None:
@@ -94,7 +102,8 @@ def annotate(
         boundaries=str(boundaries) if boundaries else None, gender_model=gender_model,
         gender_labels=gender_labels, age_model=age_model, age_labels=age_labels,
         emotion_model=emotion_model, emotion_labels=emotion_labels, zh_numbers=zh_numbers, device=device,
-        gender_by=gender_by, check_native=check_native, embeddings=embeddings, embedding_model=embedding_model)
+        gender_by=gender_by, check_native=check_native, embeddings=embeddings, embedding_model=embedding_model,
+        asr_model=asr_model, asr_batch_size=asr_batch_size)
     from voxbox.cli.output import result
 
     result(summary, f"annotated {summary['records']} records ({summary['audio_hours']} h) -> {out}; "

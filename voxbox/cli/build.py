@@ -98,7 +98,8 @@ def build_command(
                                              help="Records per task handed to a worker. Default: 16."),
     engine: str = engine_option(),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-j", help="Worker processes (local) or CPU actors/tasks (ray). Default: CPU count."),
+        None, "--workers", "-j", help="Worker processes (local), or shard tasks at once over the whole Ray "
+                            "cluster (ray). Default: CPU count."),
     ray_address: Optional[str] = ray_address_option(),
     corrections: Optional[Path] = typer.Option(
         None, "--corrections",

@@ -11,7 +11,8 @@ import typer
 
 def engine_option():
     return typer.Option("local", "--engine",
-                        help="local (worker processes) or ray (Ray; needs the ray extra of voxbox).")
+                        help="local (worker processes) or ray (Ray tasks and actor pools, on this machine or a "
+                             "cluster: docs/cluster.md; needs the ray extra of voxbox).")
 
 
 def ray_address_option():

@@ -27,6 +27,11 @@ def prepare(
                                                                 "-O mic=mic2 for vctk; `voxbox corpora NAME` lists "
                                                                 "them). Default: none."),
     workers: int = typer.Option(4, "--workers", "-j", min=1, help="Threads reading audio headers."),
+    segment: Optional[str] = typer.Option(None, "--segment", help="vad: cut each recording into utterances with "
+                                          "Silero VAD, one span record per segment (recipes with a segment option: "
+                                          "folder; = -O segment=vad; tune with -O vad_min_duration=1 "
+                                          "-O vad_max_duration=20 -O vad_padding=0.2 -O vad_threshold=0.5 "
+                                          "-O vad_min_silence=0.3). Default: one record per file."),
     cache: Optional[Path] = cache_option(),
 ) -> None:
     """Turn a local corpus copy into a manifest of utterance records (reads audio headers only)."""
@@ -42,8 +47,11 @@ def prepare(
     if root is None:
         raise VoxboxError(f"{corpus}: give --root, the folder holding the corpus (`voxbox download {corpus}` "
                           "fetches it)")
+    options = parse_options(option)
+    if segment is not None:
+        options["segment"] = segment
     summary = prepare_manifest(corpus, root, out, subsets=subset or None,
-                               options=parse_options(option), workers=workers,
+                               options=options, workers=workers,
                                log=lambda msg: typer.echo(msg, err=True))
     result({"corpus": summary.corpus, "manifest": str(summary.manifest), "rejects": str(summary.rejects),
             "records": summary.records, "rejected": summary.rejected, "audio_seconds": summary.audio_seconds,

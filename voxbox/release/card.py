@@ -53,6 +53,8 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "speaker": "Speaker id within the corpus.",
     "speaker_source": "null: the corpus's own speaker id; `predicted`: a cluster of speaker embeddings "
                       "(`voxbox speakers`).",
+    "text_source": "null: the text is the corpus's own transcript; `asr`: written by the ASR model in "
+                   "`asr_model` (annotate --asr-model).",
     "source_path": "Path of the source file inside the corpus.",
     "sample_rate": "Sample rate of the source file (Hz).",
     "num_samples": "Length of the source file (of the span, for a span record), samples per channel.",
@@ -61,6 +63,12 @@ FIELD_DESCRIPTIONS: Dict[str, str] = {
     "dnsmos_bak": "DNSMOS P.835 background-noise quality (1-5), computed by the dnsmos stage.",
     "dnsmos_ovrl": "DNSMOS P.835 overall quality (1-5), computed by the dnsmos stage.",
     "dnsmos_p808": "DNSMOS P.808 MOS (1-5), computed by the dnsmos stage.",
+    "asr_model": "The ASR model of annotate --asr-model (local folder or Hugging Face id).",
+    "asr_text": "The ASR model's hypothesis for the clip.",
+    "asr_wer": "Word error rate of `text` against `asr_text`, both normalised (case, punctuation); null when "
+               "the text came from the ASR.",
+    "asr_cer": "Character error rate of `text` against `asr_text` (normalised, spaces dropped; the rate for "
+               "Chinese and Japanese).",
     "span_offset": "For a segment of a longer recording: seconds into source_path where it starts (else null).",
     "span_duration": "For a segment of a longer recording: its length in seconds (else null).",
     "license": "License of the source corpus.",

@@ -68,6 +68,7 @@ GROUPS = (
     ("Levels and Spark-TTS values", ("pitch_backend", "pitch_level", "pitch_std_level", "speed_level",
                                      "pitch_value", "pitch_var_value", "speed_value")),
     ("Quality", ("loudness", "clipping_ratio", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")),
+    ("ASR check", ("text_source", "asr_model", "asr_text", "asr_wer", "asr_cer")),
 )
 
 
@@ -123,6 +124,10 @@ def provenance(rec: Utterance, pipeline: Optional[dict], roots: List[str] = ()) 
     }
     for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"):
         out[k] = "DNSMOS (P.835 SIG/BAK/OVRL, P.808) from the dnsmos stage"
+    if rec.text_source == "asr":
+        out["text"] = f"transcribed by the ASR model {rec.asr_model}"
+    for k in ("asr_text", "asr_wer", "asr_cer"):
+        out[k] = "the annotate stage's asr_model (WER/CER of the text against its hypothesis, normalised)"
     for name in ("gender", "age", "emotion"):
         out[name] = _label_source(rec, name)
     if rec.text is not None and ((rec.extra or {}).get("corrected") or {}).get("text"):

@@ -25,8 +25,9 @@ from voxbox.record import NATIVE, Utterance
 # The layout of a stored record; part of a build's pipeline fingerprint, so a folder whose
 # shards were written with another layout is not resumed into a mix. 2: utt_id, wav_path
 # filled, every null explained, no corpus_root, shards grouped by split. 3: speaker_source,
-# gender_clip(_confidence), duplicate_of, embedding(_model).
-RECORD_FORMAT = 3
+# gender_clip(_confidence), duplicate_of, embedding(_model). 4: text_source, asr_model, asr_text,
+# asr_wer, asr_cer (annotate asr_model).
+RECORD_FORMAT = 4
 
 # Fields a shard never stores (they only mean something on the builder's machine).
 SHARD_EXCLUDED = ("corpus_root",)
@@ -43,7 +44,9 @@ _NULL_MEANS = {
     "embedding": check("not_requested", "null"), "embedding_model": check("not_requested", "null"),
     "duplicate_of": check("not_a_duplicate", "null"), "speaker_source": check("corpus_speaker", "null"),
     "gender_clip": check("no_model_answer", "null"), "gender_clip_confidence": check("no_model_answer", "null"),
+    **{name: check("no_asr_model", "null") for name in ("asr_model", "asr_text", "asr_wer", "asr_cer")},
 }
+CORPUS_TEXT = check("corpus_text", "null")
 
 _TOKEN_FIELDS = ("global_tokens", "semantic_tokens")
 _LABELS = ("gender", "age", "emotion")
@@ -71,6 +74,8 @@ def null_reason(rec: Utterance, name: str, reasons: Dict[str, str]) -> str:
         return NOT_COMPUTED if annotated else NOT_ANNOTATED
     if name in _LABELS:
         return NOT_COMPUTED if annotated else NO_NATIVE_LABEL
+    if name == "text_source":
+        return CORPUS_TEXT if rec.text is not None else NOT_IN_SOURCE
     if name in _NULL_MEANS:
         return _NULL_MEANS[name] if annotated or name in ("duplicate_of", "speaker_source") else NOT_ANNOTATED
     label, _, part = name.rpartition("_")

@@ -2,8 +2,9 @@
 
 - :mod:`voxbox.build.engine.local`: a fixed pool of worker processes with bounded queues
   (the default; ``--workers``), inline when one worker is asked for.
-- :mod:`voxbox.build.engine.ray`: Ray Data (``--engine ray``, ``pip install 'voxbox[ray]'``),
-  for clusters.
+- :mod:`voxbox.build.engine.ray`: Ray (``--engine ray``, ``pip install 'voxbox[ray]'``), for
+  clusters: one streaming task per shard, model stages on actor pools
+  (:mod:`voxbox.build.engine.ray_worker` is what runs on the workers; docs/cluster.md).
 - :mod:`voxbox.build.engine.common`: the unit of work (:class:`~voxbox.build.engine.common.Task`,
   a batch of one shard's records) and what runs on it; engines differ only in where.
 

@@ -9,11 +9,12 @@ where this runs.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox import media
 from voxbox.record import Rejection, Utterance, audio_seconds
@@ -29,6 +30,35 @@ class Task:
     seq: int           # position of this batch inside its shard
     last: bool         # True for the shard's final batch
     records: List[Utterance]
+
+
+@dataclass
+class ShardPlan:
+    """One whole shard as a unit of work (engines that write shards themselves, e.g. Ray):
+    its number and its records as the prepared input's JSON lines, in shard order. The
+    worker makes the records from these bytes itself, wherever it runs: no record is
+    unpickled on the driver and no path only the driver sees (``OUT/.work``) is read."""
+
+    shard: int
+    lines: bytes
+    batch_size: int
+
+    def tasks(self) -> Iterator[Task]:
+        """The shard's batches, cut exactly as the local engine cuts them (same batches,
+        same batched-stage results)."""
+        recs = [Utterance.from_dict(json.loads(line)) for line in self.lines.split(b"\n") if line]
+        n = max(1, self.batch_size)
+        starts = range(0, len(recs), n)
+        for j, i in enumerate(starts):
+            yield Task(shard=self.shard, seq=j, last=i + n >= len(recs), records=recs[i:i + n])
+
+
+def add_stats(total: Dict[str, list], more: Dict[str, list]) -> None:
+    """Sum per-stage stats (records in, out, audio seconds, cpu seconds) into ``total``."""
+    for name, vals in more.items():
+        acc = total.setdefault(name, [0, 0, 0.0, 0.0])
+        for k in range(4):
+            acc[k] += vals[k]
 
 
 @dataclass

@@ -1,131 +1,60 @@
-"""The Ray Data engine (``voxbox build --engine ray``), for builds that outgrow one machine.
+"""The Ray engine (``voxbox build --engine ray``): streaming shard tasks and actor pools.
 
-Each task (a batch of records of one shard) becomes one row of a Ray Dataset, and the
-pipeline becomes a chain of ``map_batches`` steps:
+For a build (:meth:`RayEngine.run_shards`) a shard is the unit of work end to end: the
+driver turns each shard still to do into a :class:`~voxbox.build.engine.common.ShardPlan`
+(its number and its records' prepared JSON lines) and submits one Ray task per shard
+(:func:`voxbox.build.engine.ray_worker.shard_task`: records -> stages -> encoding ->
+shard files committed by tmp name, fsync, rename -> journal entry). At most
+``max_in_flight`` shard tasks are out at once; the driver takes entries back as they
+finish (``ray.wait``) and submits the next shard at once, so a slow shard holds one
+slot, never the others, and the driver holds plans and journal entries, never records.
+The entries come back in completion order; the journal is keyed by shard, and the index
+is written in shard order at the end, so the bytes equal a local build's.
 
-- consecutive plain CPU stages run as stateless Ray *tasks*;
-- a batched stage or one that asks for resources (the tokenizer, ``resources =
-  {"num_gpus": 1}``) runs on an *actor pool*: each actor loads its model once in
-  ``setup()`` and keeps it; actors take ``actor_cpus`` (fractional) and, when asked,
-  GPUs;
-- the audio encoding of the survivors runs as tasks too.
+Where stages run:
 
-- for a build (:meth:`RayEngine.run_shards`) the rows are then grouped by shard
-  (``groupby("shard").map_groups``) and each group is written by a Ray task: audio
-  encoding, then the same shard committer as the local engine (tmp name, fsync,
-  rename). The task returns the shard's journal entry; the driver appends it to the
-  journal, so shard names, contents, index and resume are identical to a local build;
-- for ``voxbox annotate`` / ``voxbox tokenize`` (:meth:`RayEngine.run`) the stage
-  results come back to the driver, in task order, like the local engine's.
+- plain stages run inside the shard task, set up once per worker process;
+- a stage that holds a model (``batched``, like the tokenizer, or one that declares
+  ``resources``) runs on an *actor pool*: each actor loads its model once and takes
+  batches from any shard task. A pool is sized by what its stages ask for: ``num_gpus``
+  (fractional, e.g. 0.25 = four actors per GPU), ``num_cpus`` (default
+  ``actor_cpus`` = 0.5) and ``actors`` (default: as many as the cluster's GPUs hold, for
+  a GPU pool; ``workers`` for a CPU pool). Declare them per stage in the pipeline file
+  (``resources: {num_gpus: 0.25}``); torch threads are capped per actor and task.
+- The CPUs the pools leave are shared by ``workers`` concurrent shard tasks (a
+  fractional ``num_cpus`` each when pools take some, e.g. 0.5 on a 2-CPU machine).
 
-Tasks are fed in windows of about ``window`` rows (whole shards only) so the driver
-never holds the whole corpus. A private Ray instance (no ``address``) is shut down by
-:meth:`RayEngine.close`, which the build calls when it ends, however it ends.
+``voxbox annotate`` / ``voxbox tokenize`` (:meth:`RayEngine.run`) use the same segments
+per batch, with the outcomes coming back to the driver in task order.
 
-Cluster use: start Ray on the machines (``ray start --head`` on one,
-``ray start --address HEAD:6379`` on the others), then run ``voxbox build --engine ray
---ray-address auto`` (or set ``RAY_ADDRESS``) on the head. Every node needs voxbox
-installed and must see the corpus and the output folder at the same paths (a shared
-filesystem), since workers read audio by path.
+A node that dies takes its tasks with it: Ray reruns a shard task elsewhere (the task
+rewrites the shard from the start; its partial files never count), a pool actor is
+restarted and its batches go to the others meanwhile. Anything the journal does not
+list is redone by a rerun. A private Ray instance (no ``address``) is shut down by
+:meth:`RayEngine.close`, which the build calls however it ends. docs/cluster.md says
+how to run on a cluster and what every node needs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-from typing import Iterable, Iterator, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
-from voxbox.errors import MissingExtraError
+from voxbox.build.engine.common import ShardPlan, Task, TaskResult
+from voxbox.errors import MissingExtraError, VoxboxError
 from voxbox.stages import Stage
-from voxbox.build.engine.common import Task, TaskResult, encode_all
 
-_COL = "item"
 
 
 def _import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError:
-        raise MissingExtraError("ray[data]", "ray") from None
+        raise MissingExtraError("ray", "ray") from None
     return ray
-
-
-def _stage_step(stages_blob: bytes):
-    """A stateless map_batches function running some stages over each row."""
-    def fn(batch):
-        stages = pickle.loads(stages_blob)
-        return {**batch, _COL: [_apply(stages, blob) for blob in batch[_COL]]}
-    return fn
-
-
-def _apply(stages: Sequence[Stage], blob: bytes) -> bytes:
-    from voxbox.record import Utterance
-    from voxbox.build.engine.common import run_stages_on
-
-    from voxbox import media
-
-    task, slots, stats = pickle.loads(blob)
-    live = [i for i, r in enumerate(slots) if isinstance(r, Utterance)]
-    if live:
-        with media.prefetch([slots[i] for i in live]):  # one pass per .tar.gz archive
-            out, st = run_stages_on(stages, [slots[i] for i in live])
-        for i, res in zip(live, out):
-            slots[i] = res
-        stats.update(st)
-    return pickle.dumps((task, slots, stats), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class _StageActor:
-    """An actor holding set-up stages (models loaded once per actor)."""
-
-    def __init__(self, stages_blob: bytes, threads: int):
-        from voxbox.build.engine.common import limit_threads
-
-        limit_threads(threads)
-        self.stages = pickle.loads(stages_blob)
-        for st in self.stages:
-            st.ensure_setup()
-        limit_threads(threads)  # again: setup() may have imported torch
-
-    def __call__(self, batch):
-        return {**batch, _COL: [_apply(self.stages, blob) for blob in batch[_COL]]}
-
-
-def _write_step(out_dir: str, name: str, formats: Sequence[str], audio_format: str):
-    """map_groups function: all rows of one shard -> encode audio, write and commit the
-    shard's files (tmp name, fsync, rename) -> one row with the journal entry."""
-    def fn(batch):
-        import json
-
-        from voxbox import media
-        from voxbox.record import Utterance
-        from voxbox.shards.encode import encode_record
-        from voxbox.shards.writer import ShardCommitter
-
-        order = sorted(range(len(batch["seq"])), key=lambda i: int(batch["seq"][i]))
-        committer = None
-        stats = {}
-        try:
-            for i in order:
-                task, slots, st = pickle.loads(batch[_COL][i])
-                if committer is None:
-                    committer = ShardCommitter(out_dir, name, task.shard, formats)
-                for name_, vals in st.items():
-                    acc = stats.setdefault(name_, [0, 0, 0.0, 0.0])
-                    for k in range(4):
-                        acc[k] += vals[k]
-                with media.prefetch([r for r in slots if isinstance(r, Utterance)]):
-                    for r in slots:
-                        committer.add(encode_record(r, audio_format) if isinstance(r, Utterance) else r)
-            entry = committer.commit()
-        except BaseException:
-            if committer is not None:
-                committer.abort()
-            raise
-        entry["stats"] = stats
-        return {"entry": [json.dumps(entry)]}
-    return fn
 
 
 def _segments(stages: Sequence[Stage]) -> List[tuple]:
@@ -141,24 +70,49 @@ def _segments(stages: Sequence[Stage]) -> List[tuple]:
     return segs
 
 
+def pool_size(group: Sequence[Stage], cluster: Dict[str, float], workers: int,
+              actor_cpus: float) -> Dict[str, float]:
+    """``{"num_cpus", "num_gpus", "actors"}`` for one pool: the most any of its stages
+    asks for; a stage with a ``cuda`` device asks for a whole GPU unless it says less."""
+    ask = {"num_cpus": actor_cpus, "num_gpus": 0.0}
+    actors = None
+    for st in group:
+        res = dict(st.resources)
+        if str(st.params.get("device", "")).startswith("cuda"):
+            res.setdefault("num_gpus", 1.0)
+        for k in ("num_cpus", "num_gpus"):
+            ask[k] = max(ask[k], float(res.get(k, 0.0)))
+        if res.get("actors"):
+            actors = max(actors or 0, int(res["actors"]))
+    names = ", ".join(st.name for st in group)
+    gpus = cluster.get("GPU", 0.0)
+    if ask["num_gpus"] > 0 and gpus < ask["num_gpus"]:
+        raise VoxboxError(f"stage {names} asks for {ask['num_gpus']:g} GPU per actor, but the Ray cluster "
+                          f"has {gpus:g} GPU(s)")
+    if actors is None:
+        actors = int(gpus // ask["num_gpus"] + 1e-9) if ask["num_gpus"] > 0 else workers
+    return {**ask, "actors": max(1, actors)}
+
+
 class RayEngine:
-    """Run tasks on Ray Data; results come back in task order."""
+    """Run shards (a build) or batches (a manifest run) on Ray with bounded work in flight."""
 
     name = "ray"
     writes_shards = True  # the build hands it whole shards; see run_shards
 
-    def __init__(self, stages: Sequence[Stage], audio_format: str, workers: int = 2,
-                 address: Optional[str] = None, actor_cpus: float = 0.5, window: int = 512,
-                 num_gpus_per_actor: Optional[float] = None):
+    def __init__(self, stages: Sequence[Stage], audio_format: Optional[str], workers: int = 2,
+                 address: Optional[str] = None, actor_cpus: float = 0.5, max_in_flight: Optional[int] = None):
         self.stages = list(stages)
         self.audio_format = audio_format
         self.workers = max(1, int(workers))
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.actor_cpus = actor_cpus
-        self.window = window
-        self.num_gpus_per_actor = num_gpus_per_actor
+        self.max_in_flight = max_in_flight or 2 * self.workers
         self._ray = _import_ray()
         self._private = False  # True once this engine started its own local Ray instance
+        self._segments_ref = None
+        self._actors: list = []
+        self.task_cpus = 1.0
 
     def _init(self) -> None:
         ray = self._ray
@@ -167,82 +121,140 @@ class RayEngine:
         if self.address:
             ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
         else:
-            # A private local instance sized to --workers, quiet and without the dashboard.
-            ray.init(num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
+            # A private local instance sized to --workers, quiet and without the dashboard;
+            # "local": never join a cluster another program started on this machine.
+            ray.init(address="local", num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
                      log_to_driver=False, configure_logging=False)
             self._private = True
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
 
-    def _stages(self, ds):
+    def _start(self) -> None:
+        """Start Ray, the actor pools (waiting until every actor has loaded its stages)
+        and share the segments once through the object store."""
+        if self._segments_ref is not None:
+            return
+        self._init()
+        ray = self._ray
+        cluster = ray.cluster_resources()
+        segments, pool_cpus = [], 0.0
         for kind, group in _segments(self.stages):
             blob = pickle.dumps(group)
             if kind == "tasks":
-                ds = ds.map_batches(_stage_step(blob), batch_size=1, num_cpus=1)
-            else:
-                gpus = self.num_gpus_per_actor
-                if gpus is None:
-                    # A stage asks for GPUs by its resources, or by a cuda device parameter.
-                    gpus = max(max(float(st.resources.get("num_gpus", 0)),
-                                   1.0 if str(st.params.get("device", "")).startswith("cuda") else 0.0)
-                               for st in group)
-                threads = max(1, int(self.actor_cpus)) if self.actor_cpus >= 1 else 1
-                ds = ds.map_batches(_StageActor, fn_constructor_args=(blob, threads), batch_size=1,
-                                    compute=self._ray.data.ActorPoolStrategy(size=self.workers),
-                                    num_cpus=self.actor_cpus, num_gpus=gpus or None)
-        return ds
+                segments.append(("local", blob))
+                continue
+            size = pool_size(group, cluster, self.workers, self.actor_cpus)
+            segments.append(("actors", self._pool(blob, size)))
+            pool_cpus += size["num_cpus"] * size["actors"]
+        self.task_cpus = self._task_cpus(cluster.get("CPU", 0.0), pool_cpus)
+        for ref in [a.ready.remote() for a in self._actors]:
+            error = self._get(ref)
+            if error:  # a model that does not load fails here, once, with its message
+                raise VoxboxError(error)
+        self._segments_ref = ray.put(segments)
 
-    def _windows(self, tasks: Iterable[Task]) -> Iterator[List[Task]]:
-        """Consecutive tasks, about ``window`` at a time, never splitting a shard."""
-        window: List[Task] = []
-        for t in tasks:
-            window.append(t)
-            if t.last and len(window) >= self.window:
-                yield window
-                window = []
-        if window:
-            yield window
+    def _pool(self, blob: bytes, size: Dict[str, float]) -> list:
+        from voxbox.build.engine.ray_worker import StageActor
 
-    def _rows(self, window: List[Task]) -> list:
-        from voxbox.build.engine.common import storable
+        threads = max(1, int(size["num_cpus"]))
+        cls = self._ray.remote(StageActor).options(
+            num_cpus=size["num_cpus"], num_gpus=size["num_gpus"] or None,
+            max_restarts=-1)  # a node that dies takes its actors; they come back elsewhere
+        actors = [cls.remote(blob, threads) for _ in range(int(size["actors"]))]
+        self._actors.extend(actors)
+        return actors
 
-        blob = lambda t: pickle.dumps((t, storable(t.records, self.audio_format), {}),  # noqa: E731
-                                      protocol=pickle.HIGHEST_PROTOCOL)
-        return [{"ticket": i, "shard": t.shard, "seq": t.seq, _COL: blob(t)} for i, t in enumerate(window)]
+    def _task_cpus(self, cpus: float, pool_cpus: float) -> float:
+        """The CPUs each shard task asks for: ``workers`` of them share what the pools leave."""
+        free = cpus - pool_cpus
+        if free <= 0:
+            raise VoxboxError(f"the actor pools take all {cpus:g} CPUs of the Ray cluster; lower their "
+                              "'actors' or 'num_cpus' in the pipeline's stage resources")
+        return max(0.01, math.floor(min(1.0, free / self.workers) * 100) / 100)
+
+    def run_shards(self, plans: Iterable[ShardPlan], out_dir, name: str, formats: Sequence[str],
+                   store: Optional[str] = None) -> Iterator[dict]:
+        """Run and commit every planned shard on Ray; yield each committed shard's
+        journal entry (with its rejects and per-stage ``stats``) as it finishes. With
+        ``store`` (an object-store output URL) each task uploads its own shard."""
+        from voxbox.build.engine.ray_worker import shard_task
+
+        self._start()
+        # Absolute: a task's working directory is wherever its node started the worker.
+        out = str(Path(out_dir).resolve())
+        remote = self._ray.remote(shard_task).options(num_cpus=self.task_cpus, max_retries=3)
+        args = (self._segments_ref, self.audio_format, out, name, list(formats), self._threads(), store)
+        yield from self._stream(plans, lambda p: remote.remote(p, *args), ordered=False)
 
     def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
-        """Run the stages on Ray and give the results back in task order (one window
-        in memory at a time), the audio encoded when the engine has an audio format."""
-        self._init()
-        ray = self._ray
-        for window in self._windows(tasks):
-            rows = self._rows(window)
-            ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
-            done = {int(row["ticket"]): pickle.loads(row[_COL]) for row in ds.iter_rows()}
-            for i in range(len(window)):
-                task, slots, stats = done[i]
-                yield TaskResult(task, encode_all(slots, self.audio_format), stats)
+        """Run the stages on Ray and give the results back in task order, the audio
+        encoded when the engine has an audio format."""
+        from voxbox.build.engine.ray_worker import batch_task
 
-    def run_shards(self, tasks: Iterable[Task], out_dir, name: str, formats: Sequence[str]) -> Iterator[dict]:
-        """Run the stages and write every shard on Ray; yield each committed shard's
-        journal entry (with its rejects and per-stage ``stats``) as it finishes."""
-        import json
+        self._start()
+        remote = self._ray.remote(batch_task).options(num_cpus=self.task_cpus, max_retries=3)
+        args = (self._segments_ref, self.audio_format, self._threads())
+        yield from self._stream(tasks, lambda t: remote.remote(t, *args), ordered=True)
 
-        self._init()
+    def _threads(self) -> int:
+        return max(1, int(self.task_cpus))
+
+    def _stream(self, items: Iterable, submit: Callable, ordered: bool) -> Iterator:
+        """Submit items with at most ``max_in_flight`` out; yield results as they finish
+        (``ordered``: in submission order, through a reorder buffer). Whatever is still
+        out when this stops (an error, the caller gone) is cancelled."""
         ray = self._ray
-        for window in self._windows(tasks):
-            rows = self._rows(window)
-            n_shards = len({t.shard for t in window})
-            ds = self._stages(ray.data.from_items(rows, override_num_blocks=len(rows)))
-            ds = ds.groupby("shard", num_partitions=min(n_shards, max(1, self.workers))).map_groups(
-                _write_step(str(out_dir), name, list(formats), self.audio_format), num_cpus=1)
-            for row in ds.iter_rows():
-                yield json.loads(row["entry"])
+        it = iter(items)
+        out: Dict[object, int] = {}      # object ref -> ticket
+        ready: Dict[int, object] = {}    # ticket -> result waiting for its turn (ordered)
+        sent = given = 0
+        try:
+            while True:
+                while len(out) + len(ready) < self.max_in_flight:
+                    item = next(it, None)
+                    if item is None:
+                        break
+                    out[submit(item)] = sent
+                    sent += 1
+                if ordered and given in ready:
+                    yield ready.pop(given)
+                    given += 1
+                    continue
+                if not out:
+                    return
+                done, _ = ray.wait(list(out), num_returns=1)
+                ticket, value = out.pop(done[0]), self._get(done[0])
+                if ordered:
+                    ready[ticket] = value
+                else:
+                    yield value
+        finally:
+            for ref in out:
+                ray.cancel(ref, force=True)
+
+    def _get(self, ref):
+        """A task's result; a task's failure as one VoxboxError (the user's own problem,
+        e.g. a model that does not load, said as is)."""
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            return self._ray.get(ref)
+        except RayTaskError as e:
+            cause = e.cause if isinstance(getattr(e, "cause", None), BaseException) else e
+            if isinstance(cause, VoxboxError):
+                raise VoxboxError(str(cause)) from None
+            raise VoxboxError(f"a Ray task failed: {type(cause).__name__}: {cause}; finished shards are "
+                              "kept, rerun to resume") from None
+        except RayError as e:
+            raise VoxboxError(f"Ray failed: {type(e).__name__}: {e}; finished shards are kept, "
+                              "rerun to resume") from None
 
     def close(self) -> None:
-        """Shut down the private Ray instance this engine started (a cluster joined by
-        address, or an instance the caller started, is left running)."""
-        if self._private and self._ray.is_initialized():
-            self._ray.shutdown()
+        """Let the actors go, and shut down the private Ray instance this engine started
+        (a cluster joined by address, or an instance the caller started, stays up)."""
+        ray = self._ray
+        if ray.is_initialized():
+            for a in self._actors:
+                ray.kill(a)
+        self._actors, self._segments_ref = [], None
+        if self._private and ray.is_initialized():
+            ray.shutdown()
         self._private = False

@@ -1,7 +1,12 @@
 """Your own recordings: a folder of audio plus either sidecar transcripts
 (``clip.wav`` + ``clip.txt``) or one CSV/TSV/JSONL metadata file whose columns are
-named by options (``voxbox prepare folder --root DIR -o metadata=meta.csv
--o text_column=sentence``).
+named by options (``voxbox prepare folder --root DIR -O metadata=meta.csv
+-O text_column=sentence``).
+
+``--segment vad`` (``-O segment=vad``) cuts every recording into utterance spans with
+Silero VAD (:mod:`voxbox.sources.vad`): one span record per segment, no transcript needed
+(a transcript of the whole recording does not belong to any segment, so it is not used;
+the annotate stage's ``asr_model`` writes each segment's text).
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from typing import Dict, Iterator, List, Optional
 from voxbox.errors import VoxboxError
 from voxbox.limits import MAX_TABLE_BYTES, MAX_TEXT_CHARS, FileRefused, read_regular
 from voxbox.record import AGE_GROUPS
-from voxbox.sources.corpora.base import (InputError, Item, Recipe, RecipeOption, csv_table, is_audio, map_age_years,
-                                         map_emotion, map_gender, read_text_file, reject, unexplained, walk)
+from voxbox.sources.corpora.base import (InputError, Item, Recipe, RecipeOption, Skip, csv_table, is_audio,
+                                         item_header, map_age_years, map_emotion, map_gender, read_text_file,
+                                         reject, unexplained, walk)
+
+SEGMENTERS = ("", "vad")
 
 
 def _age(value: str) -> Optional[str]:
@@ -50,6 +58,17 @@ class Folder(Recipe):
         "gender": RecipeOption("", "gender for every file (female/male)"),
         "language": RecipeOption("", "language code for every file, e.g. en or zh"),
         "license": RecipeOption("", "license of the recordings"),
+        "segment": RecipeOption("", "vad: cut each recording into utterances with Silero VAD (span records, no "
+                                    "transcript needed; text from annotate --asr-model); empty: one record per file"),
+        "vad_threshold": RecipeOption(0.5, "with segment=vad: speech probability a segment starts at (0-1; lower "
+                                           "keeps quieter speech)"),
+        "vad_min_duration": RecipeOption(1.0, "with segment=vad: shortest segment kept, seconds (shorter ones are "
+                                              "counted as skipped)"),
+        "vad_max_duration": RecipeOption(20.0, "with segment=vad: longest segment, seconds; longer speech is cut "
+                                               "at its least speech-like moment"),
+        "vad_padding": RecipeOption(0.2, "with segment=vad: silence kept before and after each segment, seconds"),
+        "vad_min_silence": RecipeOption(0.3, "with segment=vad: pauses shorter than this stay inside a segment, "
+                                             "seconds"),
     }
 
     @property
@@ -71,10 +90,62 @@ class Folder(Recipe):
             raise VoxboxError("folder: has no subsets; select files with the metadata file instead")
         if self.opts["gender"] and not map_gender(self.opts["gender"]):
             raise VoxboxError(f"folder: option gender must be female or male, got {self.opts['gender']!r}")
-        if self.opts["metadata"]:
-            yield from self._from_metadata(base)
-        else:
-            yield from self._from_sidecars(base)
+        if self.opts["segment"] not in SEGMENTERS:
+            raise VoxboxError(f"folder: option segment must be vad or empty, got {self.opts['segment']!r}")
+        items = self._from_metadata(base) if self.opts["metadata"] else self._from_sidecars(base)
+        if not self.opts["segment"]:
+            yield from items
+            return
+        from voxbox.sources.vad import SileroVad
+
+        cfg, vad = self.vad_config(), SileroVad()
+        for x in items:
+            yield from self._segmented(base, x, vad, cfg) if isinstance(x, Item) else (x,)
+
+    # -- VAD segments -----------------------------------------------------------------
+    def vad_config(self):
+        from voxbox.sources.vad import VadConfig
+
+        values = {}
+        for name in ("threshold", "min_duration", "max_duration", "padding", "min_silence"):
+            raw = self.opts[f"vad_{name}"]
+            try:
+                values[name] = float(raw)
+            except (TypeError, ValueError):
+                raise VoxboxError(f"folder: option vad_{name} must be a number, got {raw!r}") from None
+        cfg = VadConfig(**values)
+        try:
+            cfg.check()
+        except VoxboxError as e:
+            raise VoxboxError(f"folder: {e}") from None
+        return cfg
+
+    def _segmented(self, base: Path, item: Item, vad, cfg) -> Iterator:
+        """One span item per VAD segment of the item's recording; a rejection when the
+        recording cannot be read or holds no segment to keep."""
+        from voxbox.sources import vad as v
+
+        try:
+            header = item_header(base, item.path, self.check_tail)
+            track = _vad_track(base / item.path, vad)
+        except InputError as e:
+            yield reject(item.path, e.reason, e.detail, self.name)
+            return
+        sr, frames = header[0], header[1]
+        segs, short = v.segments(track, cfg, sr, frames)
+        if not segs:
+            why = f"{short} speech region(s), all shorter than vad_min_duration {cfg.min_duration:g} s" if short \
+                else f"no window reaches vad_threshold {cfg.threshold:g}"
+            yield reject(item.path, "no_speech", f"VAD: {why}", self.name)
+            return
+        fields = {k: val for k, val in item.fields.items() if k != "text"}
+        for n, seg in enumerate(segs):
+            f = {**fields, "utt_id": f"{fields['utt_id']}_{n:04d}",
+                 "span_offset": round(seg.start / sr, 6), "span_duration": round(seg.count / sr, 6)}
+            extra = {**item.extra, "vad_segment": n, "vad_speech_prob": seg.speech_prob}
+            yield Item(item.path, f, extra, header=header, key=f"{item.path}#{n:04d}")
+        for _ in range(short):
+            yield Skip(item.path, "short_vad_segment")
 
     # -- sidecar transcripts ------------------------------------------------------------
     def _from_sidecars(self, base: Path) -> Iterator:
@@ -84,6 +155,9 @@ class Folder(Recipe):
         for p in paths:
             if is_audio(p):
                 stem = p.rsplit(".", 1)[0]
+                if self.opts["segment"]:  # segments need no transcript (ASR writes theirs)
+                    yield Item(p, self._common(p))
+                    continue
                 try:
                     text = read_text_file(base / (stem + ext))
                 except InputError as e:
@@ -154,13 +228,15 @@ class Folder(Recipe):
                 continue
             listed.add(path)
             text = " ".join(str(row.get(o["text_column"]) or "").split())
-            if not text or len(text) > MAX_TEXT_CHARS:
+            if o["segment"]:
+                text = None  # a recording's transcript belongs to none of its segments
+            elif not text or len(text) > MAX_TEXT_CHARS:
                 why = f"empty column '{o['text_column']}'" if not text else \
                     f"column '{o['text_column']}' holds {len(text)} characters (at most {MAX_TEXT_CHARS})"
                 yield reject(path, "text_too_long" if text else "missing_transcript", f"{where}: {why}", self.name)
                 continue
             fields = {**self._common(path), "text": text}
-            extra = {}
+            extra: Dict = {}
             if o["id_column"] and row.get(o["id_column"]) not in (None, ""):
                 fields["utt_id"] = str(row[o["id_column"]]).strip()
             if o["speaker_column"] and row.get(o["speaker_column"]) not in (None, ""):
@@ -189,3 +265,38 @@ class Folder(Recipe):
             if p in listed or p == meta_rel:
                 continue
             yield unexplained(p, "audio not listed in the metadata file" if is_audio(p) else "")
+
+
+def _vad_track(path, vad):
+    """The recording's VAD track, decoded block by block; InputError on unusable audio."""
+    from voxbox.sources.vad import read_mono16
+
+    try:
+        with _open_audio(path) as fh:
+            return vad.track(read_mono16(fh))
+    except InputError:
+        raise
+    except ValueError as e:
+        if str(e) == "non_finite":
+            raise InputError("non_finite_samples", "NaN or infinite samples") from None
+        raise InputError("unreadable_audio", str(e).splitlines()[0] if str(e) else "") from None
+    except Exception as e:  # libsndfile's and soxr's errors vary by format and version
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError("unreadable_audio", msg) from None
+
+
+def _open_audio(path):
+    """A local recording opened as a regular file, or a remote one (voxbox.storage) read whole."""
+    import io
+
+    from voxbox import media, storage
+    from voxbox.limits import open_regular
+
+    try:
+        if storage.is_remote(path):
+            return io.BytesIO(media.location_bytes(media.Location(storage.as_remote(path))))
+        return open_regular(path, missing="missing_audio")
+    except FileRefused as e:
+        raise InputError(e.reason, e.detail) from None
+    except media.MediaError as e:
+        raise InputError(e.reason, str(e)) from None
