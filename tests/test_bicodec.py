@@ -209,3 +209,83 @@ def test_chunked_conv_front_end_equals_the_whole(tok, n):
         whole = tok.features.model.feature_extractor(x)
         chunked = tok.features.conv_features(x)
     assert chunked.shape == whole.shape and torch.equal(chunked, whole)
+
+
+@pytest.mark.parametrize("cin,cout,k,s", [(1536, 768, 16, 8), (1024, 48, 11, 5), (1024, 16, 3, 2)])
+def test_wide_transposed_conv_as_matrix_product_equals_the_convolution(cin, cout, k, s):
+    """Channels-last transposed convolutions this wide run as a product plus overlap-add
+    (BiCodec's first upsampling); the result is the convolution's, to float rounding, for
+    kernels that are, are not and are just over a multiple of the stride, batched or not."""
+    from spark_tokenize.bicodec.weight_norm import GEMM_MIN_IN_CHANNELS, WNConvTranspose1d, fold_weight_norm
+
+    assert cin >= GEMM_MIN_IN_CHANNELS
+    torch.manual_seed(k)
+    conv = WNConvTranspose1d(cin, cout, kernel_size=k, stride=s, padding=(k - s) // 2)
+    fold_weight_norm(conv)
+    for b, t in [(1, 50), (2, 37)]:
+        x = torch.randn(b, cin, t)
+        with torch.inference_mode():
+            plain = conv(x)
+            cl = conv(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
+        assert cl.shape == (b, cout, 1, plain.shape[-1]) and plain.shape[-1] == (t - 1) * s + k - 2 * ((k - s) // 2)
+        assert cl.is_contiguous(memory_format=torch.channels_last)
+        assert _maxdiff(cl[:, :, 0], plain) < 1e-4 * float(plain.abs().max())
+
+
+@pytest.mark.slow
+def test_vocoder_with_every_transposed_conv_as_matrix_product(tok, monkeypatch):
+    """The tiny vocoder (64 channels) with the product path forced on for all four blocks
+    (k16 x8, k11 x5, k8 x4, k4 x2) matches the plain full-length vocoder."""
+    from spark_tokenize.bicodec import wave_generator as wg, weight_norm as wn
+
+    voc = tok.model.decoder
+    torch.manual_seed(1)
+    x = torch.randn(2, voc.model[0].in_channels, 150)
+    with torch.inference_mode():
+        monkeypatch.setattr(voc, "chunked", False)
+        plain = voc(x)
+        monkeypatch.setattr(voc, "chunked", True)
+        monkeypatch.setattr(wn, "GEMM_MIN_IN_CHANNELS", 1)
+        monkeypatch.setattr(wg, "CHUNK_ELEMENTS", 4096)
+        assert _maxdiff(voc(x), plain) < 1e-5
+
+
+def test_vocoder_output_buffers_are_reused_and_private_to_a_thread(tok):
+    """Block outputs live in per-thread buffers that later calls reuse (no fresh pages per
+    call): decoding long, short, long again gives the fresh results, the second long call
+    writes where the first did, and two threads decoding at once do not mix results."""
+    import threading
+
+    from spark_tokenize.bicodec import wave_generator as wg
+
+    voc = tok.model.decoder
+    torch.manual_seed(2)
+    long, short = torch.randn(1, voc.model[0].in_channels, 120), torch.randn(1, voc.model[0].in_channels, 40)
+    block = voc.model[4]
+    with torch.inference_mode():
+        first = voc(long)
+        ptr = wg._WORKSPACE.bufs[block].data_ptr()
+        short_out = voc(short)
+        again = voc(long)
+        assert wg._WORKSPACE.bufs[block].data_ptr() == ptr
+        voc.chunked = False
+        try:
+            plain_long, plain_short = voc(long), voc(short)
+        finally:
+            voc.chunked = True
+    assert _maxdiff(first, plain_long) < 1e-5 and _maxdiff(short_out, plain_short) < 1e-5
+    assert torch.equal(first, again)
+
+    results = {}
+
+    def decode(name, x):
+        with torch.inference_mode():
+            for _ in range(3):
+                results[name] = voc(x)
+
+    threads = [threading.Thread(target=decode, args=(n, x)) for n, x in (("long", long), ("short", short))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert torch.equal(results["long"], first) and torch.equal(results["short"], short_out)

@@ -15,6 +15,9 @@ kernel must fault in page by page (a third of the vocoder's time in the referenc
 - Each upsampling block runs over time chunks of about ``CHUNK_ELEMENTS`` values, each
   with enough context on both sides (``DecoderBlock.context``) that its kept centre is
   exact; the chunk-sized intermediates are reused by the allocator instead of faulted in.
+- Each block's full-length output (up to ~40 MB for a 6 s clip, more than glibc ever
+  recycles) is written into a buffer kept per thread and reused by the next call
+  (``_block_output``), so its pages are faulted in once rather than on every call.
 - Utterances longer than ``max_frames`` latent frames are decoded in segments that
   overlap by the vocoder's receptive field, so memory stays flat with length.
 
@@ -24,6 +27,8 @@ Every path gives the unchunked result to float rounding (tests compare them).
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from typing import Optional
 
 import torch
@@ -38,6 +43,26 @@ from .weight_norm import WNConv1d, WNConvTranspose1d
 CHUNK_ELEMENTS = 1 << 20
 #: Samples a residual stack (k7 convolutions with dilations 1, 3, 9) reaches on each side.
 RESIDUAL_REACH = 3 * (1 + 3 + 9)
+
+#: Per thread: module -> flat float buffer holding that block's last output.
+_WORKSPACE = threading.local()
+
+
+def _block_output(owner: nn.Module, b: int, c: int, t: int, like: torch.Tensor) -> torch.Tensor:
+    """A channels-last (b, c, 1, t) output buffer for ``owner``, reused across calls.
+
+    Reused only within one thread (concurrent decodes never share it) and only while the
+    dtype, device and inference mode match; it grows to the longest output seen (at most
+    ``max_frames`` latent frames' worth). The caller consumes it before the next call.
+    """
+    bufs = getattr(_WORKSPACE, "bufs", None)
+    if bufs is None:
+        bufs = _WORKSPACE.bufs = weakref.WeakKeyDictionary()
+    n, flat = b * c * t, bufs.get(owner)
+    if (flat is None or flat.numel() < n or flat.dtype != like.dtype or flat.device != like.device
+            or flat.is_inference() != torch.is_inference_mode_enabled()):
+        flat = bufs[owner] = torch.empty(n, dtype=like.dtype, device=like.device)
+    return flat[:n].view(b, 1, t, c).permute(0, 3, 1, 2)
 
 
 class Snake1d(nn.Module):
@@ -109,8 +134,7 @@ class DecoderBlock(nn.Module):
         if x.dim() == 3:
             return self._run(x, mask), out_mask
         s, t = self.stride, x.shape[-1]
-        out = torch.empty((x.shape[0], self.output_dim, 1, t * s), dtype=x.dtype, device=x.device,
-                          memory_format=torch.channels_last)
+        out = _block_output(self, x.shape[0], self.output_dim, t * s, x)  # valid until the next call
         step = max(16, CHUNK_ELEMENTS // (self.output_dim * s))
         for a in range(0, t, step):
             e = min(t, a + step)
@@ -169,5 +193,22 @@ class WaveGenerator(nn.Module):
             mask = None if mask is None else mask.unsqueeze(2)
         for block in blocks:
             x, mask = block(x, mask)
-        x = tanh(last(apply_mask(snake(x), mask)))
-        return x.reshape(x.shape[0], x.shape[1], -1)
+        if x.dim() == 4:
+            return self._tail_chunked(x, mask)
+        return tanh(last(apply_mask(snake(x), mask)))
+
+    def _tail_chunked(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Snake -> conv k7 -> tanh over time chunks of the last block's (B, C, 1, T) output:
+        at full length the Snake alone would be a fresh 40 MB array for a 6 s clip."""
+        snake, last, tanh = list(self.model)[-3:]
+        b, _, _, t = x.shape
+        reach = last.kernel_size[0] // 2 * last.dilation[0]
+        out = x.new_empty((b, last.out_channels, t))
+        step = max(16, CHUNK_ELEMENTS // x.shape[1])
+        for a in range(0, t, step):
+            e = min(t, a + step)
+            lo, hi = max(0, a - reach), min(t, e + reach)
+            m = None if mask is None else mask[..., lo:hi]
+            y = tanh(last(apply_mask(snake(x[..., lo:hi]), m)))  # (B, C_out, 1, hi - lo)
+            out[..., a:e] = y[:, :, 0, a - lo:e - lo]
+        return out
