@@ -52,3 +52,30 @@ def tiny(tmp_path_factory) -> Path:
     from test_publish import make_built_dataset
 
     return make_built_dataset(tmp_path_factory.mktemp("built-tiny") / "tiny")
+
+
+S3_BUCKET = "voxbox-test"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """(endpoint env, an s3fs file system) of a moto S3 server on 127.0.0.1 with bucket
+    S3_BUCKET; the endpoint and keys are in this process's environment while it lives."""
+    s3fs = pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    mp = pytest.MonkeyPatch()
+    for k, v in env.items():
+        mp.setenv(k, v)
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="testing", secret="testing")
+    if not fs.exists(S3_BUCKET):  # moto keeps its buckets in this process across servers
+        fs.mkdir(S3_BUCKET)
+    yield env, fs
+    mp.undo()
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()

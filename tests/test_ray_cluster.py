@@ -24,6 +24,7 @@ from voxbox.build.run import build
 from voxbox.build.sources import manifest_source
 from voxbox.errors import VoxboxError
 
+from conftest import S3_BUCKET
 from voxbox_build_fixtures import TESTS, journalled_shards, shard_bytes, write_corpus_manifest, write_pipeline
 
 
@@ -53,21 +54,38 @@ def _node_running_a_shard(cluster, busy: Path):
     return None
 
 
-def _kill_a_busy_node(cluster, busy: Path, journal: Path, killed: list) -> None:
-    """Once a shard is journalled (the build is under way), remove a node that is
-    running a shard task."""
+def _kill_a_busy_node(cluster, busy: Path, journalled, killed: list) -> None:
+    """Once a shard is journalled (``journalled()`` counts them: the build is under way),
+    remove a node that is running a shard task."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        node = _node_running_a_shard(cluster, busy) if journalled_shards(journal) >= 1 else None
+        n = journalled()
+        node = _node_running_a_shard(cluster, busy) if n >= 1 else None
         if node is not None:
-            killed.append((node, journalled_shards(journal)))
+            killed.append((node, n))
             cluster.remove_node(node, allow_graceful=False)
             return
         time.sleep(0.05)
 
 
+def _store_journal(fs, prefix: str):
+    """Counter of the shard lines a build into s3://S3_BUCKET/prefix has journalled."""
+    def count() -> int:
+        fs.invalidate_cache()
+        try:
+            lines = [fs.cat(k).decode() for k in fs.find(f"{S3_BUCKET}/{prefix}/.journal")]
+        except FileNotFoundError:  # the build folds its journal objects together as it ends
+            return 0
+        return sum(1 for line in lines if '"kind":"shard"' in line.replace(" ", ""))
+    return count
+
+
 @pytest.mark.slow
-def test_build_on_three_nodes_survives_a_lost_node(tmp_path, monkeypatch):
+@pytest.mark.parametrize("output", ["folder", "s3"])
+def test_build_on_three_nodes_survives_a_lost_node(tmp_path, monkeypatch, output, request):
+    """``folder``: --out is a folder (here every node sees it); ``s3``: --out is an S3
+    prefix, so the nodes share nothing but the object store: each shard task commits on
+    its own node and uploads its shard."""
     ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'voxbox[ray]'")
     from ray.cluster_utils import Cluster
 
@@ -83,7 +101,12 @@ def test_build_on_three_nodes_survives_a_lost_node(tmp_path, monkeypatch):
     pipe = load_pipeline(write_pipeline(tmp_path / "p.yaml", stages=stages, shard_records=2))
     build(manifest_source(manifest), tmp_path / "local", pipe, workers=1)
 
-    out = tmp_path / "cluster"
+    if output == "s3":
+        _, fs = request.getfixturevalue("s3")
+        out, journalled = f"s3://{S3_BUCKET}/cluster", _store_journal(fs, "cluster")
+    else:
+        out = tmp_path / "cluster"
+        journalled = lambda: journalled_shards(out / "journal.jsonl")  # noqa: E731
     driver_cwd = tmp_path / "driver"
     driver_cwd.mkdir()
     monkeypatch.chdir(driver_cwd)
@@ -94,7 +117,7 @@ def test_build_on_three_nodes_survives_a_lost_node(tmp_path, monkeypatch):
         for _ in range(3):
             cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
         cluster.wait_for_nodes()
-        killer = threading.Thread(target=_kill_a_busy_node, args=(cluster, busy, out / "journal.jsonl", killed))
+        killer = threading.Thread(target=_kill_a_busy_node, args=(cluster, busy, journalled, killed))
         killer.start()
         try:
             build(manifest_source(manifest), out, pipe, engine="ray", workers=3, ray_address=cluster.address)
@@ -113,4 +136,8 @@ def test_build_on_three_nodes_survives_a_lost_node(tmp_path, monkeypatch):
         cluster.shutdown()
     print(f"first build {first}; node removed after {killed[0][1]} shard(s) were journalled")
     assert index["totals"]["records"] == 18
+    if output == "s3":
+        fs.invalidate_cache()
+        fs.get(f"{S3_BUCKET}/cluster/", str(tmp_path / "from-s3"), recursive=True)
+        out = tmp_path / "from-s3"
     assert shard_bytes(out) == shard_bytes(tmp_path / "local")

@@ -20,27 +20,7 @@ from voxbox.dataset.reader import open_dataset  # noqa: E402
 
 from voxbox_build_fixtures import subprocess_env, voxbox_cmd, write_corpus_manifest, write_pipeline  # noqa: E402
 
-BUCKET = "voxbox-test"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """(endpoint env, an s3fs file system) of a moto server on 127.0.0.1."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    mp = pytest.MonkeyPatch()
-    for k, v in env.items():
-        mp.setenv(k, v)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="testing", secret="testing")
-    fs.mkdir(BUCKET)
-    yield env, fs
-    mp.undo()
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
+from conftest import S3_BUCKET as BUCKET  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +213,25 @@ def test_storage_failure_is_one_clear_line(s3, setup):
     assert r.returncode == 1, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: s3://no-such-bucket/x: ") and "rerun" in last and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_corpus_in_s3_and_output_in_s3_give_the_pinned_shards(s3, shared, tmp_path):
+    """Object storage on both sides: LibriTTS-mini uploaded to S3 is read in place
+    (--root s3://...) and built into S3; the stored shards are the pinned bytes of the local
+    build (tests/test_pinned_output.py), and nothing names a local path."""
+    from test_pinned_output import ANNOTATE, _check
+
+    s3env, fs = s3
+    base = shared / "data" / "real-speech" / "libritts-mini" / "LibriTTS"
+    for p in sorted(base.rglob("*")):
+        if p.is_file():
+            fs.pipe(f"{BUCKET}/corpora/libritts-mini/{p.relative_to(base).as_posix()}", p.read_bytes())
+    args = ["build", "--corpus", "libritts", "--root", f"s3://{BUCKET}/corpora/libritts-mini",
+            "--stages", "annotate", "--workers", "1"]
+    r = _run(args, f"s3://{BUCKET}/both", s3env)
+    assert r.returncode == 0, r.stderr
+    got = _download(fs, "both", tmp_path / "got")
+    _check(got, ANNOTATE)
+    provenance = (got / "provenance.json").read_text()
+    assert f"s3://{BUCKET}/corpora/libritts-mini" in provenance and str(shared) not in provenance
