@@ -179,6 +179,17 @@ def test_vocoder_cpu_paths_agree_with_the_plain_one(tok, tiny_bicodec, monkeypat
     assert _maxdiff(chunked[1, :, :500 * 320], plain_short[0]) < 1e-5
 
 
+def _plain_vocoder_output(voc, monkeypatch, batch: int, frames: int, seed: int):
+    """(random latents, the plain full-length vocoder's output on them); the vocoder is left
+    in its chunked mode for the caller to compare."""
+    torch.manual_seed(seed)
+    x = torch.randn(batch, voc.model[0].in_channels, frames)
+    monkeypatch.setattr(voc, "chunked", False)
+    plain = voc(x)
+    monkeypatch.setattr(voc, "chunked", True)
+    return x, plain
+
+
 @pytest.mark.slow
 def test_vocoder_chunks_see_the_right_context(tok, monkeypatch):
     """Each block's context covers what its residual stack and kernel reach: shrinking it breaks
@@ -187,12 +198,8 @@ def test_vocoder_chunks_see_the_right_context(tok, monkeypatch):
 
     voc = tok.model.decoder
     monkeypatch.setattr(wg, "CHUNK_ELEMENTS", 4096)
-    torch.manual_seed(0)
-    x = torch.randn(1, voc.model[0].in_channels, 200)
     with torch.inference_mode():
-        monkeypatch.setattr(voc, "chunked", False)
-        plain = voc(x)
-        monkeypatch.setattr(voc, "chunked", True)
+        x, plain = _plain_vocoder_output(voc, monkeypatch, batch=1, frames=200, seed=0)
         assert _maxdiff(voc(x), plain) < 1e-5
         block = voc.model[4]
         monkeypatch.setattr(block, "context", block.context // 2)
@@ -239,12 +246,8 @@ def test_vocoder_with_every_transposed_conv_as_matrix_product(tok, monkeypatch):
     from spark_tokenize.bicodec import wave_generator as wg, weight_norm as wn
 
     voc = tok.model.decoder
-    torch.manual_seed(1)
-    x = torch.randn(2, voc.model[0].in_channels, 150)
     with torch.inference_mode():
-        monkeypatch.setattr(voc, "chunked", False)
-        plain = voc(x)
-        monkeypatch.setattr(voc, "chunked", True)
+        x, plain = _plain_vocoder_output(voc, monkeypatch, batch=2, frames=150, seed=1)
         monkeypatch.setattr(wn, "GEMM_MIN_IN_CHANNELS", 1)
         monkeypatch.setattr(wg, "CHUNK_ELEMENTS", 4096)
         assert _maxdiff(voc(x), plain) < 1e-5

@@ -14,19 +14,12 @@ import pytest
 
 from voxbox.dataset.reader import open_dataset
 
-from voxbox_build_fixtures import shard_bytes, subprocess_env, voxbox_cmd, write_corpus_manifest, write_pipeline
+from voxbox_build_fixtures import reference_build, shard_bytes, subprocess_env, voxbox_cmd
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("resume")
-    manifest = write_corpus_manifest(tmp, n=14, reject_every=5)
-    pfile = write_pipeline(tmp / "p.yaml", shard_mb=1.0, shard_records=3)
-    args = ["build", "--manifest", str(manifest), "--pipeline", str(pfile), "--workers", "1"]
-    ref = tmp / "ref"
-    r = subprocess.run(voxbox_cmd(*args, "--out", str(ref)), env=subprocess_env(), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return tmp, args, ref
+    return reference_build(tmp_path_factory.mktemp("resume"))
 
 
 def _run(args, out, **env):

@@ -203,3 +203,17 @@ def shard_bytes(out: Path) -> dict:
 
 def index_json(out: Path) -> dict:
     return json.loads((out / "index.json").read_text())
+
+
+def reference_build(tmp: Path):
+    """(tmp, build args without --out, the reference folder they built): 14 records, every
+    5th rejected, shards of 3 records, one worker. Resume tests rebuild and compare."""
+    import subprocess
+
+    manifest = write_corpus_manifest(tmp, n=14, reject_every=5)
+    pfile = write_pipeline(tmp / "p.yaml", shard_mb=1.0, shard_records=3)
+    args = ["build", "--manifest", str(manifest), "--pipeline", str(pfile), "--workers", "1"]
+    ref = tmp / "ref"
+    r = subprocess.run(voxbox_cmd(*args, "--out", str(ref)), env=subprocess_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return tmp, args, ref
