@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Harness  # noqa: E402
+from harness import Harness, parse_one_thread  # noqa: E402
 
 SHARED = Path(os.environ.get("VOXBOX_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -25,9 +25,7 @@ SHARED = Path(os.environ.get("VOXBOX_SHARED", Path(__file__).resolve().parents[2
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=12, help="shared 16 kHz clips to score")
-    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs")
-    args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args = parse_one_thread(ap)
     from speechmos import dnsmos as ref
 
     from voxbox.annotate.dnsmos import DNSMOS

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Harness  # noqa: E402
+from harness import Harness, parse_one_thread  # noqa: E402
 
 SHARED = Path(os.environ.get("VOXBOX_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -41,9 +41,7 @@ def _audio(minutes: float) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="minutes of audio to segment")
-    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs")
-    args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args = parse_one_thread(ap)
     import torch
     from silero_vad import get_speech_timestamps, load_silero_vad
 

@@ -74,6 +74,15 @@ def m3ed_rows(data: Path, n: int):
     return rows, paths, sum(sf.info(str(p)).duration for p in paths)
 
 
+def parse_one_thread(ap):
+    """Add ``--repeat`` (best of N runs), parse, and keep OpenMP/BLAS to one thread (the
+    per-core figures of the single-thread benchmarks)."""
+    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return args
+
+
 @dataclass
 class Measurement:
     label: str
