@@ -93,13 +93,12 @@ class Store:
     """An output prefix in an fsspec file system, addressed by relative names."""
 
     def __init__(self, url: str):
-        try:
-            from fsspec.core import url_to_fs
+        from voxbox.storage.remote import open_fs
 
-            self.fs, self.root = url_to_fs(url)
-        except (ImportError, ValueError) as e:
-            raise VoxboxError(f"--out {url}: cannot open this storage ({e}); install the scheme's fsspec "
-                              "package (s3fs for s3://, gcsfs for gs://)") from None
+        try:  # the same file systems (and Hub endpoint and token checks) as remote roots
+            self.fs, self.root = open_fs(url)
+        except VoxboxError as e:
+            raise VoxboxError(f"--out {e}") from None
         self.url = url.rstrip("/")
         self.root = self.root.rstrip("/")
 

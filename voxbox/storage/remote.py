@@ -41,7 +41,8 @@ def open_fs(url: str) -> Tuple[object, str]:
         from voxbox.errors import VoxboxError
         from voxbox.release.hub import _first_line
 
-        raise VoxboxError(f"{redact(url)}: cannot open this storage ({_first_line(e)})") from None
+        raise VoxboxError(f"{redact(url)}: cannot open this storage ({_first_line(e)}); install the scheme's "
+                          "fsspec package (s3fs for s3://, gcsfs for gs://)") from None
 
 
 def _hf_fs():
