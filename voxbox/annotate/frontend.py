@@ -227,18 +227,14 @@ def labelled_front_ends(recs: Iterable, label_of: Callable, skipped: Dict[str, i
     """(record, label, front end) for each record with a label whose audio reads, for the
     trainers; the others are counted in ``skipped`` by reason (``reason`` when the record
     has no label, else the audio's)."""
-    no_label = reason
     for rec in recs:
-        label, reason = label_of(rec), no_label
+        label, why = label_of(rec), reason
         if label is not None:
             try:
-                yield rec, label, front_end(rec)
-                continue
+                fe = front_end(rec)
             except AudioError as e:
-                reason = e.reason
-        skipped[reason] = skipped.get(reason, 0) + 1
-
-
-def speaker_key(rec) -> Optional[str]:
-    """A speaker id unique across corpora (corpus/speaker), None without one."""
-    return f"{rec.corpus or ''}/{rec.speaker}" if rec.speaker else None
+                why = e.reason
+            else:
+                yield rec, label, fe
+                continue
+        skipped[why] = skipped.get(why, 0) + 1

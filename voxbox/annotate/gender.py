@@ -195,7 +195,8 @@ def labelled_gender(rec: Utterance) -> Optional[str]:
 def extract_features(recs: Iterable[Utterance], features: Sequence[str], progress_desc: str = "features"):
     """(X, labels, speakers, skipped) for labelled records; unreadable clips are skipped
     and counted by reason."""
-    from voxbox.annotate.frontend import labelled_front_ends, speaker_key
+    from voxbox.annotate.frontend import labelled_front_ends
+    from voxbox.labels.speakers import speaker_key
     from voxbox.progress import Progress
     from voxbox.annotate.features import gender_features
     from voxbox.annotate.pitch import f0_world, import_pyworld
@@ -207,7 +208,7 @@ def extract_features(recs: Iterable[Utterance], features: Sequence[str], progres
             speech = fe.speech
             X.append(gender_features(speech, fe.sr, f0_world(speech, fe.sr, pw), features))
             labels.append(label)
-            speakers.append(speaker_key(rec))
+            speakers.append(speaker_key(rec.corpus, rec.speaker))
             bar.update(1, audio_seconds=fe.duration)
     return np.array(X, dtype=np.float64).reshape(len(X), len(features)), labels, speakers, skipped
 

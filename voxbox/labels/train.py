@@ -115,7 +115,8 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
             batch_size: int = 16) -> Clips:
     """Embeddings and scalars of every labelled, readable clip of the sources."""
     from voxbox.annotate.features import SCALAR_FEATURES
-    from voxbox.annotate.frontend import labelled_front_ends, speaker_key
+    from voxbox.annotate.frontend import labelled_front_ends
+    from voxbox.labels.speakers import speaker_key
     from voxbox.annotate.pitch import f0_world, import_pyworld
     from voxbox.progress import Progress
 
@@ -134,7 +135,7 @@ def extract(sources: Sequence[Source], task: str, encoder, scalar_names: Sequenc
                                            reason=NO_LABEL[task])
             for rec, label, fe in labelled:
                 f0 = f0_world(fe.speech, fe.sr, pw)
-                meta = (label, speaker_key(rec), rec.corpus or src.name, src.name)
+                meta = (label, speaker_key(rec.corpus, rec.speaker), rec.corpus or src.name, src.name)
                 pending.append((meta, fe.speech, [SCALAR_FEATURES[n](f0) for n in scalar_names]))
                 if len(pending) >= batch_size:
                     flush()
