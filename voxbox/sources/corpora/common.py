@@ -51,15 +51,16 @@ def audio_for(base: Path, rel: str, corpus: str) -> Union[str, Rejection]:
                   f"ffmpeg -i '{posixpath.basename(rel)}' -vn -ac 1 '{posixpath.basename(stem)}.wav'", corpus)
 
 
-def is_sidecar(base: Path, rel: str) -> bool:
-    """A ``.txt`` transcript beside a ``.wav`` of the same stem (read with its audio file)."""
-    return rel.endswith(".txt") and (base / (rel[:-4] + ".wav")).is_file()
+def is_sidecar(base: Path, rel: str, audio: Tuple[str, ...] = (".wav",)) -> bool:
+    """A ``.txt`` transcript beside an audio file of the same stem and one of the ``audio``
+    extensions (read with its audio file)."""
+    return rel.endswith(".txt") and any((base / (rel[:-4] + ext)).is_file() for ext in audio)
 
 
 def sidecar_text(base: Path, rel: str, corpus: str, required: bool = True) -> Union[str, None, Rejection]:
     """The transcript in the ``.txt`` beside audio ``rel``: its text, None when it is absent
     and not ``required``, else a rejection of ``rel`` (missing, unreadable, not UTF-8, ...)."""
-    path = base / (rel[:-4] + ".txt")
+    path = base / (posixpath.splitext(rel)[0] + ".txt")
     if not required and not path.is_file():
         return None
     try:

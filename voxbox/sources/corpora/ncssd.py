@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from voxbox.errors import VoxboxError
-from voxbox.sources.corpora.base import InputError, Item, Recipe, is_audio, read_text_file, reject, unexplained, walk
+from voxbox.record import Rejection
+from voxbox.sources.corpora.base import Item, Recipe, is_audio, unexplained, walk
+from voxbox.sources.corpora.common import is_sidecar, sidecar_text
 
 SUBSETS = {"CL-CN": "zh", "RC-CN": "zh", "CL-EN": "en", "RC-EN": "en", "RL-EN": "en"}
 
@@ -30,15 +32,14 @@ class NCSSD(Recipe):
             raise VoxboxError(f"ncssd: none of the subset folders {', '.join(SUBSETS)} under {base}")
         for sub in self.check_subsets(subsets, found):
             for p in walk(base, sub):
-                if p.endswith(".txt") and any((base / (p[:-4] + e)).is_file() for e in (".wav", ".flac")):
+                if is_sidecar(base, p, (".wav", ".flac")):
                     continue
                 if not is_audio(p) or p.count("/") < 2:
                     yield unexplained(p)
                     continue
-                try:
-                    text = read_text_file(base / (p.rsplit(".", 1)[0] + ".txt"))
-                except InputError as e:
-                    yield reject(p, e.reason, e.detail, self.name)
+                text = sidecar_text(base, p, self.name)
+                if isinstance(text, Rejection):
+                    yield text
                     continue
                 yield Item(p, {"speaker": p.split("/")[-2], "text": text, "language": SUBSETS[sub]},
                            {"ncssd_subset": sub})
