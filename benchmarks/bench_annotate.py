@@ -68,9 +68,6 @@ def main() -> None:
             for emb, f0 in zip(encoder.embed_batch(speeches), f0s):
                 model.predict(emb.astype(np.float16), [robust_f0(f0)])
 
-    def with_cpu(label, fn):
-        return cpu_timed(cpu, label, fn)
-
     cpu: dict = {}
     h = Harness("annotate")
     h.note(f"{len(rows)} clips, {seconds / 3600:.3f} h of audio from {args.data.name}; "
@@ -80,13 +77,13 @@ def main() -> None:
         write_manifest(man, [Utterance(index=r["index"], text=r["text"], source_path=r["wav_path"],
                                        corpus_root=str(audio_root)) for r in rows])
         bare()  # warm the page cache so neither side pays for the first read
-        base = h.measure("bare kernels (plain loop)", with_cpu("bare", bare), audio_seconds=seconds, items=len(rows),
-                         repeat=args.repeat)
+        base = h.measure("bare kernels (plain loop)", cpu_timed(cpu, "bare", bare), audio_seconds=seconds,
+                         items=len(rows), repeat=args.repeat)
         one = h.measure("annotate, 1 worker",
-                        with_cpu("one", lambda: annotate_manifest(man, Path(tmp) / "o1.jsonl", workers=1)),
+                        cpu_timed(cpu, "one", lambda: annotate_manifest(man, Path(tmp) / "o1.jsonl", workers=1)),
                         audio_seconds=seconds, items=len(rows), repeat=args.repeat)
         two = h.measure("annotate, 2 workers",
-                        with_cpu("two", lambda: annotate_manifest(man, Path(tmp) / "o2.jsonl", workers=2)),
+                        cpu_timed(cpu, "two", lambda: annotate_manifest(man, Path(tmp) / "o2.jsonl", workers=2)),
                         audio_seconds=seconds, items=len(rows), cores=2, repeat=args.repeat)
     h.ratio("overhead (annotate 1 worker / bare)", one, base)
     h.ratio("scaling (1 worker time / 2 workers time)", one, two)

@@ -46,9 +46,6 @@ def main() -> None:
     h.note(f"{len(rows)} clips, {seconds / 3600:.3f} h of audio from {args.data.name}, 1 worker, 1 torch thread")
     cpu: dict = {}
 
-    def timed(label, fn):
-        return cpu_timed(cpu, label, fn)
-
     encoder = GE2EEncoder()
     speeches = [front_end(p).speech for p in paths]
 
@@ -69,10 +66,10 @@ def main() -> None:
         got = {}
         for label, opts in runs.items():
             out = Path(tmp) / f"{len(got)}.jsonl"
-            got[label] = h.measure(label, timed(label, lambda o=opts, out=out: annotate_manifest(man, out, **o)),
-                                   audio_seconds=seconds, items=len(rows), repeat=args.repeat)
+            run = cpu_timed(cpu, label, lambda o=opts, out=out: annotate_manifest(man, out, **o))
+            got[label] = h.measure(label, run, audio_seconds=seconds, items=len(rows), repeat=args.repeat)
             h.note(f"{label}: output manifest {out.stat().st_size / 1e6:.2f} MB")
-        alone = h.measure("GE2E alone (batches of 8)", timed("GE2E alone (batches of 8)", ge2e_alone),
+        alone = h.measure("GE2E alone (batches of 8)", cpu_timed(cpu, "GE2E alone (batches of 8)", ge2e_alone),
                           audio_seconds=seconds, items=len(rows), repeat=args.repeat)
     base = got["no embedding (F0 gender model)"]
     h.ratio("default / no embedding", got["default (GE2E gender model)"], base)
