@@ -44,10 +44,8 @@ class DailyTalk(Recipe, name="dailytalk", emotional=True, top_dirs=("dailytalk",
             if is_sidecar(base, p):
                 continue
             m = _NAME.match(p.rsplit("/", 1)[-1])
-            if not m or p.split("/")[1] != m.group("dia"):
-                yield unexplained(p)
-                continue
-            text = sidecar_text(base, p, self.name)
+            known = m is not None and p.split("/")[1] == m.group("dia")
+            text = sidecar_text(base, p, self.name) if known else unexplained(p)
             if isinstance(text, Rejection):
                 yield text
                 continue

@@ -34,10 +34,8 @@ class NCSSD(Recipe):
             for p in walk(base, sub):
                 if is_sidecar(base, p, (".wav", ".flac")):
                     continue
-                if not is_audio(p) or p.count("/") < 2:
-                    yield unexplained(p)
-                    continue
-                text = sidecar_text(base, p, self.name)
+                known = is_audio(p) and p.count("/") >= 2
+                text = sidecar_text(base, p, self.name) if known else unexplained(p)
                 if isinstance(text, Rejection):
                     yield text
                     continue
