@@ -708,7 +708,9 @@ class _PrepareRun:
             except ValueError:
                 pass
         self.dedupe_ids = dedupe
-        self.seen: set = set()  # 64-bit ints, not strings: a 10M-file corpus keeps this small
+        from voxbox.idset import IdSet
+
+        self.seen = IdSet()  # the ids' 64 hash bits in a numpy table: ~20 bytes an id, not ~90
         self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
     def is_ignored(self, rel: str) -> bool:
@@ -769,8 +771,6 @@ class _PrepareRun:
 
     def dedupe(self, res: Union[Utterance, Rejection]) -> Union[Utterance, Rejection]:
         if isinstance(res, Utterance):
-            key = int(res.index[-16:], 16)
-            if key in self.seen:
+            if not self.seen.add(int(res.index[-16:], 16)):
                 return Rejection(STAGE, res.source_path, DUPLICATE_ID[0], res.index, DUPLICATE_ID[1])
-            self.seen.add(key)
         return res
