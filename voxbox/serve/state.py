@@ -136,23 +136,15 @@ class SynthResults:
             return self._items.get(key)
 
 
-# serve indexes the shards into a local query table, reads records by file offset and
-# appends corrections.jsonl beside the dataset: it needs the folder on this machine.
-SERVE_REMOTE_ADVICE = ("it reads the shards by offset and writes corrections.jsonl beside them; copy the "
-                       "dataset here first (e.g. `aws s3 sync URL DIR`, `hf download --repo-type dataset ...`) "
-                       "and serve that folder")
-
-
 class ServeState:
     def __init__(self, settings: Settings, log=None):
         from voxbox.build.corrections import CORRECTIONS_NAME
-        from voxbox.dataset.reader import open_dataset, require_local
+        from voxbox.dataset.reader import open_dataset
         from voxbox.serve.models import Models
         from voxbox.serve.store import ShardStore
         from voxbox.serve.table import RecordTable
 
         self.settings = settings
-        require_local(settings.dataset_dir, "serve", SERVE_REMOTE_ADVICE)
         self.ds = open_dataset(settings.dataset_dir)
         self.models = Models(settings.model_dir, settings.device, settings.max_new_tokens)
         self.models.check()
