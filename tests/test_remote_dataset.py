@@ -150,14 +150,36 @@ def test_commands_that_need_a_local_folder_refuse_a_url(built, fresh, capsys, ar
     assert "copy" in err and len(err.splitlines()) == 1
 
 
-def test_memory_build_in_process(sample, fresh, tmp_path):
-    """memory:// (fsspec's in-process store): built, opened and validated in one process."""
+def test_memory_build_in_process(sample, fresh, monkeypatch, capsys):
+    """memory:// (fsspec's in-process store): built, opened and validated in one process;
+    a shard read the storage refuses mid-run is the storage's one line, in the reader and
+    in validate."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
     url = "memory://voxbox-remote-read/sample"
     assert main(["build", "--corpus", "sample", "--out", url, "-j", "1", "-q"]) == 0
     storage.forget()
     got, want = open_dataset(url), open_dataset(sample)
     assert list(got.records()) == list(want.records())
     assert validate(url).ok
+    storage.forget()
+    plain = MemoryFileSystem.cat_file
+
+    def denied(self, path, *args, **kwargs):
+        if path.endswith((".tar", ".parquet")):
+            raise PermissionError(f"{path}: no")
+        return plain(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "cat_file", denied)
+    ds = open_dataset(url)
+    for fmt in ("parquet", "webdataset"):
+        with pytest.raises(storage.StorageError) as e:
+            list(ds.records(fmt))
+        assert e.value.reason == "remote_denied" and f"{url}/{fmt}/" in str(e.value)
+    capsys.readouterr()
+    assert main(["validate", url]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {url}/webdataset/") and "access denied" in err and len(err.splitlines()) == 1
 
 
 @pytest.fixture
