@@ -198,15 +198,15 @@ class Store:
             self._call(lambda: self._remove([self.key(r) for r in rels]), f"removing {len(rels)} object(s)")
 
     def _remove(self, keys: List[str]) -> None:
-        # HfFileSystem removes one path per call (one commit each).
-        for batch in ([k] for k in keys) if self.url.startswith("hf://") else [keys]:
+        one = self.url.startswith("hf://")  # HfFileSystem removes one path per call (one commit each)
+        for batch in ([k] for k in keys) if one else [keys]:
             try:
-                self.fs.rm(batch)
+                self.fs.rm(batch[0] if one else batch)
             except FileNotFoundError:  # a retry after a lost answer: some are gone already
                 self.fs.invalidate_cache()
                 left = [k for k in batch if self.fs.exists(k)]
                 if left:
-                    self.fs.rm(left)
+                    self.fs.rm(left[0] if one else left)
 
 
 class StoreLock:
