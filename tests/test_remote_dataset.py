@@ -6,6 +6,7 @@ need the folder on this machine (publish, serve) refuse a URL with what to do in
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -130,8 +131,6 @@ def test_report_and_lhotse_export_read_an_s3_build(built, fresh, tmp_path):
     remote = (tmp_path / "remote.html").read_text().replace(url, "SRC")
     assert remote == (tmp_path / "local.html").read_text().replace(str(ref.resolve()), "SRC")
     pytest.importorskip("lhotse")
-    import json
-
     assert main(["export", "lhotse", url, "-o", str(tmp_path / "lr"), "-f", "jsonl", "-q"]) == 0
     assert main(["export", "lhotse", str(ref), "-o", str(tmp_path / "ll"), "-f", "jsonl", "-q"]) == 0
     got, want = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("lr", "ll"))
@@ -162,8 +161,18 @@ def test_memory_build_in_process(sample, fresh, monkeypatch, capsys):
     got, want = open_dataset(url), open_dataset(sample)
     assert list(got.records()) == list(want.records())
     assert validate(url).ok
-    storage.forget()
     memfs = fsspec.filesystem("memory")  # the cached instance the storage layer uses
+    index = got.index
+    index["shards"][0]["files"]["parquet"]["path"] = "../../elsewhere/x.parquet"
+    for key in memfs.find("/voxbox-remote-read/sample"):
+        memfs.pipe_file(key.replace("/sample/", "/outside/"), memfs.cat_file(key))
+    memfs.pipe_file("/voxbox-remote-read/outside/index.json", json.dumps(index).encode())
+    storage.forget()
+    capsys.readouterr()
+    assert main(["validate", "memory://voxbox-remote-read/outside"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: memory://voxbox-remote-read/outside: index.json names a "
+                                               "file outside the dataset (../../elsewhere/x.parquet); refusing it")
+    storage.forget()
     plain = memfs.cat_file
 
     def denied(path, *args, **kwargs):

@@ -163,11 +163,20 @@ class BuiltDataset:
 
     def shard_files(self, fmt: str, split: Optional[str] = None) -> list:
         """Paths of the shard files of one format (RemotePaths for a remote dataset), in
-        shard order; with ``split``
-        only the shards of that split (a record split such as ``test``, or its Hub name)."""
+        shard order; with ``split`` only the shards of that split (a record split such as
+        ``test``, or its Hub name)."""
         if fmt not in self.formats:
             raise VoxboxError(f"{self.path}: has no {fmt} shards (formats: {', '.join(self.formats)})")
-        return [self.path / s["files"][fmt]["path"] for s in self.split_shards(split)]
+        return [self.file(s["files"][fmt]["path"]) for s in self.split_shards(split)]
+
+    def file(self, rel: str):
+        """The file ``rel`` (a path index.json names) inside the dataset; one that leaves a
+        remote dataset's root is refused in one line."""
+        try:
+            return self.path / rel
+        except ValueError:  # RemotePath refuses "../" and absolute names
+            raise VoxboxError(f"{self.path}: index.json names a file outside the dataset ({rel}); "
+                              "refusing it") from None
 
     @property
     def splits(self) -> List[str]:
@@ -239,7 +248,7 @@ class BuiltDataset:
         for shard in self.shards:
             lo, hi = shard.get("first_index"), shard.get("last_index")
             if lo is not None and any(lo <= i <= hi for i in wanted):
-                path = self.path / shard["files"]["webdataset"]["path"]
+                path = self.file(shard["files"]["webdataset"]["path"])
                 for rec, audio, ext in self.file_samples(path, "webdataset"):
                     if rec.index in wanted:
                         out[rec.index] = (audio, ext)

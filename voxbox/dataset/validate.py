@@ -20,9 +20,9 @@ Checks, each failure named as ``<file or record>: <problem>``:
 A dataset in object storage or on the Hub (``voxbox validate s3://bucket/prefix``, any
 URL :func:`voxbox.dataset.reader.open_dataset` takes) gets the same checks: each shard
 file is copied, by retried range reads, to a temporary file (one at a time, removed
-once checked: the disk holds at most one shard, memory a few MiB of blocks), hashed and
-read from there, so every byte comes down once. A storage failure that retries do not
-cure ends the run with its one-line error (a rerun starts over).
+once checked: the disk holds at most one shard, memory the storage layer's 48 MiB block
+cache), hashed and read from there, so every byte comes down once. A storage failure
+that retries do not cure ends the run with its one-line error (a rerun starts over).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def _check_file(local: Path, info: dict, report: ValidationReport) -> None:
 def _shard_file(ds, rel: str, scratch: Optional[str]):
     """The shard file ``rel`` as a local path (None when it is missing): the file itself,
     or for a remote dataset a temporary copy in ``scratch``, removed afterwards."""
-    p = ds.path / rel
+    p = ds.file(rel)
     if not ds.remote:
         yield p if p.exists() else None
         return
