@@ -460,11 +460,15 @@ class RejectsWriter:
         self.close()
 
 
-def read_rejects(path: Union[str, Path]) -> Iterator[Rejection]:
-    path = Path(path)
+def read_rejects(path) -> Iterator[Rejection]:
+    """The rejections of a rejects file: a local path, or a
+    :class:`~voxbox.storage.RemotePath` (a dataset in object storage), streamed."""
+    from voxbox.storage import RemotePath
+
+    path = path if isinstance(path, RemotePath) else Path(path)
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
+    with io.TextIOWrapper(path.open("rb"), encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 yield Rejection.from_dict(json.loads(line))

@@ -12,7 +12,7 @@ export_app = typer.Typer(help="Export a built dataset as training data for other
 
 @export_app.command("sparktts")
 def export_sparktts_cmd(
-    dataset: Path = typer.Argument(..., help="Built dataset folder (output of voxbox build) with BiCodec tokens."),
+    dataset: str = typer.Argument(..., help="Built dataset folder (output of voxbox build) with BiCodec tokens. A URL a build wrote to (s3://..., hf://datasets/OWNER/NAME[@REV]/PATH) is read in place."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: sparktts-<split>-NNNNNN.<ext> files + "
                              "summary.json."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or parquet."),
@@ -44,7 +44,7 @@ def export_sparktts_cmd(
 
 @export_app.command("lhotse")
 def export_lhotse_cmd(
-    dataset: Path = typer.Argument(..., help="Built dataset folder (output of voxbox build)."),
+    dataset: str = typer.Argument(..., help="Built dataset folder (output of voxbox build). A URL a build wrote to (s3://..., hf://datasets/OWNER/NAME[@REV]/PATH) is read in place."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: one folder of manifests per split + "
                              "summary.json."),
     fmt: str = typer.Option("shar", "--format", "-f", help="shar (Lhotse Shar: cuts + audio tars, like voxbox's "

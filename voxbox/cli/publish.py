@@ -1,6 +1,5 @@
 """CLI command: voxbox publish (see voxbox.cli for conventions)."""
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -12,7 +11,9 @@ _TOKEN_HELP = ("Hugging Face token with write access. Default: $HF_TOKEN, else t
 
 
 def publish(
-    dataset_dir: Path = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`)."),
+    dataset_dir: str = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`) on this "
+                                      "machine. To publish a build in object storage, build with --out "
+                                      "hf://datasets/OWNER/NAME/PATH instead, or copy it here first."),
     repo_id: str = typer.Option(..., "--repo-id", help="Dataset repo to publish to, OWNER/NAME; created if missing."),
     private: bool = typer.Option(False, "--private", help="Create the repo as private (an existing repo keeps "
                                  "its visibility). Default: public."),

@@ -8,7 +8,7 @@ import typer
 
 
 def report(
-    dataset_dir: Path = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`)."),
+    dataset_dir: str = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`). A URL a build wrote to (s3://..., hf://datasets/OWNER/NAME[@REV]/PATH) is read in place."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title. Default: 'voxbox report: NAME'."),
 ) -> None:

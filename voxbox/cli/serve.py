@@ -16,7 +16,8 @@ def _default_table_dir() -> Path:
 
 
 def serve_command(
-    dataset_dir: Path = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`)."),
+    dataset_dir: str = typer.Argument(..., help="A built dataset folder (the output of `voxbox build`) on this "
+                                      "machine (a dataset in object storage: copy it here first)."),
     model_dir: Optional[Path] = typer.Option(
         None, "--model-dir", "-m",
         help="Spark-TTS model folder: BiCodec/ gives the reconstruction of each record from its stored tokens; "

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
-
-
 def validate_command(
-    path: Path = typer.Argument(..., help="A built dataset folder (the --out of voxbox build)."),
+    path: str = typer.Argument(..., help="A built dataset: a folder, or the URL a build wrote to "
+                               "(s3://BUCKET/PREFIX, hf://datasets/OWNER/NAME[@REV]/PATH, any fsspec URL), "
+                               "checked in place, one shard at a time."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Skip decoding audio (checksums, counts, tokens only)."),
 ) -> None:
     """Re-read every shard and check it against the index: counts, sha256, audio decodes,
@@ -26,7 +24,7 @@ def validate_command(
     if not report.ok:
         result(data, "\n".join(report.problems))
         # A VoxboxError gives the one-line "error: ..." and exit code 1 (see voxbox.cli).
-        raise VoxboxError(f"{path}: {report.summary()}")
+        raise VoxboxError(f"{report.path}: {report.summary()}")
     result(data, report.summary())
 
 

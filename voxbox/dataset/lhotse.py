@@ -173,7 +173,7 @@ def export_lhotse(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *, f
         for s in splits:
             name = hub_split(s)
             written[name] = _export_split(ds, s, out / name, out / "audio" / name, fmt, bar)
-    summary = {"format": fmt, "dataset": str(Path(dataset_dir)), "dataset_name": ds.name, "splits": written,
+    summary = {"format": fmt, "dataset": str(ds.path), "dataset_name": ds.name, "splits": written,
                "records": sum(v["cuts"] for v in written.values())}
     (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary

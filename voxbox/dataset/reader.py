@@ -14,6 +14,13 @@ this module, never by globbing shard files::
     for rej in ds.rejects():               # Rejection: stage, path, reason, index, detail
         ...
 
+``open_dataset`` also takes the URL of a dataset built into object storage or the Hub
+(``s3://bucket/prefix``, ``memory://...``, ``hf://datasets/OWNER/NAME[@REV]/PATH``, any
+fsspec URL): it is read in place through :mod:`voxbox.storage` (``ds.path`` is then a
+:class:`~voxbox.storage.RemotePath`): index and metadata whole, shards by byte ranges
+(Parquet reads only the columns asked for; a tar streams), every request retried, a
+failure one :class:`~voxbox.storage.StorageError` line. Nothing is copied to disk.
+
 Both shard formats hold the same records in the same order (by split, then index; a
 shard never mixes splits); readers use Parquet when the folder has it (it can skip the
 audio column) and WebDataset otherwise, or the format passed as ``fmt=``. ``split=``
@@ -26,16 +33,20 @@ torch ``DataLoader`` and :func:`voxbox.dataset.hf_dataset` gives a Hugging Face
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple, Union
 
 from voxbox.errors import VoxboxError
 from voxbox.record import Rejection, Utterance
 from voxbox.manifest import _from_arrow_row, read_rejects
 from voxbox.shards import index as ix
+
+if TYPE_CHECKING:
+    from voxbox.storage import RemotePath
 
 
 def hub_split(split: Optional[str]) -> str:
@@ -87,9 +98,16 @@ def hf_webdataset_features(audio_ext: str = "flac", decode_audio: bool = False):
 class BuiltDataset:
     """A built folder: its index, shard files, records, samples and rejects."""
 
-    def __init__(self, path: Union[str, Path]):
-        self.path = Path(path)
-        self.index: dict = ix.read_index(self.path)
+    def __init__(self, path: Union[str, Path, "RemotePath"]):
+        self.path = dataset_root(path)
+        self.index: dict = _read_index(self.path)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the folder is in object storage or on the Hub (``path`` a RemotePath)."""
+        from voxbox.storage import is_remote
+
+        return is_remote(self.path)
 
     # -- facts ------------------------------------------------------------------------
     @property
@@ -139,15 +157,26 @@ class BuiltDataset:
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
     @property
-    def rejects_path(self) -> Path:
+    def rejects_path(self):
+        """rejects.jsonl: a Path, or a RemotePath for a remote dataset."""
         return self.path / ix.REJECTS_NAME
 
-    def shard_files(self, fmt: str, split: Optional[str] = None) -> List[Path]:
-        """Absolute paths of the shard files of one format, in shard order; with ``split``
-        only the shards of that split (a record split such as ``test``, or its Hub name)."""
+    def shard_files(self, fmt: str, split: Optional[str] = None) -> list:
+        """Paths of the shard files of one format (RemotePaths for a remote dataset), in
+        shard order; with ``split`` only the shards of that split (a record split such as
+        ``test``, or its Hub name)."""
         if fmt not in self.formats:
             raise VoxboxError(f"{self.path}: has no {fmt} shards (formats: {', '.join(self.formats)})")
-        return [self.path / s["files"][fmt]["path"] for s in self.split_shards(split)]
+        return [self.file(s["files"][fmt]["path"]) for s in self.split_shards(split)]
+
+    def file(self, rel: str):
+        """The file ``rel`` (a path index.json names) inside the dataset; one that leaves a
+        remote dataset's root is refused in one line."""
+        try:
+            return self.path / rel
+        except ValueError:  # RemotePath refuses "../" and absolute names
+            raise VoxboxError(f"{self.path}: index.json names a file outside the dataset ({rel}); "
+                              "refusing it") from None
 
     @property
     def splits(self) -> List[str]:
@@ -187,20 +216,10 @@ class BuiltDataset:
             for rec, _audio, _ext in self.samples(fmt, split):
                 yield rec
             return
-        import pyarrow.parquet as pq
-
         for path in self.shard_files(fmt, split):
-            with self._reading(path):
-                pf = pq.ParquetFile(str(path))
-                cols = [c for c in pf.schema_arrow.names if c != "audio"]
-                groups = range(pf.num_row_groups)
-            for i in groups:
-                with self._reading(path):
-                    rows = pf.read_row_group(i, columns=cols).to_pylist()
-                for row in rows:
-                    rec = _from_arrow_row(row)
-                    if keep(rec):
-                        yield rec
+            for rec in self._guarded(path, _parquet_records(path)):
+                if keep(rec):
+                    yield rec
 
     def samples(self, fmt: Optional[str] = None,
                 split: Optional[str] = None) -> Iterator[Tuple[Utterance, bytes, str]]:
@@ -229,17 +248,17 @@ class BuiltDataset:
         for shard in self.shards:
             lo, hi = shard.get("first_index"), shard.get("last_index")
             if lo is not None and any(lo <= i <= hi for i in wanted):
-                path = self.path / shard["files"]["webdataset"]["path"]
+                path = self.file(shard["files"]["webdataset"]["path"])
                 for rec, audio, ext in self.file_samples(path, "webdataset"):
                     if rec.index in wanted:
                         out[rec.index] = (audio, ext)
         return out
 
-    def file_samples(self, path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
+    def file_samples(self, path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
         """``(record, audio_bytes, audio_ext)`` of one shard file (a damaged file is one clear error)."""
         return self._guarded(path, _shard_samples(path, fmt))
 
-    def _reading(self, path: Path):
+    def _reading(self, path):
         """Turn a damaged or missing shard into one clear error that points at validate."""
         import contextlib
         import tarfile
@@ -257,7 +276,7 @@ class BuiltDataset:
 
         return guard()
 
-    def _guarded(self, path: Path, items: Iterator) -> Iterator:
+    def _guarded(self, path, items: Iterator) -> Iterator:
         while True:
             with self._reading(path):
                 try:
@@ -278,10 +297,40 @@ def _split_filter(split: Optional[str]):
     return lambda rec: hub_split(rec.split) == want
 
 
-def _parquet_audio(path: Path, wanted: set, out: dict) -> None:
+@contextlib.contextmanager
+def opened(path):
+    """A shard file as pyarrow and tarfile take it: a local path's string, or an open
+    seekable file over a remote one (closed afterwards)."""
+    from voxbox.storage import is_remote
+
+    if not is_remote(path):
+        yield str(path)
+        return
+    with path.open() as fh:
+        yield fh
+
+
+def _parquet_records(path) -> Iterator[Utterance]:
+    """The records of one Parquet shard, a row group at a time, without the audio column."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(str(path))
+    with opened(path) as src:
+        pf = pq.ParquetFile(src)
+        cols = [c for c in pf.schema_arrow.names if c != "audio"]
+        for i in range(pf.num_row_groups):
+            for row in pf.read_row_group(i, columns=cols).to_pylist():
+                yield _from_arrow_row(row)
+
+
+def _parquet_audio(path, wanted: set, out: dict) -> None:
+    with opened(path) as src:
+        _row_group_audio(src, wanted, out)
+
+
+def _row_group_audio(src, wanted: set, out: dict) -> None:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(src)
     # The leaf column of "index" (audio's bytes and path are leaves of their own).
     col = next(j for j in range(pf.metadata.num_columns) if pf.metadata.schema.column(j).path == "index")
     for i in range(pf.num_row_groups):
@@ -294,16 +343,21 @@ def _parquet_audio(path: Path, wanted: set, out: dict) -> None:
                 out[row["index"]] = (row["audio"]["bytes"], apath.rsplit(".", 1)[-1].lower() if "." in apath else "")
 
 
-def _shard_samples(path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
+def _shard_samples(path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str]]:
     """``(record, audio bytes, ext)`` of one shard file of either format."""
-    if fmt == "parquet":
-        from voxbox.shards.parquet import iter_parquet_rows
+    with opened(path) as src:
+        if fmt == "parquet":
+            from voxbox.shards.parquet import iter_parquet_rows
 
-        yield from iter_parquet_rows(path)
-        return
+            yield from iter_parquet_rows(src)
+        else:
+            yield from _tar_samples(path, src)
+
+
+def _tar_samples(path, src) -> Iterator[Tuple[Utterance, bytes, str]]:
     from voxbox.shards.webdataset import iter_tar_samples, record_from_json, split_sample
 
-    for key, members in iter_tar_samples(path):
+    for key, members in iter_tar_samples(src):
         try:
             rec_json, audio, ext = split_sample(members)
         except ValueError as e:
@@ -311,9 +365,51 @@ def _shard_samples(path: Path, fmt: str) -> Iterator[Tuple[Utterance, bytes, str
         yield record_from_json(rec_json), audio, ext
 
 
-def open_dataset(path: Union[str, Path]) -> BuiltDataset:
-    """Open a built folder; raises VoxboxError if it has no (finished) index."""
-    p = Path(path)
+def dataset_root(path):
+    """Where a dataset is: a local Path, or a RemotePath for a URL (``file://`` is local;
+    an ``hf://`` URL without a revision is pinned to the repo's head commit)."""
+    from voxbox.storage import is_remote, is_url, root_path
+
+    if is_remote(path) or (isinstance(path, str) and is_url(path)):
+        return root_path(path)
+    return Path(path).expanduser()
+
+
+def _read_index(root) -> dict:
+    from voxbox.storage import is_remote
+
+    if not is_remote(root):
+        return ix.read_index(root)
+    found = root / ix.INDEX_NAME
+    if not found.is_file():
+        raise ix.not_built(root)
+    try:
+        data = found.read_bytes(limit=ix.MAX_INDEX_BYTES)
+    except OverflowError as e:
+        raise VoxboxError(f"{found}: {e}") from None
+    return ix.parse_index(data.decode("utf-8", "replace"), found)
+
+
+def require_local(path, command: str, advice: str) -> None:
+    """Refuse a dataset URL in a command that needs the folder on this machine."""
+    from voxbox.storage import is_remote, is_url, redact
+
+    if is_remote(path) or is_url(str(path)):
+        raise VoxboxError(f"{redact(str(path))}: voxbox {command} needs the built folder on this machine; {advice}")
+
+
+def open_dataset(path) -> BuiltDataset:
+    """Open a built folder, or a dataset built into object storage or the Hub (a URL:
+    ``s3://...``, ``memory://...``, ``hf://datasets/O/N[@REV]/PATH``); raises
+    VoxboxError if it has no (finished) index, StorageError if the storage fails."""
+    from voxbox.storage import StorageError, is_remote
+
+    root = dataset_root(path)
+    if is_remote(root):
+        if not root.is_dir():
+            raise StorageError("remote_missing", f"{root.not_found()}; give a built dataset (the --out of voxbox build)")
+        return BuiltDataset(root)
+    p = root
     if not p.is_dir():
         if p.exists():
             raise VoxboxError(f"{p}: is a file; give a built dataset folder (the --out of voxbox build)")

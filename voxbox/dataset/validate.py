@@ -16,13 +16,23 @@ Checks, each failure named as ``<file or record>: <problem>``:
 - tokens, when present: 32 global tokens in 0..4095, semantic tokens in 0..8191 and
   as many as BiCodec makes for the audio (``floor((N16 - 400) / 320) + 1`` for N16
   samples at 16 kHz, i.e. ~50 per second, within 2 + 2 %).
+
+A dataset in object storage or on the Hub (``voxbox validate s3://bucket/prefix``, any
+URL :func:`voxbox.dataset.reader.open_dataset` takes) gets the same checks: each shard
+file is copied, by retried range reads, to a temporary file (one at a time, removed
+once checked: the disk holds at most one shard, memory the storage layer's 48 MiB block
+cache), hashed and read from there, so every byte comes down once. A storage failure
+that retries do not cure ends the run with its one-line error (a rerun starts over).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -40,6 +50,7 @@ DURATION_TOLERANCE_S = 0.05
 LOUDNESS_TOLERANCE_LU = 1.0  # re-measured from the shard; lossless storage agrees to ~0.01
 SILENT_PEAK = 1e-4           # -80 dBFS: no recording of speech peaks this low
 MAX_PROBLEMS_PER_KIND = 50
+COPY_CHUNK = 8 << 20         # a remote shard comes down in reads of this size (each retried)
 
 
 @dataclass
@@ -167,14 +178,14 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     from voxbox.progress import Progress
 
     ds = open_dataset(path)
-    report = ValidationReport(Path(path))
+    report = ValidationReport(ds.path)
     report.shards = len(ds.shards)
     total = _check_totals(ds, report)
-    _check_files(ds, report)  # files first: a bad checksum explains later record problems
     digests: Dict[int, List[str]] = {}  # shard -> record digests of the first format
-    with Progress("validate", total=total * len(ds.formats)) as bar:
+    scratch = tempfile.TemporaryDirectory(prefix="voxbox-validate-") if ds.remote else contextlib.nullcontext()
+    with scratch as tmp, Progress("validate", total=total * len(ds.formats)) as bar:
         for fmt in ds.formats:
-            walk = _Walk(fmt, check_audio, bar)
+            walk = _Walk(fmt, check_audio, bar, tmp)
             for s in ds.shards:
                 _check_shard(ds, s, walk, digests, report)
             if fmt == ds.formats[0]:
@@ -193,21 +204,34 @@ def _check_totals(ds, report: ValidationReport) -> int:
     return total
 
 
-def _check_files(ds, report: ValidationReport) -> None:
-    for s in ds.shards:
-        for fmt in ds.formats:
-            info = s["files"].get(fmt)
-            if info is None:
-                report.add(f"shard {s['shard']}", f"no {fmt} file in the index")
-                continue
-            p = ds.path / info["path"]
-            report.files += 1
-            if not p.exists():
-                report.add(info["path"], "missing")
-            elif p.stat().st_size != info["bytes"]:
-                report.add(info["path"], f"{p.stat().st_size} bytes, index says {info['bytes']}")
-            elif ix.sha256_file(p) != info["sha256"]:
-                report.add(info["path"], "sha256 does not match the index")
+def _check_file(local: Path, info: dict, report: ValidationReport) -> None:
+    """Size and sha256 of a shard file against the index (checked before its records:
+    a bad checksum explains the record problems that follow)."""
+    size = local.stat().st_size
+    if size != info["bytes"]:
+        report.add(info["path"], f"{size} bytes, index says {info['bytes']}")
+    elif ix.sha256_file(local) != info["sha256"]:
+        report.add(info["path"], "sha256 does not match the index")
+
+
+@contextlib.contextmanager
+def _shard_file(ds, rel: str, scratch: Optional[str]):
+    """The shard file ``rel`` as a local path (None when it is missing): the file itself,
+    or for a remote dataset a temporary copy in ``scratch``, removed afterwards."""
+    p = ds.file(rel)
+    if not ds.remote:
+        yield p if p.exists() else None
+        return
+    if not p.is_file():
+        yield None
+        return
+    local = Path(scratch) / p.name
+    try:
+        with p.open() as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK)
+        yield local
+    finally:
+        local.unlink(missing_ok=True)
 
 
 @dataclass
@@ -217,20 +241,33 @@ class _Walk:
     fmt: str
     check_audio: bool
     bar: Any
+    scratch: Optional[str] = None  # where a remote dataset's shard is copied while checked
     seen: set = field(default_factory=set)
     last_by_split: Dict[str, str] = field(default_factory=dict)
 
 
 def _check_shard(ds, s: dict, walk: _Walk, digests: Dict[int, List[str]], report: ValidationReport) -> None:
+    info = s["files"].get(walk.fmt)
+    if info is None:
+        report.add(f"shard {s['shard']}", f"no {walk.fmt} file in the index")
+        return
+    report.files += 1
+    with _shard_file(ds, info["path"], walk.scratch) as local:
+        if local is None:
+            report.add(info["path"], "missing")
+            return
+        _check_file(local, info, report)
+        _check_contents(ds, s, local, walk, digests, report)
+
+
+def _check_contents(ds, s: dict, local: Path, walk: _Walk, digests: Dict[int, List[str]],
+                    report: ValidationReport) -> None:
+    """The records of one shard file: count, index range, the same as the first format's."""
     from voxbox.shards.parquet import iter_parquet_rows
 
-    info = s["files"].get(walk.fmt)
-    if info is None or not (ds.path / info["path"]).exists():
-        return
-    rel = info["path"]
+    rel = s["files"][walk.fmt]["path"]
     try:
-        stream = (iter_parquet_rows(ds.path / rel) if walk.fmt == "parquet"
-                  else _tar_stream(ds.path / rel, report, rel))
+        stream = iter_parquet_rows(local) if walk.fmt == "parquet" else _tar_stream(local, report, rel)
         keys, shard_digests = _check_records(ds, stream, rel, walk, report)
     except VoxboxError:
         raise

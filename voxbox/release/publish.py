@@ -221,8 +221,12 @@ def publish(dataset_dir: Union[str, Path], repo_id: str, *, private: bool = Fals
     endpoint without Xet storage gets LFS uploads (noted in the result). The comparison
     by sha256 works the same for both.
     """
+    from voxbox.dataset.reader import require_local
     from voxbox.release.hub import endpoint_url
 
+    require_local(dataset_dir, "publish", "it uploads local files; build straight to the Hub with "
+                  "`voxbox build --out hf://datasets/OWNER/NAME/PATH`, or copy the dataset here first "
+                  "(e.g. `aws s3 sync URL DIR`) and publish that folder")
     if "/" not in repo_id or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise VoxboxError(f"--repo-id must look like OWNER/NAME, got {repo_id!r}")
     if batch_files < 1 or batch_bytes < 1:

@@ -417,7 +417,7 @@ def write_report(dataset_dir: Union[str, Path], out: Union[str, Path], *, title:
     stats = collect_stats(ds, progress=progress)
     facts = {"shards": str(len(ds.shards)), "formats": ", ".join(ds.formats)}
     audio = ds.audio_of(row.odd.index for row in listening_rows(stats))
-    page = render_html(stats, title=title or f"voxbox report: {ds.name}", source=str(Path(dataset_dir).resolve()),
+    page = render_html(stats, title=title or f"voxbox report: {ds.name}", source=str(ds.path if ds.remote else ds.path.resolve()),
                        facts=facts, audio=audio)
     out = Path(out)
     try:

@@ -23,6 +23,13 @@ from voxbox.serve.state import Settings
 __all__ = ["Settings", "serve", "open_socket"]
 
 
+# serve indexes the shards into a local query table, reads records by file offset and
+# appends corrections.jsonl beside the dataset: it needs the folder on this machine.
+REMOTE_ADVICE = ("it reads the shards by offset and writes corrections.jsonl beside them; copy the dataset "
+                 "here first (e.g. `aws s3 sync URL DIR`, `hf download --repo-type dataset ...`) and serve "
+                 "that folder")
+
+
 def open_socket(host: str, port: int) -> socket.socket:
     """A listening socket, so a busy port is a clear error before anything else starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -43,8 +50,10 @@ def serve(settings: Settings, log: Callable[[str], None] = print,
           ready: Optional[Callable[[str, int], None]] = None) -> None:
     """Open the dataset, bind, call ``ready(url, records)`` and serve until interrupted
     (``log`` gets the notices, e.g. that the records are being indexed)."""
+    from voxbox.dataset.reader import require_local
     from voxbox.serve.security import bind_problem
 
+    require_local(settings.dataset_dir, "serve", REMOTE_ADVICE)
     problem = bind_problem(settings.host, settings.auth_token)
     if problem:
         raise VoxboxError(problem)

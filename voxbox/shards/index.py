@@ -254,15 +254,29 @@ def build_index(*, name: str, formats: Iterable[str], audio_format: str, shard_e
     }
 
 
+MAX_INDEX_BYTES = 1 << 30  # index.json is read whole (a shard entry is ~1 KB)
+
+
 def read_index(out_dir: PathLike) -> dict:
     path = Path(out_dir) / INDEX_NAME
     if not path.exists():
-        raise VoxboxError(f"{out_dir}: not a built dataset (no {INDEX_NAME}; run `voxbox build` first, "
-                          f"or rerun it to finish an interrupted build)")
+        raise not_built(out_dir)
+    return parse_index(path.read_text(encoding="utf-8"), path)
+
+
+def not_built(out_dir) -> VoxboxError:
+    return VoxboxError(f"{out_dir}: not a built dataset (no {INDEX_NAME}; run `voxbox build` first, "
+                       f"or rerun it to finish an interrupted build)")
+
+
+def parse_index(text: str, where) -> dict:
+    """index.json's text as a dict, its format checked (``where`` names it in errors:
+    a local path or a URL)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise VoxboxError(f"{path}: not valid JSON ({e.msg})") from None
-    if data.get("format") != FORMAT_VERSION:
-        raise VoxboxError(f"{path}: unknown index format {data.get('format')!r} (expected {FORMAT_VERSION})")
+        raise VoxboxError(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise VoxboxError(f"{where}: unknown index format {found!r} (expected {FORMAT_VERSION})")
     return data

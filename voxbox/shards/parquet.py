@@ -82,11 +82,12 @@ class ParquetShardWriter:
         self._writer.is_open = False
 
 
-def iter_parquet_rows(path: Union[str, Path]) -> Iterator[Tuple[Utterance, bytes, str]]:
-    """Yield ``(record, audio_bytes, audio_ext)`` a row group at a time."""
+def iter_parquet_rows(path: Union[str, Path, BinaryIO]) -> Iterator[Tuple[Utterance, bytes, str]]:
+    """Yield ``(record, audio_bytes, audio_ext)`` a row group at a time, from a path or an
+    open seekable binary file (a remote shard)."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(str(path))
+    pf = pq.ParquetFile(path if hasattr(path, "read") else str(path))
     for i in range(pf.num_row_groups):
         for row in pf.read_row_group(i).to_pylist():
             audio = row.pop("audio") or {}

@@ -375,7 +375,7 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
     # Every example's target is semantic tokens: without any, the export would be empty.
     # (Stops at the first tokenized record; records are read without their audio.)
     if not any(r.semantic_tokens for r in ds.records()):
-        raise VoxboxError(f"{dataset_dir}: no record has BiCodec tokens, so there is nothing to export; "
+        raise VoxboxError(f"{ds.path}: no record has BiCodec tokens, so there is nothing to export; "
                           "build it with --model-dir (the tokenize stage)")
     # Everything that can fail on bad input is loaded before the output folder is touched.
     encoder = IdEncoder(tokenizer_dir) if tokenizer_dir is not None else None
@@ -388,7 +388,7 @@ def export_sparktts(dataset_dir: Union[str, Path], out_dir: Union[str, Path], *,
         _prepare_out(out, overwrite)
         run = _Run(out, fmt, style, shard_size, encoder, max_tokens, {}, Counter(), {t: Counter() for t in tasks})
         _write_examples(ds, run, tasks, bounds)
-        summary = _summary(run, ds, dataset_dir, tasks, boundaries)
+        summary = _summary(run, ds, tasks, boundaries)
         ix.write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
 
@@ -409,11 +409,11 @@ def _write_examples(ds, run: _Run, tasks: Tuple[str, ...], bounds) -> None:
         run.series[split].flush()
 
 
-def _summary(run: _Run, ds, dataset_dir, tasks: Tuple[str, ...], boundaries) -> dict:
+def _summary(run: _Run, ds, tasks: Tuple[str, ...], boundaries) -> dict:
     return {
         "format": run.fmt,
         "style": run.style,
-        "dataset": str(Path(dataset_dir)),
+        "dataset": str(ds.path),
         "dataset_name": ds.name,
         "records": run.records,
         "tasks": list(tasks),

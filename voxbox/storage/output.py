@@ -23,6 +23,11 @@ keeps the store the truth:
   (``journal.jsonl``; the line objects then go) are uploaded, ``index.json`` last, so a
   prefix without ``index.json`` is an unfinished build, as for a local folder.
 
+Every store operation is retried on transient failures, with the bounded backoff of
+remote reads (:mod:`voxbox.storage.retry`), and is safe to repeat after an answer was
+lost; a failure left after the last try is one :class:`~voxbox.storage.StorageError`
+line, and what is already stored and journalled stays for the rerun.
+
 The lock is a lease: the object ``.voxbox-lock`` names its holder and is renewed every
 ``LEASE_S / 5`` seconds by a thread; a build finding a lease renewed less than
 ``LEASE_S`` ago (``VOXBOX_LEASE_S``, default 300) refuses to start, an older one (a
@@ -43,7 +48,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, TypeVar
 
 from voxbox.build.engine.common import fault_point
 from voxbox.errors import VoxboxError
@@ -55,6 +60,7 @@ _OWN = {ix.INDEX_NAME, ix.JOURNAL_NAME, ix.PIPELINE_NAME, ix.PROVENANCE_NAME, ix
 _OWN_DIRS = {JOURNAL_DIR, *ix.FORMAT_DIRS.values()}
 _CHUNK = 8 << 20
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 def _reported(method):
@@ -64,8 +70,13 @@ def _reported(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        from voxbox.storage.retry import StorageError
+
         try:
             return method(self, *args, **kwargs)
+        except StorageError as e:
+            raise StorageError(e.reason, str(e) if "rerun" in str(e) else
+                               f"{e}; committed shards stay in the store, rerun to resume") from None
         except VoxboxError:
             raise
         except Exception as e:  # noqa: BLE001 - every backend raises its own types
@@ -90,7 +101,11 @@ def lease_s() -> float:
 
 
 class Store:
-    """An output prefix in an fsspec file system, addressed by relative names."""
+    """An output prefix in an fsspec file system, addressed by relative names. Every
+    operation is retried on transient failures (:func:`voxbox.storage.retry.call`: the
+    same tries and backoff as reads, ``VOXBOX_REMOTE_TRIES``, ``VOXBOX_REMOTE_BACKOFF_S``)
+    and written so that a retry after a lost answer does no harm; what fails for good is a
+    :class:`~voxbox.storage.StorageError` naming the prefix."""
 
     def __init__(self, url: str):
         from voxbox.storage.remote import open_fs
@@ -105,14 +120,24 @@ class Store:
     def key(self, rel: str) -> str:
         return f"{self.root}/{rel}"
 
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        from voxbox.storage import retry
+
+        return retry.call(fn, self.url, what)
+
     def files(self) -> List[str]:
         """Every object under the prefix, relative, sorted."""
-        self.fs.invalidate_cache()
-        if not self.fs.exists(self.root):
-            return []
-        return sorted(p[len(self.root) + 1:] for p in self.fs.find(self.root) if p.startswith(self.root + "/"))
+        def find() -> List[str]:
+            self.fs.invalidate_cache()
+            if not self.fs.exists(self.root):
+                return []
+            return sorted(p[len(self.root) + 1:] for p in self.fs.find(self.root) if p.startswith(self.root + "/"))
+        return self._call(find, "listing")
 
     def size(self, rel: str) -> Optional[int]:
+        return self._call(lambda: self._size(rel), f"reading the size of {rel}")
+
+    def _size(self, rel: str) -> Optional[int]:
         self.fs.invalidate_cache()
         try:
             return int(self.fs.info(self.key(rel))["size"])
@@ -120,28 +145,45 @@ class Store:
             return None
 
     def sha256(self, rel: str) -> str:
-        h = hashlib.sha256()
-        with self.fs.open(self.key(rel), "rb", block_size=_CHUNK) as fh:
-            for block in iter(lambda: fh.read(_CHUNK), b""):
-                h.update(block)
-        return h.hexdigest()
+        def digest() -> str:  # a retry hashes the object again from its start
+            h = hashlib.sha256()
+            with self.fs.open(self.key(rel), "rb", block_size=_CHUNK) as fh:
+                for block in iter(lambda: fh.read(_CHUNK), b""):
+                    h.update(block)
+            return h.hexdigest()
+        return self._call(digest, f"reading {rel}")
 
     def read_text(self, rel: str) -> Optional[str]:
-        try:
-            return self.fs.cat_file(self.key(rel)).decode("utf-8")
-        except FileNotFoundError:
-            return None
+        def read() -> Optional[str]:
+            try:
+                return self.fs.cat_file(self.key(rel)).decode("utf-8")
+            except FileNotFoundError:
+                return None
+        return self._call(read, f"reading {rel}")
 
     def put_file(self, local: Path, rel: str) -> None:
-        """Upload under a temporary key, check its size, move it to ``rel``."""
+        """Upload under a temporary key, check its size, move it to ``rel``. A short
+        upload is tried again; the final key never holds a partial object."""
         tmp = rel + ix.PARTIAL_SUFFIX
         want = local.stat().st_size
-        self.fs.put_file(str(local), self.key(tmp))
-        fault_point("upload")  # test hook: a kill here leaves only the temporary key
-        got = self.size(tmp)
-        if got != want:
-            raise VoxboxError(f"{self.url}/{rel}: uploaded {got} bytes of {want}; rerun to resume")
-        self.fs.mv(self.key(tmp), self.key(rel))
+
+        def upload() -> None:
+            self.fs.put_file(str(local), self.key(tmp))
+            fault_point("upload")  # test hook: a kill here leaves only the temporary key
+            got = self._size(tmp)
+            if got != want:
+                raise ConnectionResetError(f"uploaded {got} bytes of {want}")  # transient: upload again
+        self._call(upload, f"uploading {rel}")
+        self._call(lambda: self._move(tmp, rel, want), f"moving {tmp} to {rel}")
+
+    def _move(self, tmp: str, rel: str, want: int) -> None:
+        try:
+            self.fs.mv(self.key(tmp), self.key(rel))
+        except FileNotFoundError:
+            # The temporary key was there (its size was just checked): a move retried after
+            # its answer was lost finds it gone and the object already in place.
+            if self._size(tmp) is not None or self._size(rel) != want:
+                raise
 
     def put_text(self, rel: str, text: str) -> None:
         with tempfile.NamedTemporaryFile("wb", delete=False) as fh:
@@ -152,13 +194,19 @@ class Store:
             os.unlink(fh.name)
 
     def remove(self, rels: List[str]) -> None:
-        if not rels:
-            return
-        if self.url.startswith("hf://"):  # HfFileSystem removes one path per call (one commit each)
-            for r in rels:
-                self.fs.rm(self.key(r))
-        else:
-            self.fs.rm([self.key(r) for r in rels])
+        if rels:
+            self._call(lambda: self._remove([self.key(r) for r in rels]), f"removing {len(rels)} object(s)")
+
+    def _remove(self, keys: List[str]) -> None:
+        one = self.url.startswith("hf://")  # HfFileSystem removes one path per call (one commit each)
+        for batch in ([k] for k in keys) if one else [keys]:
+            try:
+                self.fs.rm(batch[0] if one else batch)
+            except FileNotFoundError:  # a retry after a lost answer: some are gone already
+                self.fs.invalidate_cache()
+                left = [k for k in batch if self.fs.exists(k)]
+                if left:
+                    self.fs.rm(left[0] if one else left)
 
 
 class StoreLock:

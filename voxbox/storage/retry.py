@@ -82,7 +82,8 @@ def is_transient(e: BaseException) -> bool:
     if isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNO:
         return True
     mod, name = type(e).__module__ or "", type(e).__name__
-    return mod.startswith(("httpx", "httpcore", "aiohttp", "requests", "urllib3")) and \
+    # botocore (s3fs) raises its own connection errors: EndpointConnectionError, ReadTimeoutError, ...
+    return mod.startswith(("httpx", "httpcore", "aiohttp", "requests", "urllib3", "botocore", "aiobotocore")) and \
         any(w in name for w in ("Timeout", "Connect", "Protocol", "Network", "Disconnect"))
 
 
