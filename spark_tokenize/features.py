@@ -280,7 +280,9 @@ class TimeMajorFrontEnd:
         self.dim = self.layers[-1][0].shape[-1]
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._one(v) for v in values])
+        # In the weights' own dtype even under a caller's autocast (in-place sums need one dtype).
+        with torch.autocast("cpu", enabled=False):
+            return torch.stack([self._one(v.to(self.layers[0][0].dtype)) for v in values])
 
     def _one(self, wav: torch.Tensor) -> torch.Tensor:
         """(N,) samples -> (T, C) frames."""

@@ -227,6 +227,17 @@ def test_time_major_front_end_equals_the_checkpoint_modules(tok, n):
     assert torch.equal(padded[:, :whole.shape[1]], alone)
 
 
+def test_front_end_keeps_float32_under_a_callers_autocast(tok):
+    """A caller's bfloat16 autocast (on the transformer, say) leaves the front end exact."""
+    torch.manual_seed(1)
+    x = torch.randn(1, 20_000)
+    with torch.inference_mode():
+        plain = tok.features.conv_features(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under = tok.features.conv_features(x)
+    assert under.dtype == torch.float32 and torch.equal(under, plain)
+
+
 @pytest.mark.parametrize("cin,cout,k,s", [(1536, 768, 16, 8), (1024, 48, 11, 5), (1024, 16, 3, 2)])
 def test_wide_transposed_conv_as_matrix_product_equals_the_convolution(cin, cout, k, s):
     """Channels-last transposed convolutions this wide run as a product plus overlap-add
