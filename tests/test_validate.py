@@ -108,6 +108,27 @@ def test_duplicate_keys_and_count_mismatch(good, tmp_path):
     assert Utterance  # noqa: B018
 
 
+def test_a_record_changed_in_one_format_only_is_named(good, tmp_path):
+    """The two formats of a shard are compared record by record (one digest per shard
+    since validate must stay small at tens of millions of records): one changed
+    transcript in the tar is found."""
+    _, _, src = good
+    out = _copy(src, tmp_path)
+    index = json.loads((out / "index.json").read_text())
+    tar_path = out / index["shards"][1]["files"]["webdataset"]["path"]
+    with tarfile.open(tar_path) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
+    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as t:
+        for m, d in members:
+            if m.name.endswith(".json") and b"utterance number" in d:
+                d = d.replace(b"utterance number", b"utterance numbr", 1)
+                m.size = len(d)
+            t.addfile(m, io.BytesIO(d))
+    problems = validate(out, check_audio=False).problems
+    assert any("v-000001" in p and "records differ from the" in p for p in problems), problems
+    assert not any("v-000000" in p or "v-000002" in p for p in problems)
+
+
 def test_rejects_count_must_match(good, tmp_path):
     _, _, src = good
     out = _copy(src, tmp_path)

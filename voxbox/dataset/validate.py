@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from voxbox.dataset.reader import open_dataset
 from voxbox.errors import VoxboxError
+from voxbox.idset import IdSet, key64
 from voxbox.record import Utterance
 from voxbox.shards import index as ix
 
@@ -181,7 +182,7 @@ def validate(path: Union[str, Path], *, check_audio: bool = True, progress: bool
     report = ValidationReport(ds.path)
     report.shards = len(ds.shards)
     total = _check_totals(ds, report)
-    digests: Dict[int, List[str]] = {}  # shard -> record digests of the first format
+    digests: Dict[int, str] = {}  # shard -> digest of the first format's records, in order
     scratch = tempfile.TemporaryDirectory(prefix="voxbox-validate-") if ds.remote else contextlib.nullcontext()
     with scratch as tmp, Progress("validate", total=total * len(ds.formats)) as bar:
         for fmt in ds.formats:
@@ -242,11 +243,11 @@ class _Walk:
     check_audio: bool
     bar: Any
     scratch: Optional[str] = None  # where a remote dataset's shard is copied while checked
-    seen: set = field(default_factory=set)
+    seen: IdSet = field(default_factory=IdSet)  # 64-bit keys of the indices: ~20 bytes a record
     last_by_split: Dict[str, str] = field(default_factory=dict)
 
 
-def _check_shard(ds, s: dict, walk: _Walk, digests: Dict[int, List[str]], report: ValidationReport) -> None:
+def _check_shard(ds, s: dict, walk: _Walk, digests: Dict[int, str], report: ValidationReport) -> None:
     info = s["files"].get(walk.fmt)
     if info is None:
         report.add(f"shard {s['shard']}", f"no {walk.fmt} file in the index")
@@ -260,7 +261,7 @@ def _check_shard(ds, s: dict, walk: _Walk, digests: Dict[int, List[str]], report
         _check_contents(ds, s, local, walk, digests, report)
 
 
-def _check_contents(ds, s: dict, local: Path, walk: _Walk, digests: Dict[int, List[str]],
+def _check_contents(ds, s: dict, local: Path, walk: _Walk, digests: Dict[int, str],
                     report: ValidationReport) -> None:
     """The records of one shard file: count, index range, the same as the first format's."""
     from voxbox.shards.parquet import iter_parquet_rows
@@ -268,7 +269,7 @@ def _check_contents(ds, s: dict, local: Path, walk: _Walk, digests: Dict[int, Li
     rel = s["files"][walk.fmt]["path"]
     try:
         stream = iter_parquet_rows(local) if walk.fmt == "parquet" else _tar_stream(local, report, rel)
-        keys, shard_digests = _check_records(ds, stream, rel, walk, report)
+        keys, shard_digest = _check_records(ds, stream, rel, walk, report)
     except VoxboxError:
         raise
     except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
@@ -280,23 +281,23 @@ def _check_contents(ds, s: dict, local: Path, walk: _Walk, digests: Dict[int, Li
     if s.get("first_index") is not None and (first_key, last_key) != (s["first_index"], s["last_index"]):
         report.add(rel, f"holds {first_key}..{last_key}, index says {s['first_index']}..{s['last_index']}")
     if s["shard"] in digests:
-        if digests[s["shard"]] != shard_digests:
+        if digests[s["shard"]] != shard_digest:
             report.add(rel, f"records differ from the {ds.formats[0]} shard")
     else:
-        digests[s["shard"]] = shard_digests
+        digests[s["shard"]] = shard_digest
 
 
-def _check_records(ds, stream, rel: str, walk: _Walk, report: ValidationReport) -> Tuple[List[str], List[str]]:
+def _check_records(ds, stream, rel: str, walk: _Walk, report: ValidationReport) -> Tuple[List[str], str]:
     """Every record of one shard: key order and uniqueness, audio, tokens. Returns the
-    keys and the record digests in shard order."""
+    keys and one digest of the records in shard order (a digest per shard, not per record:
+    47 M record digests would hold gigabytes until the second format is read)."""
     keys: List[str] = []
-    shard_digests: List[str] = []
+    shard_digest = hashlib.sha256()
     for rec, audio, ext in stream:
         keys.append(rec.index)
         where = f"{rel}: {rec.index}"
-        if rec.index in walk.seen:
+        if not walk.seen.add(key64(rec.index)):
             report.add(where, "duplicate key")
-        walk.seen.add(rec.index)
         last = walk.last_by_split.get(rec.split or "")
         if last is not None and rec.index <= last:
             report.add(where, f"out of index order (after {last})")
@@ -309,9 +310,9 @@ def _check_records(ds, stream, rel: str, walk: _Walk, report: ValidationReport) 
         if secs is not None and walk.fmt == ds.formats[0]:
             report.audio_seconds += secs
         check_tokens(rec, secs, report, where)
-        shard_digests.append(_record_digest(rec))
+        shard_digest.update(_record_digest(rec).encode())
         walk.bar.update(1, secs or 0.0)
-    return keys, shard_digests
+    return keys, shard_digest.hexdigest()
 
 
 def _tar_stream(path, report: ValidationReport, rel: str):
