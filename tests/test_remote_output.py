@@ -66,6 +66,40 @@ def test_build_to_s3_equals_local_build(s3, setup, tmp_path):
     assert _files(_download(fs, "full", tmp_path / "again")) == _files(ref)
 
 
+def test_resume_checks_shards_by_their_stored_hash_without_reading_them(s3, setup, tmp_path, monkeypatch):
+    """Each shard goes up with its journal sha256 as S3 metadata, so a resume verifies a
+    terabyte of shards with one HEAD request each instead of downloading them. An object
+    rewritten by anything else has no such metadata and is read and hashed as before."""
+    from voxbox.shards import index as ix
+    from voxbox.storage.output import RemoteOutput, Store
+
+    s3env, fs = s3
+    _, args, _ = setup
+    assert _run(args, f"s3://{BUCKET}/hashed", s3env).returncode == 0
+    fs.invalidate_cache()
+    (tmp_path / "journal.jsonl").write_bytes(fs.cat_file(f"{BUCKET}/hashed/journal.jsonl"))
+    entries = list(ix.Journal(tmp_path / "journal.jsonl").shards().values())
+    files = [info for e in entries for info in e["files"].values()]
+    assert len(files) >= 4
+    assert all(fs.metadata(f"{BUCKET}/hashed/{i['path']}")["sha256"] == i["sha256"] for i in files)
+    out = RemoteOutput(f"s3://{BUCKET}/hashed")
+    try:
+        real_sha256 = Store.sha256
+        monkeypatch.setattr(Store, "sha256", lambda self, rel: pytest.fail(f"downloaded {rel} to hash it"))
+        assert [out.verify(None, e) for e in entries] == [None] * len(entries)
+        key = f"{BUCKET}/hashed/{files[0]['path']}"
+        data = bytearray(fs.cat_file(key))
+        data[len(data) // 2] ^= 0xFF
+        fs.pipe_file(key, bytes(data))  # same size, other bytes, no voxbox metadata
+        monkeypatch.setattr(Store, "sha256", real_sha256)
+        damaged = next(e for e in entries if files[0] in e["files"].values())
+        assert out.verify(None, damaged) == f"{files[0]['path']}: sha256 does not match the journal"
+        monkeypatch.setenv("VOXBOX_VERIFY_REMOTE", "size")  # the user's choice: sizes are enough
+        assert out.verify(None, damaged) is None
+    finally:
+        out.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["shard_commit:2", "upload:3", "before_journal:2"])
 def test_kill_and_resume_in_s3(s3, setup, tmp_path, moment):
@@ -194,6 +228,12 @@ def test_build_to_the_hub_equals_local(setup, tmp_path):
         r = _run(args, "hf://datasets/alice/built/v1", env)
         assert r.returncode == 0, r.stderr
         files = hub.repo_files("dataset", "alice/built")
+        # A rerun checks every shard against the Hub's own LFS sha256: no shard is downloaded.
+        del hub.state.requests[:]
+        again = _run(args, "hf://datasets/alice/built/v1", env)
+        assert again.returncode == 0 and "already finished and verified" in again.stderr, again.stderr
+        shard_reads = [p for m, p, _ in hub.state.requests if "/resolve/" in p and p.endswith((".tar", ".parquet"))]
+        assert shard_reads == []
     got = {k[len("v1/"):]: _sha(v) for k, v in files.items() if k.startswith("v1/")}
     got.pop("provenance.json")
     assert got == _files(ref)

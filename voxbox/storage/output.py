@@ -100,6 +100,20 @@ def lease_s() -> float:
         raise VoxboxError(f"VOXBOX_LEASE_S={os.environ['VOXBOX_LEASE_S']!r}: not a number of seconds") from None
 
 
+def verify_mode() -> str:
+    """How a resume checks shards it finds in the store when the store keeps no hash of
+    its own: ``hash`` (default: read and hash each one) or ``size`` (trust the size)."""
+    mode = os.environ.get("VOXBOX_VERIFY_REMOTE", "hash").strip().lower()
+    if mode not in ("hash", "size"):
+        raise VoxboxError(f"VOXBOX_VERIFY_REMOTE={mode!r}: use hash or size")
+    return mode
+
+
+def _protocol(fs) -> str:
+    proto = fs.protocol
+    return (proto[0] if isinstance(proto, (tuple, list)) else proto) or ""
+
+
 class Store:
     """An output prefix in an fsspec file system, addressed by relative names. Every
     operation is retried on transient failures (:func:`voxbox.storage.retry.call`: the
@@ -153,6 +167,24 @@ class Store:
             return h.hexdigest()
         return self._call(digest, f"reading {rel}")
 
+    def stored_sha256(self, rel: str) -> Optional[str]:
+        """The object's sha256 as the store keeps it, without reading the object: the Hub's
+        LFS hash (computed by the Hub from the bytes) or, on S3, the ``sha256`` metadata
+        voxbox attached at upload (gone if anything else rewrote the object). None when the
+        store keeps none: then only reading the object tells."""
+        def ask() -> Optional[str]:
+            self.fs.invalidate_cache()
+            try:
+                if _protocol(self.fs) == "hf":
+                    lfs = self.fs.info(self.key(rel)).get("lfs") or {}
+                    return lfs.get("sha256") if isinstance(lfs, dict) else None
+                if _protocol(self.fs) == "s3":
+                    return (self.fs.metadata(self.key(rel)) or {}).get("sha256")
+            except FileNotFoundError:
+                return None
+            return None
+        return self._call(ask, f"reading the stored hash of {rel}")
+
     def read_text(self, rel: str) -> Optional[str]:
         def read() -> Optional[str]:
             try:
@@ -161,14 +193,17 @@ class Store:
                 return None
         return self._call(read, f"reading {rel}")
 
-    def put_file(self, local: Path, rel: str) -> None:
+    def put_file(self, local: Path, rel: str, sha256: Optional[str] = None) -> None:
         """Upload under a temporary key, check its size, move it to ``rel``. A short
-        upload is tried again; the final key never holds a partial object."""
+        upload is tried again; the final key never holds a partial object. ``sha256`` (the
+        file's, from the journal) goes with the object where the store keeps metadata (S3),
+        so a resume checks it without downloading the object."""
         tmp = rel + ix.PARTIAL_SUFFIX
         want = local.stat().st_size
+        tags = {"Metadata": {"sha256": sha256}} if sha256 and _protocol(self.fs) == "s3" else {}
 
         def upload() -> None:
-            self.fs.put_file(str(local), self.key(tmp))
+            self.fs.put_file(str(local), self.key(tmp), **tags)
             fault_point("upload")  # test hook: a kill here leaves only the temporary key
             got = self._size(tmp)
             if got != want:
@@ -359,14 +394,21 @@ class RemoteOutput:
 
     @_reported
     def verify(self, _root, entry: dict) -> Optional[str]:
-        """The store's copy of a journalled shard: None when every file matches."""
+        """The store's copy of a journalled shard: None when every file matches. The
+        sha256 comes from the store's own record of the object when it keeps one (S3
+        metadata set at upload, the Hub's LFS hash): a resume at terabyte scale then reads
+        no shard. Otherwise the object is read and hashed, unless
+        ``VOXBOX_VERIFY_REMOTE=size`` says sizes are enough."""
         for _fmt, info in sorted(entry.get("files", {}).items()):
             size = self.store.size(info["path"])
             if size is None:
                 return f"{info['path']}: missing in {self.store.url}"
             if size != info["bytes"]:
                 return f"{info['path']}: size {size} != {info['bytes']} in the journal"
-            if self.store.sha256(info["path"]) != info["sha256"]:
+            stored = self.store.stored_sha256(info["path"])
+            if stored is None and verify_mode() == "size":
+                continue
+            if (stored or self.store.sha256(info["path"])) != info["sha256"]:
                 return f"{info['path']}: sha256 does not match the journal"
         return None
 
@@ -401,7 +443,7 @@ def upload_shard(store, root: Path, entry: dict) -> None:
     store = store if isinstance(store, Store) else Store(store)
     for _fmt, info in sorted(entry["files"].items()):
         local = Path(root) / info["path"]
-        store.put_file(local, info["path"])
+        store.put_file(local, info["path"], sha256=info.get("sha256"))
         local.unlink()
     entry["uploaded"] = True
 
