@@ -146,3 +146,128 @@ def test_speakers_reads_a_built_folder(corpora, tmp_path, capsys):
     assert len(set(by.values())) >= 5  # six clips, five or six voices (p233/p243 may not merge)
     assert by["copies/exact.wav"] != by["copies/reenc.flac"]  # 5142 and 6829 are different readers
     assert by["vctk/impostor.wav"] != by["copies/reenc.flac"]
+
+
+# ----------------------------------------------------------------------------------
+# The on-disk implementation: same answers as the in-memory one, flat memory
+# ----------------------------------------------------------------------------------
+NEW_SETTINGS = ("lsh_bands", "lsh_rows", "max_bucket")
+
+
+def _without_new_keys(report: dict) -> dict:
+    """The report less what the on-disk version adds (band layout, cut buckets)."""
+    out = {k: v for k, v in report.items() if k != "capped_buckets"}
+    out["settings"] = {k: v for k, v in report["settings"].items() if k not in NEW_SETTINGS}
+    return out
+
+
+def test_banding_is_the_one_datasketch_chose():
+    from datasketch import MinHashLSH
+
+    from voxbox.labels.dedup import BANDS, NUM_PERM, ROWS
+
+    lsh = MinHashLSH(threshold=0.5, num_perm=NUM_PERM)
+    assert (lsh.b, lsh.r) == (BANDS, ROWS)
+
+
+def test_on_disk_dedup_gives_the_in_memory_answers(tmp_path):
+    """A synthetic corpus with planted exact copies, resampled copies with re-typed text,
+    impostors, length mismatches and short texts: the same report as the in-memory
+    datasketch implementation, whether the sorts spill many runs (merged in two levels)
+    or none."""
+    from dedup_corpus import write_corpus
+    from dedup_inmemory import find_duplicates_in_memory
+
+    from voxbox.labels.dedup import DedupConfig, find_duplicates
+
+    paths = write_corpus(tmp_path, 1500, seed=3)
+    old = find_duplicates_in_memory(paths)
+    ev = [d["evidence"] for g in old["groups"] for d in g["duplicates"]]
+    # The corpus exercises every path: exact copies, text+voice copies, refused candidates.
+    assert ev.count("audio_hash") >= 15 and ev.count("text+embedding") >= 10
+    assert old["text_candidates"] > ev.count("text+embedding") and old["unreadable"]["no_audio_path"] >= 10
+    spilled = find_duplicates(paths, DedupConfig(run_items=200, work_dir=str(tmp_path / "work")))
+    assert spilled["capped_buckets"] == {"buckets": 0, "records": 0}
+    assert spilled["settings"]["lsh_bands"] == 25 and spilled["settings"]["lsh_rows"] == 5
+    assert _without_new_keys(spilled) == old
+    assert not any((tmp_path / "work").iterdir())  # the work files are removed
+    assert _without_new_keys(find_duplicates(paths)) == old  # one in-memory run per sort
+
+
+def _crowd(tmp_path, n=40):
+    """``n`` records with the same words and length, no audio; the first two share a voice."""
+    from dedup_corpus import MODEL
+
+    from voxbox.manifest import ManifestWriter
+    from voxbox.record import Utterance
+
+    rng = np.random.default_rng(7)
+    voices = rng.standard_normal((n, 16))
+    voices[1] = voices[0]
+    path = tmp_path / "crowd.jsonl"
+    with ManifestWriter(path) as w:
+        for i in range(n):
+            w.write(Utterance(index=make_index("crowd", f"u{i:03d}"), corpus="crowd", duration=2.0,
+                              text="thank you very much indeed", embedding=[float(x) for x in voices[i]],
+                              embedding_model=MODEL))
+    return path
+
+
+def test_a_crowded_bucket_is_cut_and_counted(tmp_path, capsys):
+    """40 records share every band key: with --max-bucket 10 only the first 10 are paired
+    (45 candidates, not 780) and the report counts the 25 cut buckets; the same-voice
+    pair among them is still found. Uncut, the answers are the in-memory ones."""
+    from dedup_inmemory import find_duplicates_in_memory
+
+    from voxbox.labels.dedup import DedupConfig, find_duplicates
+
+    path, out = _crowd(tmp_path), tmp_path / "r.json"
+    assert main(["dedup", str(path), "--out", str(out), "--max-bucket", "10", "--work-dir",
+                 str(tmp_path / "w")]) == 0
+    assert "25 LSH buckets over --max-bucket 10: 750 records in them not compared there" in capsys.readouterr().out
+    report = load_report(out)
+    assert report["capped_buckets"] == {"buckets": 25, "records": 750} and report["text_candidates"] == 45
+    assert [g["members"] for g in report["groups"]] == [[make_index("crowd", "u000"), make_index("crowd", "u001")]]
+    full = find_duplicates([path], DedupConfig(run_items=100))
+    assert full["text_candidates"] == 780 and full["capped_buckets"]["buckets"] == 0
+    assert _without_new_keys(full) == find_duplicates_in_memory([path])
+
+
+# Linux keeps ru_maxrss across exec, so a child forked from a big pytest process would
+# report the parent's size; VmHWM belongs to the new address space alone.
+_PEAK = """
+import json, re, resource, sys
+from pathlib import Path
+from voxbox.labels.dedup import DedupConfig, find_duplicates
+r = find_duplicates(sys.argv[2:], DedupConfig(run_items=int(sys.argv[1])))
+status = Path("/proc/self/status")
+hwm = re.search(r"VmHWM:\\s*(\\d+)", status.read_text()) if status.exists() else None
+peak = int(hwm.group(1)) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rss_kib": peak, "records": r["records"], "duplicates": r["duplicates"]}))
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_for_ten_times_the_records(tmp_path):
+    """Peak RSS of a fresh process for 2,000 vs 20,000 base records (ten times the
+    records, the duplicates and the candidates) stays within 25%: the records go to disk;
+    what is held is the sort's bounded buffers and the duplicates' records."""
+    import subprocess
+    import sys
+
+    from dedup_corpus import write_corpus
+
+    peaks = []
+    for n in (2000, 20000):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        paths = write_corpus(folder, n, seed=5)
+        # 500 items a run: both sizes sort into more than the 64 runs merged at once, so
+        # both hold the sort's ceiling (one run + 64 read buffers of 1 MiB).
+        proc = subprocess.run([sys.executable, "-c", _PEAK, "500", *map(str, paths)], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        peaks.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    small, big = peaks
+    assert big["records"] > 9 * small["records"] and big["duplicates"] > 8 * small["duplicates"]
+    assert big["rss_kib"] <= 1.25 * small["rss_kib"], peaks

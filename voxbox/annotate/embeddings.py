@@ -282,6 +282,13 @@ def check_encoder_spec(spec: str) -> None:
                       "or 'ecapa:DIR' (BiCodec's ECAPA x-vector from a Spark-TTS folder)")
 
 
+def encoder_name(spec: str = DEFAULT_ENCODER) -> str:
+    """The ``embedding_model`` name the encoder of ``spec`` writes, without loading it
+    (so a record's stored embedding can be recognised before any model is read)."""
+    check_encoder_spec(spec)
+    return GE2EEncoder.name if spec == "ge2e" else f"ecapa-bicodec:{Path(spec[len('ecapa:'):]).name}"
+
+
 def make_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu"):
     check_encoder_spec(spec)
     if spec == "ge2e":

@@ -96,18 +96,29 @@ class Embedder:
     backend, else the annotate front end's speech through the encoder."""
 
     def __init__(self, spec: str = "ge2e", device: str = "cpu", batch_size: int = 16):
-        from voxbox.annotate.embeddings import make_encoder
+        from voxbox.annotate.embeddings import encoder_name
 
-        self.encoder = make_encoder(spec, device=device)
+        self.name = encoder_name(spec)  # checks the spec now; the model loads on first use
+        self.spec, self.device, self._encoder = spec, device, None
         self.batch_size = batch_size
         self._pending: List[Tuple[int, np.ndarray]] = []
         self.vectors: Dict[int, np.ndarray] = {}
         self.failed: Dict[int, str] = {}
 
+    @property
+    def encoder(self):
+        """Loaded only when a record needs one computed: records that carry their own
+        embeddings (annotate --embeddings) never pay for the model."""
+        if self._encoder is None:
+            from voxbox.annotate.embeddings import make_encoder
+
+            self._encoder = make_encoder(self.spec, device=self.device)
+        return self._encoder
+
     def add(self, key: int, rec: Utterance, load: AudioLoader) -> None:
         from voxbox.annotate.frontend import AudioError, prepare_array
 
-        if rec.embedding is not None and rec.embedding_model == self.encoder.name:
+        if rec.embedding is not None and rec.embedding_model == self.name:
             self.vectors[key] = np.asarray(rec.embedding, dtype=np.float32)
             return
         try:
