@@ -271,3 +271,16 @@ def test_memory_stays_flat_for_ten_times_the_records(tmp_path):
     small, big = peaks
     assert big["records"] > 9 * small["records"] and big["duplicates"] > 8 * small["duplicates"]
     assert big["rss_kib"] <= 1.25 * small["rss_kib"], peaks
+
+
+def test_stored_embeddings_need_no_model(tmp_path):
+    """Records carrying embeddings of the chosen backend are compared without loading it;
+    the name it is matched by is the loaded encoder's own."""
+    from voxbox.labels.inputs import Embedder, records_with_audio
+
+    emb = Embedder("ge2e")
+    for pos, (rec, load) in enumerate(records_with_audio(_crowd(tmp_path, 3))):
+        emb.add(pos, rec, load)
+    emb.flush()
+    assert emb._encoder is None and all(emb.get(p) is not None for p in range(3))
+    assert emb.encoder.name == emb.name
