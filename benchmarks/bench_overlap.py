@@ -8,7 +8,7 @@ LibriTTS-shaped tree (``bench_prepare.build_tree``), the same shard settings:
    ``voxbox tokenize`` costs the device);
 2. **annotate alone**: ``build`` with only the annotate stage on ``-j W`` CPU workers;
 3. **the whole build** (annotate then tokenize) on ``-j W`` with each engine asked for
-   (``local``: every worker runs both stages with its own tokenizer; ``ray``: annotate tasks on
+   (``local``: the tokenizer runs once in the build's process, fed by W annotating workers; ``ray``: annotate tasks on
    CPUs, tokenizer actors sized by the stage's ``num_gpus``).
 
 Each run reports audio-hours per hour and, on CUDA, the GPU's utilisation sampled by

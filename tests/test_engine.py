@@ -14,8 +14,8 @@ from voxbox.build.engine.local import LocalEngine
 from voxbox.record import Rejection
 from voxbox.shards.encode import EncodedSample
 
-from voxbox_build_fixtures import (TinyStage, make_corpus, subprocess_env, voxbox_cmd, write_corpus_manifest,
-                                   write_pipeline)
+from voxbox_build_fixtures import (DeviceStage, TinyStage, make_corpus, subprocess_env, voxbox_cmd,
+                                   write_corpus_manifest, write_pipeline)
 
 
 def _tasks(recs, per_task=2):
@@ -48,6 +48,66 @@ def test_run_task_stats_and_encoding_rejection(tmp_path):
     res = run_task([], "flac", Task(0, 0, True, recs))
     assert [type(o).__name__ for o in res.outcomes] == ["EncodedSample"] * 3 + ["Rejection"]
     assert res.outcomes[-1].reason == "unreadable_audio" and res.outcomes[-1].stage == "shard"
+
+
+def test_a_gpu_stage_runs_once_in_this_process_fed_by_the_workers(tmp_path):
+    """With -j 2 the stages from the first one asking for a GPU run here, once (one model
+    load, not one per worker), while workers run the CPU stages and encode the audio; the
+    outcomes are the inline run's, rejections (by either part, or by the encoder) included."""
+    recs = make_corpus(tmp_path / "c", n=12, reject_every=5, bad=True)
+    tasks = _tasks(recs)
+    loads = tmp_path / "loads"
+    for front in ([TinyStage(tokens=True)], []):
+        inline = list(LocalEngine([*front, DeviceStage(setup_log=loads)], "flac", workers=1).run(tasks))
+        loads.unlink()
+        eng = LocalEngine([*front, DeviceStage(setup_log=loads)], "flac", workers=2, max_in_flight=3)
+        assert [s.name for s in eng.pool_stages] == [s.name for s in front]
+        assert [s.name for s in eng.device_stages] == ["device"] and "runs once" in eng.describe()
+        pooled = list(eng.run(iter(tasks)))
+        assert [a.outcomes for a in inline] == [b.outcomes for b in pooled]
+        assert loads.read_text().split() == [str(os.getpid())]
+        loads.unlink()
+        flat = [o for r in pooled for o in r.outcomes]
+        assert len(flat) == len(recs)
+        assert {o.record.extra["ran_in"] for o in flat if isinstance(o, EncodedSample)} == {"main"}
+        why = {(o.stage, o.reason) for o in flat if isinstance(o, Rejection)}
+        if not front:  # the encoder (in a worker) rejects the broken file the device stage let through
+            assert why == {("device", "tiny_reject"), ("shard", "unreadable_audio")}
+        seen = [sum(r.stats.get("device", [0])[0] for r in run) for run in (inline, pooled)]
+        assert seen[0] == seen[1] > 0
+
+
+def test_rejection_details_name_no_file_descriptor():
+    """soundfile names the file object it was given ("<_io.BufferedReader name=12>"): its
+    descriptor differs between processes, and rejects must not (found comparing -j 1 and -j 2)."""
+    from voxbox.errors import first_line
+
+    a = first_line(RuntimeError("Error opening <_io.BufferedReader name=12>: Error in WAV file.\nmore"))
+    b = first_line(RuntimeError("Error opening <_io.BufferedReader name=5>: Error in WAV file."))
+    assert a == b == "Error opening the file: Error in WAV file."
+    assert first_line(ValueError("")) == "ValueError" and first_line(ValueError(""), "") == ""
+
+
+def test_tokenize_alone_on_a_gpu_runs_inline_when_there_is_no_audio_to_encode():
+    eng = LocalEngine([DeviceStage()], None, workers=4)
+    assert eng.workers == 1 and eng.device_stages == [] and eng.describe() is None
+
+
+def test_a_build_with_a_gpu_stage_gives_the_same_shards_with_workers(tmp_path):
+    manifest = write_corpus_manifest(tmp_path, n=14, reject_every=4)
+    pfile = write_pipeline(tmp_path / "p.yaml", stages=[
+        {"stage": "voxbox_build_fixtures:TinyStage", "params": {"tokens": True}},
+        {"stage": "voxbox_build_fixtures:DeviceStage", "resources": {"num_gpus": 0.5}}])
+    outs = {}
+    for j in (1, 2):
+        outs[j] = tmp_path / f"out{j}"
+        r = subprocess.run(voxbox_cmd("build", "--manifest", str(manifest), "--pipeline", str(pfile),
+                                      "--workers", str(j), "--out", str(outs[j])),
+                           env=subprocess_env(), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert ("stage device runs once, in this process" in r.stderr) == (j == 2)
+    shards = sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.suffix in (".tar", ".parquet"))
+    assert shards and all((outs[1] / p).read_bytes() == (outs[2] / p).read_bytes() for p in shards)
 
 
 def _children(pid: int):

@@ -104,6 +104,40 @@ class TinyStage(Stage):
         return rec.replace(**changes)
 
 
+def _process_kind() -> str:
+    """'main' in the build's own process, 'worker' in a spawned worker."""
+    import multiprocessing
+
+    return "main" if multiprocessing.parent_process() is None else "worker"
+
+
+class DeviceStage(Stage):
+    """Stands in for a GPU stage on a CPU box: asks for a GPU (``resources``), notes on each
+    record whether the build's own process or a worker ran it, leaves its pid in ``setup_log`` at every model
+    load, and rejects texts containing REJECT (batched, like the tokenizer)."""
+
+    name = "device"
+    batched = True
+    options = (StageOption("setup_log", Path, None, "file that gets a line (the pid) per setup"),)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.resources = {"num_gpus": 1}
+
+    def setup(self) -> None:
+        if self.params["setup_log"]:
+            with open(self.params["setup_log"], "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+
+    def process(self, rec: Utterance):
+        return self.process_batch([rec])[0]
+
+    def process_batch(self, recs):
+        self.ensure_setup()
+        return [self.reject(r, "tiny_reject", "text asks for it") if r.text and "REJECT" in r.text
+                else r.replace(extra={**(r.extra or {}), "ran_in": _process_kind()}) for r in recs]
+
+
 class TinyBatchStage(TinyStage):
     """Batched variant, like the tokenizer; fails the whole batch when it sees BOOM,
     to exercise the record-by-record retry."""

@@ -5,6 +5,9 @@ traceback (unless ``--debug``), and exits non-zero. Library users catch it like 
 other exception.
 """
 
+import re
+from typing import Optional
+
 
 class VoxboxError(Exception):
     """A failure with a message that tells the user what to fix."""
@@ -17,6 +20,22 @@ class MissingExtraError(VoxboxError):
         super().__init__(
             f"this needs the optional package '{package}': pip install 'voxbox[{extra}]'"
         )
+
+
+#: Parts of an error message that change from run to run: a file object's descriptor
+#: (soundfile: "Error opening <_io.BufferedReader name=12>: ...") and object addresses.
+_VOLATILE = ((re.compile(r"<_io\.\w+ name=\d+>"), "the file"), (re.compile(r" at 0x[0-9a-fA-F]+"), ""))
+
+
+def first_line(e: BaseException, empty: Optional[str] = None) -> str:
+    """The first line of an exception's message for a one-line error or a rejection's
+    detail (the exception's type name when it has none, or ``empty``), without the parts
+    that differ between runs: rejects must be byte-identical whatever process read the file."""
+    text = str(e)
+    line = text.splitlines()[0] if text.strip() else (type(e).__name__ if empty is None else empty)
+    for pattern, repl in _VOLATILE:
+        line = pattern.sub(repl, line)
+    return line
 
 
 def os_error_reason(e: OSError) -> str:

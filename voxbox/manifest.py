@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Tuple, Union
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.limits import MAX_MANIFEST_LINE_CHARS
 from voxbox.record import Rejection, Result, Utterance, format_reason_counts
 
@@ -238,7 +238,7 @@ def _check_readable(path: Path) -> str:
 
 def _unreadable(path: Path, fmt: str, e: Exception) -> VoxboxError:
     what = {"parquet": "a Parquet file", "jsonl.gz": "a gzipped JSONL file"}.get(fmt, "a UTF-8 JSONL file")
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    msg = first_line(e)
     return VoxboxError(f"{path}: not a readable manifest, expected {what} ({msg})")
 
 

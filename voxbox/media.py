@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 from voxbox import storage
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 EXTRACTED = ".voxbox/extracted"   # <root>/EXTRACTED/<archive>/ holds an opted-in extraction
@@ -416,7 +416,7 @@ def read_frames(rec, dtype="float64", always_2d: bool = True):
         except MediaError:
             raise
         except Exception as e:  # libsndfile raises several types for damaged files
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = first_line(e)
             raise MediaError("unreadable_audio", f"{rec.source_path}: cannot decode audio ({msg})") from None
     if data.shape[0] != count:
         raise MediaError("truncated_audio", f"{rec.source_path}: read {data.shape[0]} of {count} frames")

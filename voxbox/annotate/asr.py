@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.reasons import check
 
 TEXT_SOURCE = "asr"
@@ -95,7 +95,7 @@ class Transcriber:
                                   if Path(self.model_id).expanduser().exists() else self.model_id,
                                   device=self.device)
         except (OSError, ValueError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            first = first_line(e)
             raise VoxboxError(f"cannot load asr_model '{self.model_id}': {first}") from None
         extractor = getattr(self._pipe, "feature_extractor", None)
         self.sampling_rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)

@@ -26,7 +26,7 @@ import numpy as np
 # project (it reproduces the release's order of operations, quirk included).
 from spark_tokenize.audio import volume_normalize  # noqa: F401  (re-exported)
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.limits import FileRefused, duration_problem, open_regular
 
 TARGET_SR = 16000
@@ -82,7 +82,7 @@ def _decode_channel0(fh, path) -> Tuple[np.ndarray, int, int]:
     except AudioError:
         raise
     except Exception as e:  # libsndfile raises several types for damaged files
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise AudioError("unreadable_audio", f"{path}: cannot decode audio ({msg})") from None
     return np.ascontiguousarray(audio, dtype=np.float64), sr, channels
 

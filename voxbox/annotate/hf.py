@@ -19,7 +19,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from voxbox.errors import VoxboxError, read_json_file
+from voxbox.errors import VoxboxError, first_line, read_json_file
 from voxbox.record import AGE_GROUPS, EMOTIONS, GENDERS
 
 TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "emotion": EMOTIONS}
@@ -121,7 +121,7 @@ class HFClassifier:
             self._extractor = AutoFeatureExtractor.from_pretrained(self.model_id)
             self._model = AutoModelForAudioClassification.from_pretrained(self.model_id).to(self.device).eval()
         except OSError as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            first = first_line(e)
             raise VoxboxError(f"cannot load {self.task} model '{self.model_id}': {first}") from None
         id2label = getattr(self._model.config, "id2label", None) or {}
         unmapped = [lab for lab in id2label.values() if map_label(str(lab), self.task, self.explicit) is None]

@@ -95,6 +95,8 @@ def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, wor
     if done:
         log(f"resuming: {len(done)} of {n_shards} shard(s) already finished and verified")
     eng = make_engine(engine, stages, pipe.audio_format, workers, ray_address)
+    if getattr(eng, "describe", None) and eng.describe():
+        log(eng.describe())
     try:
         _run(eng, prep, plan, done, pipe, out, journal, inputs, remote)
     finally:

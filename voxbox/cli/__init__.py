@@ -15,7 +15,7 @@ from typing import List, Optional
 import typer
 
 from voxbox import __version__
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 
 app = typer.Typer(
     name="voxbox",
@@ -212,7 +212,7 @@ def _os_error_line(e: OSError) -> str:
 
 
 def _unexpected(e: BaseException) -> int:
-    msg = str(e).splitlines()[0] if str(e) else ""
+    msg = first_line(e, "")
     _error(f"{type(e).__name__}: {msg} (rerun with --debug for the traceback)")
     return 1
 

@@ -102,7 +102,8 @@ def build_command(
     engine: str = engine_option(),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", help="Worker processes (local), or shard tasks at once over the whole Ray "
-                            "cluster (ray). Default: CPU count."),
+                            "cluster (ray). Default: CPU count. With --device cuda the tokenizer runs once, "
+                            "in this process, fed by the workers (one model on the GPU)."),
     ray_address: Optional[str] = ray_address_option(),
     corrections: Optional[Path] = typer.Option(
         None, "--corrections",

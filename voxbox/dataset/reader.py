@@ -40,7 +40,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple, Union
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.record import Rejection, Utterance
 from voxbox.manifest import _from_arrow_row, read_rejects
 from voxbox.shards import index as ix
@@ -270,7 +270,7 @@ class BuiltDataset:
             try:
                 yield
             except (pa.ArrowException, tarfile.TarError, EOFError, OSError) as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                msg = first_line(e)
                 raise VoxboxError(f"{path}: shard cannot be read ({msg}); "
                                   f"run `voxbox validate {self.path}`") from None
 

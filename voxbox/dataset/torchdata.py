@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 
 # Record fields returned under sample["labels"].
 LABEL_FIELDS = ("speaker", "language", "gender", "age", "emotion", "pitch_level", "pitch_std_level",
@@ -78,7 +78,7 @@ def _read_index(source: str, storage_options: Optional[dict]) -> dict:
     except FileNotFoundError:
         raise VoxboxError(f"{url}: not found; give a built dataset folder, its URL, or a list of .tar shards") from None
     except (OSError, ValueError) as e:
-        raise VoxboxError(f"{url}: cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise VoxboxError(f"{url}: cannot be read ({first_line(e)})") from None
 
 
 def find_shards(source: Union[str, Path, Sequence[str]], split: Optional[str] = None,
@@ -189,7 +189,7 @@ def _shard_records(url: str, storage_options: Optional[dict]) -> Iterator[Tuple[
     except FileNotFoundError:
         raise VoxboxError(f"{url}: shard not found") from None
     except (OSError, ValueError, EOFError, tarfile.TarError) as e:
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        why = first_line(e)
         raise VoxboxError(f"{url}: shard cannot be read ({why}); run `voxbox validate` on the folder") from None
 
 

@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from voxbox.dataset.reader import open_dataset
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.idset import IdSet, key64
 from voxbox.record import Utterance
 from voxbox.shards import index as ix
@@ -120,7 +120,7 @@ def _check_audio(rec: Utterance, audio: bytes, report: ValidationReport, where: 
             frames, sr = f.frames, f.samplerate
             first = f.read(dtype="float64", always_2d=True)[:, 0]  # a full decode: catches corrupt frames
     except Exception as e:  # noqa: BLE001 - any decoder error is a finding
-        report.add(where, f"audio does not decode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        report.add(where, f"audio does not decode ({first_line(e)})")
         return None
     secs = frames / sr if sr else 0.0
     if rec.num_samples is not None and rec.sample_rate:
@@ -273,7 +273,7 @@ def _check_contents(ds, s: dict, local: Path, walk: _Walk, digests: Dict[int, st
     except VoxboxError:
         raise
     except Exception as e:  # noqa: BLE001 - an unreadable shard is a finding
-        report.add(rel, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        report.add(rel, f"cannot be read ({type(e).__name__}: {first_line(e, '')})")
         return
     if len(keys) != s["records"]:
         report.add(rel, f"{len(keys)} records, index says {s['records']}")

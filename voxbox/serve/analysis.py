@@ -12,6 +12,8 @@ from typing import Optional
 
 import numpy as np
 
+from voxbox.errors import first_line
+
 ENVELOPE_POINTS = 800
 MAX_SECONDS = 600.0  # longer clips are not analysed in a request
 
@@ -36,7 +38,7 @@ def analyse(audio_bytes: bytes, pitch_backend: Optional[str] = None) -> dict:
     try:
         samples, sr = decode_audio(audio_bytes)
     except Exception as e:  # noqa: BLE001 - libsndfile raises its own error type
-        return {"error": "unreadable_audio", "detail": str(e).splitlines()[0] if str(e) else type(e).__name__}
+        return {"error": "unreadable_audio", "detail": first_line(e)}
     if len(samples) > MAX_SECONDS * sr:
         return {"error": "too long to draw", "detail": f"clip longer than {MAX_SECONDS:.0f} s is not drawn"}
     try:

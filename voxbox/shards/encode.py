@@ -27,7 +27,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.limits import MAX_AUDIO_BYTES, FileRefused, audio_problem, open_regular, read_regular
 from voxbox.record import Rejection, Utterance
 
@@ -177,6 +177,26 @@ def storage_rejection(rec: Utterance, stage: str = "shard") -> Optional[Rejectio
 def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shard") -> Union[EncodedSample, Rejection]:
     """The record's shard bytes, or a Rejection when its audio is unusable. When FLAC
     cannot hold the source as it is, the returned record says what changed."""
+    audio = encode_audio(rec, audio_format, stage)
+    return audio if isinstance(audio, Rejection) else with_audio(rec, audio)
+
+
+#: What :func:`encode_audio` gives for a usable record: (bytes, extension, note or None).
+EncodedAudio = Tuple[bytes, str, Optional[dict]]
+
+
+def with_audio(rec: Utterance, audio: EncodedAudio) -> EncodedSample:
+    """The sample of ``rec`` holding ``audio``; the record notes any change FLAC made."""
+    data, ext, note = audio
+    if note is not None:
+        rec = rec.replace(extra={**(rec.extra or {}), "stored_audio": note})
+    return EncodedSample(rec, data, ext)
+
+
+def encode_audio(rec: Utterance, audio_format: str = "flac", stage: str = "shard") -> Union[EncodedAudio, Rejection]:
+    """The shard bytes of the record's audio, which depend only on where the audio is
+    (source, span, archive member), never on what stages added: an engine may encode
+    before the last stages run (:mod:`voxbox.build.engine.local`)."""
     from voxbox import media
 
     if audio_format not in AUDIO_FORMATS:
@@ -186,17 +206,13 @@ def encode_record(rec: Utterance, audio_format: str = "flac", stage: str = "shar
                          detail=rec.missing_audio_detail())
     try:
         if media.is_plain(rec):
-            data, ext, note = _encode_plain(rec.audio_path, audio_format)
-        else:
-            data, ext, note = _encode_located(rec, audio_format)
+            return _encode_plain(rec.audio_path, audio_format)
+        return _encode_located(rec, audio_format)
     except FileRefused as e:
         return Rejection(stage=stage, path=rec.source_path, reason=e.reason, index=rec.index, detail=e.detail)
     except media.MediaError as e:
         return Rejection(stage=stage, path=rec.source_path, reason=e.reason, index=rec.index, detail=str(e)[:300])
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad input, not a crash
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         return Rejection(stage=stage, path=rec.source_path, reason="unreadable_audio", index=rec.index,
                          detail=msg[:300])
-    if note is not None:
-        rec = rec.replace(extra={**(rec.extra or {}), "stored_audio": note})
-    return EncodedSample(rec, data, ext)

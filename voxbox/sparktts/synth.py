@@ -26,7 +26,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 
 SR = 16000
 LOG_FLOOR = 1e-5
@@ -175,7 +175,7 @@ def _safe_name(s: str) -> str:
 
 
 def _first_line(e: Exception) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return f"{type(e).__name__}: {first_line(e, '')}"
 
 
 def roundtrip_record(codec, rec, audio_bytes: bytes, pitch_backend: str = "world") -> dict:

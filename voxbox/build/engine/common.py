@@ -18,7 +18,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from voxbox import media
 from voxbox.record import Rejection, Utterance, audio_seconds
-from voxbox.shards.encode import EncodedSample, encode_record, storage_rejection
+from voxbox.shards.encode import EncodedAudio, EncodedSample, encode_audio, encode_record, storage_rejection, with_audio
 from voxbox.stages import Stage
 
 Outcome = Union[EncodedSample, Utterance, Rejection]
@@ -67,6 +67,9 @@ class TaskResult:
     outcomes: List[Outcome]                 # in record order; rejections included
     # stage -> [records in, records out, audio seconds in, cpu seconds]
     stats: Dict[str, list] = field(default_factory=dict)
+    # A task's first part (run_front): per outcome, its shard audio, to join the records
+    # once the device stages have run (finish_task); None for a rejection.
+    audio: Optional[List[Optional[Union[EncodedAudio, Rejection]]]] = None
 
 
 _fault_counts: Dict[str, int] = {}
@@ -132,6 +135,43 @@ def run_task(stages: Sequence[Stage], audio_format: Optional[str], task: Task) -
     with media.prefetch(task.records):
         slots, stats = run_stages_on(stages, storable(task.records, audio_format))
         return TaskResult(task, encode_all(slots, audio_format), stats)
+
+
+def run_front(stages: Sequence[Stage], audio_format: Optional[str], task: Task) -> TaskResult:
+    """The part of a task that runs on a CPU worker when the last stages run on a device
+    in one process (see :func:`split_at_device`): the CPU stages, then the shard audio of
+    their survivors. Audio depends only on where it is read, not on what stages add, so
+    encoding before the device stages gives the bytes encoding after them would."""
+    with media.prefetch(task.records):
+        slots, stats = run_stages_on(stages, storable(task.records, audio_format))
+        audio = [encode_audio(r, audio_format) if isinstance(r, Utterance) and audio_format else None
+                 for r in slots]
+    return TaskResult(task, slots, stats, audio)
+
+
+def finish_task(stages: Sequence[Stage], audio_format: Optional[str], part: TaskResult) -> TaskResult:
+    """The device stages over a task's first part, then each survivor joined with its
+    audio: the outcomes :func:`run_task` gives for the whole task."""
+    with media.prefetch([r for r in part.outcomes if isinstance(r, Utterance)]):
+        slots, stats = run_stages_on(stages, part.outcomes)
+    if audio_format is None:
+        return TaskResult(part.task, slots, {**part.stats, **stats})
+    outcomes: List[Outcome] = []
+    for rec, audio in zip(slots, part.audio, strict=True):
+        if isinstance(rec, Utterance):
+            outcomes.append(audio if isinstance(audio, Rejection) else with_audio(rec, audio))
+        else:
+            outcomes.append(rec)
+    return TaskResult(part.task, outcomes, {**part.stats, **stats})
+
+
+def split_at_device(stages: Sequence[Stage]) -> Tuple[List[Stage], List[Stage]]:
+    """(CPU stages, device stages): the device part starts at the first stage that asks
+    for a GPU (``resources: num_gpus``, set by a ``cuda`` device or the pipeline file)."""
+    for i, st in enumerate(stages):
+        if float((getattr(st, "resources", None) or {}).get("num_gpus", 0) or 0) > 0:
+            return list(stages[:i]), list(stages[i:])
+    return list(stages), []
 
 
 def storable(recs: List[Utterance], audio_format: Optional[str]) -> List[Union[Utterance, Rejection]]:

@@ -6,6 +6,13 @@ bounded by the in-flight batches whatever the corpus size, and shards are writte
 the same order as a single-process run. With one worker the tasks run inline: no
 process, no pickling, same results.
 
+A build that tokenizes on a GPU runs its device stages (from the first stage asking for
+a GPU, e.g. ``tokenize`` with ``device: cuda``) once, in this process: one model in GPU
+memory whatever ``-j`` is, fed by the workers, which run the CPU stages and encode the
+shard audio of the next tasks meanwhile (:func:`~voxbox.build.engine.common.split_at_device`).
+Without the split every worker loaded its own model: ``-j 16`` on a 24 GB card ran out of
+memory.
+
 Workers are started with ``spawn`` (no inherited torch or thread state), get their
 stage objects once (stages pickle as their parameters; models load in each worker's
 ``setup``), limit torch/BLAS threads to ``cores // workers``, and exit within a
@@ -22,7 +29,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from voxbox.errors import VoxboxError
 from voxbox.stages import Stage
-from voxbox.build.engine.common import Task, TaskResult, limit_threads, run_task
+from voxbox.build.engine.common import (Task, TaskResult, finish_task, limit_threads, run_front, run_task,
+                                        split_at_device)
 
 
 PARENT_POLL_S = 0.2
@@ -58,8 +66,9 @@ def _die_with(parent: int) -> None:
 
 
 def _worker_main(stages: List[Stage], audio_format: Optional[str], threads: int, tasks, results,
-                 parent: int) -> None:
+                 parent: int, front_only: bool = False) -> None:
     _die_with(parent)
+    run = run_front if front_only else run_task
     limit_threads(threads)
     results.cancel_join_thread()  # never block exit on an unread result after the parent died
     while True:
@@ -71,7 +80,7 @@ def _worker_main(stages: List[Stage], audio_format: Optional[str], threads: int,
             return
         ticket, task = item
         try:
-            res = run_task(stages, audio_format, task)
+            res = run(stages, audio_format, task)
             # Stages may import torch lazily inside setup(); keep its threads bounded too.
             limit_threads(threads)
             results.put((ticket, res, None))
@@ -89,8 +98,8 @@ class _Pool:
         self.tasks = ctx.Queue(maxsize=engine.max_in_flight)
         self.results = ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(engine.stages, engine.audio_format, engine.threads, self.tasks,
-                                        self.results, os.getpid()))
+                                  args=(engine.pool_stages, engine.audio_format, engine.threads, self.tasks,
+                                        self.results, os.getpid(), bool(engine.device_stages)))
                       for _ in range(engine.workers)]
         for p in self.procs:
             p.start()
@@ -138,6 +147,18 @@ class LocalEngine:
         cores = os.cpu_count() or 1
         self.threads = threads_per_worker or max(1, cores // self.workers)
         self.max_in_flight = max_in_flight or 2 * self.workers
+        self.pool_stages, self.device_stages = split_at_device(self.stages) if self.workers > 1 else (self.stages, [])
+        if self.device_stages and not self.pool_stages and audio_format is None:
+            self.workers = 1  # `voxbox tokenize --device cuda -j N`: workers would have nothing to do
+            self.pool_stages, self.device_stages = self.stages, []
+
+    def describe(self) -> Optional[str]:
+        """A line for the build log when stages run in this process, else None."""
+        if not self.device_stages:
+            return None
+        names = ", ".join(st.name for st in self.device_stages)
+        return (f"stage {names} runs once, in this process (it asks for a GPU), "
+                f"fed by {self.workers} workers")
 
     def run(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
         if self.workers == 1:
@@ -145,7 +166,8 @@ class LocalEngine:
             for t in tasks:
                 yield run_task(self.stages, self.audio_format, t)
             return
-        yield from self._run_pool(tasks)
+        for res in self._run_pool(tasks):
+            yield finish_task(self.device_stages, self.audio_format, res) if self.device_stages else res
 
     def _run_pool(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
         pool = _Pool(self)

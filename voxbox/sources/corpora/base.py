@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.limits import (MAX_TABLE_BYTES, MAX_TEXT_CHARS, MAX_TRANSCRIPT_BYTES, FileRefused, audio_problem,
                            open_regular, read_regular)
 from voxbox.record import NATIVE, Rejection, Utterance, age_group, make_index
@@ -289,7 +289,7 @@ def _sf_header(src, check_tail: bool) -> Tuple[int, int, int, str, str]:
     except InputError:
         raise
     except Exception as e:  # libsndfile's errors vary by format and version
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise InputError("unreadable_audio", msg) from None
     return sr, frames, channels, fmt, subtype
 

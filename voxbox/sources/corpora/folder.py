@@ -16,7 +16,7 @@ import posixpath
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from voxbox.errors import VoxboxError
+from voxbox.errors import VoxboxError, first_line
 from voxbox.limits import MAX_TABLE_BYTES, MAX_TEXT_CHARS, FileRefused, read_regular
 from voxbox.record import AGE_GROUPS
 from voxbox.sources.corpora.base import (InputError, Item, Recipe, RecipeOption, Skip, csv_table, is_audio,
@@ -279,9 +279,9 @@ def _vad_track(path, vad):
     except ValueError as e:
         if str(e) == "non_finite":
             raise InputError("non_finite_samples", "NaN or infinite samples") from None
-        raise InputError("unreadable_audio", str(e).splitlines()[0] if str(e) else "") from None
+        raise InputError("unreadable_audio", first_line(e, "")) from None
     except Exception as e:  # libsndfile's and soxr's errors vary by format and version
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise InputError("unreadable_audio", msg) from None
 
 
