@@ -284,3 +284,10 @@ def test_stored_embeddings_need_no_model(tmp_path):
     emb.flush()
     assert emb._encoder is None and all(emb.get(p) is not None for p in range(3))
     assert emb.encoder.name == emb.name
+
+
+def test_an_unusable_work_folder_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["dedup", str(_crowd(tmp_path, 3)), "--out", str(tmp_path / "r.json"), "--work-dir",
+                 str(tmp_path / "file" / "sub")]) == 1
+    assert "work folder" in capsys.readouterr().err and not (tmp_path / "r.json").exists()

@@ -46,6 +46,7 @@ records still pair through their other 24 bands' buckets.
 from __future__ import annotations
 
 import bisect
+import errno
 import functools
 import hashlib
 import math
@@ -353,13 +354,18 @@ def find_duplicates(inputs: Sequence[Union[str, Path]], cfg: DedupConfig = Dedup
     for p in inputs:
         check_input(p)
     if cfg.work_dir is not None:
-        Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise VoxboxError(f"work folder {cfg.work_dir}: {e.strerror or e}") from None
     with tempfile.TemporaryDirectory(prefix="voxbox-dedup-", dir=cfg.work_dir) as work:
         try:
             return _find(inputs, cfg, priority, _Spool(Path(work), cfg.run_items))
-        except OSError as e:
+        except OSError as e:  # a full disk is the likely one at VoxBox size: say where and what to do
+            if e.errno != errno.ENOSPC and not str(getattr(e, "filename", "") or "").startswith(work):
+                raise
             raise VoxboxError(f"dedup work folder {work}: {e.strerror or e} (--work-dir names a folder "
-                              "with more space)") from None
+                              "with more space: ~1.7 kB per record)") from None
 
 
 def _find(inputs, cfg: DedupConfig, priority, spool: _Spool) -> dict:
