@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
-
-import numpy as np
+from typing import Dict, List, Optional, Sequence, Union
 
 from voxbox.errors import VoxboxError
 from voxbox.labels.dedup import (DEFAULT_PRIORITY, NUM_PERM, REPORT_FORMAT, SHINGLE, DedupConfig, _audio_hash,
-                                 normalise_text, priority_key)
+                                 _Groups, _path_evidence, embed_needed, join_if_same_voice, normalise_text,
+                                 priority_key)
+
 
 @dataclass
 class _Entry:
@@ -32,31 +32,6 @@ def _minhash(text: str):
     shingles = {text[i:i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
     m.update_batch([s.encode("utf-8") for s in sorted(shingles)])
     return m
-
-
-class _Groups:
-    """Union-find over record positions, with the evidence of each union."""
-
-    def __init__(self):
-        self.parent: Dict[int, int] = {}
-        self.evidence: Dict[Tuple[int, int], dict] = {}
-
-    def find(self, a: int) -> int:
-        while self.parent.get(a, a) != a:
-            a = self.parent[a]
-        return a
-
-    def union(self, a: int, b: int, evidence: dict) -> None:
-        self.evidence[(min(a, b), max(a, b))] = evidence
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> List[List[int]]:
-        by: Dict[int, List[int]] = {}
-        for a in set(self.parent) | {x for p in self.evidence for x in p}:
-            by.setdefault(self.find(a), []).append(a)
-        return [sorted(g) for g in by.values() if len(g) > 1]
 
 
 # ----------------------------------------------------------------------------------
@@ -115,31 +90,13 @@ def _candidates(entries: List[_Entry], groups: _Groups, lsh, sigs, cfg: DedupCon
 
 def _confirm(inputs, entries, groups: _Groups, pairs: List[tuple], cfg: DedupConfig) -> None:
     """Pass 2 (only when there are candidates): embeddings of candidate records, then
-    cosine per pair."""
-    from voxbox.labels.inputs import Embedder, records_with_audio
-    from voxbox.progress import Progress
-
+    cosine per pair (the package's own steps: they did not change)."""
     need = {x for a, b, _, _ in pairs for x in (a, b)}
     if not need:
         return
-    emb = Embedder(cfg.embedding_model, device=cfg.device)
-    with Progress("dedup: embeddings", total=len(need)) as bar:
-        pos = 0
-        for src in inputs:
-            for rec, load in records_with_audio(src):
-                if pos in need:
-                    emb.add(pos, rec, load)
-                    bar.update(1)
-                pos += 1
-        emb.flush()
-    for a, b, jac, diff in pairs:
-        va, vb = emb.get(a), emb.get(b)
-        if va is None or vb is None:
-            continue
-        cos = float(np.dot(va, vb) / (np.linalg.norm(va) * np.linalg.norm(vb)))
-        if cos >= cfg.min_cosine:
-            groups.union(a, b, {"evidence": "text+embedding", "jaccard": round(jac, 3),
-                                "cosine": round(cos, 3), "duration_diff": round(diff, 3)})
+    emb = embed_needed(inputs, need, cfg)
+    for pair in pairs:
+        join_if_same_voice(groups, emb, pair, cfg)
 
 
 def find_duplicates_in_memory(inputs: Sequence[Union[str, Path]], cfg: DedupConfig = DedupConfig(),
@@ -182,11 +139,3 @@ def _report(inputs, entries: List[_Entry], groups: _Groups, cfg: DedupConfig, pr
             "records": len(entries), "unreadable": skipped, "text_candidates": n_pairs,
             "duplicates": sum(len(g["duplicates"]) for g in out_groups), "by_corpus_pair": by_pair,
             "groups": out_groups}
-
-
-def _path_evidence(groups: _Groups, members: List[int], i: int) -> dict:
-    """A member joined through a third record: the evidence of one of its own links."""
-    for (a, b), ev in sorted(groups.evidence.items()):
-        if i in (a, b) and a in members and b in members:
-            return {**ev, "via": True}
-    return {"evidence": "group"}

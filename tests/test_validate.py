@@ -30,6 +30,15 @@ def good(tmp_path_factory):
     return tmp, recs, out
 
 
+def _rewrite_tar(path, edit):
+    """Rewrite a shard's tar with ``edit(members)`` applied to its (TarInfo, bytes) list."""
+    with tarfile.open(path) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as t:
+        for m, d in edit(members):
+            t.addfile(m, io.BytesIO(d))
+
+
 def _copy(good, tmp_path):
     dst = tmp_path / "ds"
     shutil.copytree(good, dst)
@@ -93,13 +102,8 @@ def test_duplicate_keys_and_count_mismatch(good, tmp_path):
     _, recs, src = good
     out = _copy(src, tmp_path)
     index = json.loads((out / "index.json").read_text())
-    tar_path = out / index["shards"][2]["files"]["webdataset"]["path"]
-    with tarfile.open(tar_path) as t:
-        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
     # Append a copy of the shard's first sample: a duplicate key.
-    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as t:
-        for m, d in members + members[:2]:
-            t.addfile(m, io.BytesIO(d))
+    _rewrite_tar(out / index["shards"][2]["files"]["webdataset"]["path"], lambda members: members + members[:2])
     report = validate(out, check_audio=False)
     text = "\n".join(report.problems)
     assert "duplicate key" in text
@@ -115,15 +119,12 @@ def test_a_record_changed_in_one_format_only_is_named(good, tmp_path):
     _, _, src = good
     out = _copy(src, tmp_path)
     index = json.loads((out / "index.json").read_text())
-    tar_path = out / index["shards"][1]["files"]["webdataset"]["path"]
-    with tarfile.open(tar_path) as t:
-        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
-    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as t:
-        for m, d in members:
-            if m.name.endswith(".json") and b"utterance number" in d:
-                d = d.replace(b"utterance number", b"utterance numbr", 1)
-                m.size = len(d)
-            t.addfile(m, io.BytesIO(d))
+
+    def one_typo(members):
+        m, d = next((m, d) for m, d in members if m.name.endswith(".json") and b"utterance number" in d)
+        m.size = len(d.replace(b"utterance number", b"utterance numbr", 1))
+        return [(x, d.replace(b"utterance number", b"utterance numbr", 1) if x is m else y) for x, y in members]
+    _rewrite_tar(out / index["shards"][1]["files"]["webdataset"]["path"], one_typo)
     problems = validate(out, check_audio=False).problems
     assert any("v-000001" in p and "records differ from the" in p for p in problems), problems
     assert not any("v-000000" in p or "v-000002" in p for p in problems)

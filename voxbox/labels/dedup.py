@@ -320,11 +320,19 @@ def _candidates(spool: _Spool, groups: _Groups, pairs: ExternalSort, cfg: DedupC
 def _confirm(inputs, groups: _Groups, candidates: Path, need: set, cfg: DedupConfig) -> None:
     """A second read of the inputs (only when there are candidates): embeddings of the
     candidate records, then the cosine of each pair."""
+    if not need:
+        return
+    emb = embed_needed(inputs, need, cfg)
+    with open(candidates, "rb") as fh:
+        for a, b, jac, diff in read_items(fh):
+            join_if_same_voice(groups, emb, (a, b, jac, diff), cfg)
+
+
+def embed_needed(inputs, need: set, cfg: DedupConfig):
+    """An ``Embedder`` holding the embeddings of the records at positions ``need``."""
     from voxbox.labels.inputs import Embedder, records_with_audio
     from voxbox.progress import Progress
 
-    if not need:
-        return
     emb = Embedder(cfg.embedding_model, device=cfg.device)
     with Progress("dedup: embeddings", total=len(need)) as bar:
         pos = 0
@@ -335,15 +343,20 @@ def _confirm(inputs, groups: _Groups, candidates: Path, need: set, cfg: DedupCon
                     bar.update(1)
                 pos += 1
         emb.flush()
-    with open(candidates, "rb") as fh:
-        for a, b, jac, diff in read_items(fh):
-            va, vb = emb.get(a), emb.get(b)
-            if va is None or vb is None:
-                continue
-            cos = float(np.dot(va, vb) / (np.linalg.norm(va) * np.linalg.norm(vb)))
-            if cos >= cfg.min_cosine:
-                groups.union(a, b, {"evidence": "text+embedding", "jaccard": round(jac, 3),
-                                    "cosine": round(cos, 3), "duration_diff": round(diff, 3)})
+    return emb
+
+
+def join_if_same_voice(groups: _Groups, emb, pair: tuple, cfg: DedupConfig) -> None:
+    """Group a text candidate ``(a, b, jaccard, duration difference)`` when the two
+    speaker embeddings agree."""
+    a, b, jac, diff = pair
+    va, vb = emb.get(a), emb.get(b)
+    if va is None or vb is None:
+        return
+    cos = float(np.dot(va, vb) / (np.linalg.norm(va) * np.linalg.norm(vb)))
+    if cos >= cfg.min_cosine:
+        groups.union(a, b, {"evidence": "text+embedding", "jaccard": round(jac, 3),
+                            "cosine": round(cos, 3), "duration_diff": round(diff, 3)})
 
 
 def find_duplicates(inputs: Sequence[Union[str, Path]], cfg: DedupConfig = DedupConfig(),
