@@ -140,6 +140,23 @@ def test_report_and_lhotse_export_read_an_s3_build(built, fresh, tmp_path):
     assert got == want and got["records"] == len(open_dataset(ref))
 
 
+def test_dedup_and_speakers_read_an_s3_build(built, fresh, tmp_path):
+    """`voxbox dedup` and `voxbox speakers` take where a build wrote its dataset, as they
+    take a folder: same report, same predicted speakers as from the local copy."""
+    from voxbox.manifest import read_manifest
+
+    _fs, url, ref = built
+    for src, name in ((url, "remote"), (str(ref), "local")):
+        assert main(["dedup", src, "-o", str(tmp_path / f"{name}.json"), "-q"]) == 0
+        assert main(["speakers", src, "-o", str(tmp_path / f"{name}.jsonl"), "--all", "-q"]) == 0
+    remote, local = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("remote", "local"))
+    assert remote.pop("inputs") == [url] and local.pop("inputs") == [str(ref)]
+    assert remote == local and remote["records"] == len(open_dataset(ref))
+    got, want = (list(read_manifest(tmp_path / f"{n}.jsonl")) for n in ("remote", "local"))
+    assert got == want and len(got) == len(open_dataset(ref)) and all(r.speaker_source == "predicted" for r in got)
+    assert main(["dedup", f"s3://{BUCKET}/nothing-here", "-o", str(tmp_path / "x.json"), "-q"]) == 1
+
+
 @pytest.mark.parametrize("args", [["publish", "{url}", "--repo-id", "alice/x", "--dry-run"], ["serve", "{url}"]])
 def test_commands_that_need_a_local_folder_refuse_a_url(built, fresh, capsys, args):
     _fs, url, _ref = built

@@ -10,7 +10,8 @@ import typer
 
 
 def dedup(
-    inputs: List[Path] = typer.Argument(..., help="Built dataset folders and/or manifests, e.g. one per corpus."),
+    inputs: List[str] = typer.Argument(..., help="Built datasets (folders, or URLs such as s3://... where a build "
+                                                 "wrote them) and/or manifests, e.g. one per corpus."),
     out: Path = typer.Option(..., "--out", "-o", help="Report JSON to write: duplicate groups with their evidence "
                                                 "(use with `voxbox build --dedup`)."),
     manifest_out: Optional[Path] = typer.Option(

@@ -8,7 +8,8 @@ import typer
 
 
 def speakers(
-    source: Path = typer.Argument(..., help="A manifest (.jsonl/.jsonl.gz/.parquet) or a built dataset folder."),
+    source: str = typer.Argument(..., help="A manifest (.jsonl/.jsonl.gz/.parquet) or a built dataset: a folder, "
+                                           "or where a build wrote it (s3://..., hf://datasets/O/N[@REV]/PATH)."),
     out: Path = typer.Option(..., "--out", "-o", help="Manifest to write: every record, with predicted speaker ids."),
     threshold: float = typer.Option(0.2, "--threshold", min=0.0, max=2.0,
                                     help="Average-linkage cosine distance below which clusters merge. 0.2 "

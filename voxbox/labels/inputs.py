@@ -17,10 +17,23 @@ AudioLoader = Callable[[], Tuple[np.ndarray, int]]
 
 
 def is_built_folder(path: Union[str, Path]) -> bool:
+    """A built dataset: a folder with index.json, or a URL (``s3://``, ``hf://`` ...), which
+    can only be one (read in place by :func:`~voxbox.dataset.reader.open_dataset`)."""
+    from voxbox.storage.output import is_output_url
+
+    if is_output_url(path):
+        return True
     return Path(path).is_dir() and (Path(path) / "index.json").is_file()
 
 
 def check_input(path: Union[str, Path]) -> None:
+    from voxbox.storage.output import is_output_url
+
+    if is_output_url(path):
+        from voxbox.dataset.reader import open_dataset
+
+        open_dataset(path)  # a missing or unfinished dataset is its one-line error, before any work
+        return
     p = Path(path)
     if p.is_dir() and not is_built_folder(p):
         raise VoxboxError(f"{p}: a folder without index.json is not a built dataset (give a manifest or "
