@@ -95,8 +95,9 @@ def _build(source: Iterable[Result], out: Path, pipe: Pipeline, engine: str, wor
     if done:
         log(f"resuming: {len(done)} of {n_shards} shard(s) already finished and verified")
     eng = make_engine(engine, stages, pipe.audio_format, workers, ray_address)
-    if getattr(eng, "describe", None) and eng.describe():
-        log(eng.describe())
+    note = eng.describe() if hasattr(eng, "describe") else None  # the local engine's GPU split
+    if note:
+        log(note)
     try:
         _run(eng, prep, plan, done, pipe, out, journal, inputs, remote)
     finally:

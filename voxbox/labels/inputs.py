@@ -19,17 +19,17 @@ AudioLoader = Callable[[], Tuple[np.ndarray, int]]
 def is_built_folder(path: Union[str, Path]) -> bool:
     """A built dataset: a folder with index.json, or a URL (``s3://``, ``hf://`` ...), which
     can only be one (read in place by :func:`~voxbox.dataset.reader.open_dataset`)."""
-    from voxbox.storage.output import is_output_url
+    from voxbox.storage import is_remote
 
-    if is_output_url(path):
+    if is_remote(path):
         return True
     return Path(path).is_dir() and (Path(path) / "index.json").is_file()
 
 
 def check_input(path: Union[str, Path]) -> None:
-    from voxbox.storage.output import is_output_url
+    from voxbox.storage import is_remote
 
-    if is_output_url(path):
+    if is_remote(path):
         from voxbox.dataset.reader import open_dataset
 
         open_dataset(path)  # a missing or unfinished dataset is its one-line error, before any work

@@ -48,7 +48,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, List, Optional, Tuple, TypeVar
 
 from voxbox.build.engine.common import fault_point
 from voxbox.errors import VoxboxError
@@ -167,23 +167,26 @@ class Store:
             return h.hexdigest()
         return self._call(digest, f"reading {rel}")
 
-    def stored_sha256(self, rel: str) -> Optional[str]:
-        """The object's sha256 as the store keeps it, without reading the object: the Hub's
-        LFS hash (computed by the Hub from the bytes) or, on S3, the ``sha256`` metadata
-        voxbox attached at upload (gone if anything else rewrote the object). None when the
-        store keeps none: then only reading the object tells."""
-        def ask() -> Optional[str]:
+    def stat(self, rel: str) -> Optional[Tuple[int, Optional[str]]]:
+        """(size, the object's sha256 as the store keeps it) without reading the object, or
+        None when it is missing. The hash is the Hub's LFS hash (computed by the Hub from the
+        bytes; the same request as the size) or, on S3, the ``sha256`` metadata voxbox set at
+        upload (gone if anything else rewrote the object); None when the store keeps none:
+        then only reading the object tells."""
+        def ask() -> Optional[Tuple[int, Optional[str]]]:
             self.fs.invalidate_cache()
             try:
+                info = self.fs.info(self.key(rel))
+                stored = None
                 if _protocol(self.fs) == "hf":
-                    lfs = self.fs.info(self.key(rel)).get("lfs") or {}
-                    return lfs.get("sha256") if isinstance(lfs, dict) else None
-                if _protocol(self.fs) == "s3":
-                    return (self.fs.metadata(self.key(rel)) or {}).get("sha256")
+                    lfs = info.get("lfs")
+                    stored = lfs.get("sha256") if isinstance(lfs, dict) else None
+                elif _protocol(self.fs) == "s3":
+                    stored = (self.fs.metadata(self.key(rel)) or {}).get("sha256")
             except FileNotFoundError:
                 return None
-            return None
-        return self._call(ask, f"reading the stored hash of {rel}")
+            return int(info["size"]), stored
+        return self._call(ask, f"reading the size and stored hash of {rel}")
 
     def read_text(self, rel: str) -> Optional[str]:
         def read() -> Optional[str]:
@@ -400,12 +403,12 @@ class RemoteOutput:
         no shard. Otherwise the object is read and hashed, unless
         ``VOXBOX_VERIFY_REMOTE=size`` says sizes are enough."""
         for _fmt, info in sorted(entry.get("files", {}).items()):
-            size = self.store.size(info["path"])
-            if size is None:
+            found = self.store.stat(info["path"])
+            if found is None:
                 return f"{info['path']}: missing in {self.store.url}"
+            size, stored = found
             if size != info["bytes"]:
                 return f"{info['path']}: size {size} != {info['bytes']} in the journal"
-            stored = self.store.stored_sha256(info["path"])
             if stored is None and verify_mode() == "size":
                 continue
             if (stored or self.store.sha256(info["path"])) != info["sha256"]:
